@@ -1,0 +1,96 @@
+"""``engramdb bench``: measure recall on public benchmarks or your own data in their format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import cli as _cli
+from ..errors import InputError
+from . import report as R
+from . import runner
+
+
+def _default_cache() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "engramdb", "embeddings.sqlite")
+
+
+def _run(kind: str, path: str, config: str, budgets: tuple[int, ...], report: str | None, output: str | None,
+         limit: int | None, jobs: int, cache: str, no_cache: bool, llm_base_url: str | None, llm_model: str | None) -> None:
+    budgets = tuple(sorted(set(budgets))) or runner.DEFAULT_BUDGETS
+    if any(b < 1 for b in budgets):
+        raise InputError("--budget must be positive", field="budget")
+    if jobs < 1:
+        raise InputError("--jobs must be at least 1", field="jobs")
+    llm = None
+    if llm_base_url or llm_model:
+        from ..llm import OpenAICompatible
+
+        llm = OpenAICompatible.from_options(llm_base_url, llm_model)
+    with _cli.progress_bar() as prog:
+        task = prog.add_task(f"{kind} · {config}", total=None)
+        doc = runner.run(
+            kind,
+            path,
+            config=config,
+            budgets=budgets,
+            limit=limit,
+            jobs=jobs,
+            cache=None if no_cache else cache,
+            progress=lambda done, total: prog.update(task, completed=done, total=total),
+            llm=llm,
+        )
+    R.print_summary(doc, _cli.console)
+    if output:
+        R.write_json(doc, output)
+        _cli.err_console.print(f"results: {output}")
+    if report:
+        name = f"{kind}-{config}"
+        folder = R.write_report(doc, report, name)
+        _cli.err_console.print(f"report: {folder / 'summary.md'} (per-question results: {folder / (name + '.json')})")
+
+
+def _bench_command(kind: str, help_text: str) -> click.Command:
+    @click.command(name=kind, help=help_text)
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--config", default="default", show_default=True, type=click.Choice(list(runner.CONFIGS)),
+                  help="Engine configuration: default, the bm25 baseline, or an ablation.")
+    @click.option("--budget", "budgets", multiple=True, type=int, help="Token budget for er@B (repeatable). Default: 500 1000 2000 4000.")
+    @click.option("--report", default=None, type=click.Path(file_okay=False), help="Folder for summary.md, plots and the JSON results.")
+    @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Write per-question results as JSON here.")
+    @click.option("--limit", default=None, type=int, help="Only the first N questions.")
+    @click.option("--jobs", "-j", default=1, show_default=True, help="Parallel worker processes.")
+    @click.option("--cache", default=_default_cache, show_default="~/.cache/engramdb/embeddings.sqlite", help="Shared embedding cache file.")
+    @click.option("--no-cache", is_flag=True, help="Do not use the shared embedding cache (cold run).")
+    @click.option("--llm-base-url", default=None, envvar="ENGRAMDB_LLM_BASE_URL", help="OpenAI-compatible endpoint for end-to-end QA.")
+    @click.option("--llm-model", default=None, envvar="ENGRAMDB_LLM_MODEL", help="Model name at that endpoint (key from OPENAI_API_KEY).")
+    @_cli.handle_errors
+    def command(**kw: Any) -> None:
+        _run(kind, **kw)
+
+    return command
+
+
+@click.group()
+def bench() -> None:
+    """Measure recall quality and cost (LongMemEval's official retrieval metrics, LoCoMo evidence recall)."""
+
+
+bench.add_command(_bench_command("locomo", "Run LoCoMo-format conversations (evidence recall by category)."))
+bench.add_command(_bench_command("longmemeval", "Run LongMemEval (S, M or oracle; .json or .json.gz)."))
+
+
+@bench.command(name="compare")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False))
+@click.option("--metric", "metrics", multiple=True, help="Metric to compare (repeatable). Default: the headline metrics.")
+@_cli.handle_errors
+def compare_cmd(a: str, b: str, metrics: tuple[str, ...]) -> None:
+    """Per-category deltas B − A with paired significance (McNemar for 0/1 metrics, bootstrap otherwise)."""
+    da, db = R.read_json(a), R.read_json(b)
+    rows = R.compare(da, db, metrics or None)
+    _cli.console.print(R.compare_table(rows, Path(a).name, Path(b).name))

@@ -1,0 +1,362 @@
+"""The ``engramdb`` command line: a thin adapter over :class:`engramdb.Memory`.
+
+Parse input, call Memory, map errors once, format output (``--json`` on read commands).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import EngramError, InputError, NotFoundError
+from .memory import Memory
+from .model import Hit
+from .timeutil import display
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def default_db() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "engramdb", "memory.db")
+
+
+def _open(db: str, embedder: str | None = "default") -> Memory:
+    if db != ":memory:":
+        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return Memory(db, embedder=embedder)
+
+
+def handle_errors(fn: F) -> F:
+    """Map engramdb errors to a one-line message and an exit code (2: bad input, 1: other)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            err_console.print(f"[red]error:[/] {exc.message}")
+            sys.exit(2)
+        except NotFoundError as exc:
+            err_console.print(f"[red]not found:[/] {exc.message}")
+            sys.exit(3)
+        except EngramError as exc:
+            err_console.print(f"[red]error:[/] {exc.message}")
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        envvar="ENGRAMDB_PATH",
+        default=default_db,
+        show_default="$ENGRAMDB_PATH or ~/.local/share/engramdb/memory.db",
+        help="SQLite file holding the memory (':memory:' for a throwaway one).",
+    )(fn)
+
+
+def user_option(required: bool = True) -> Callable[[F], F]:
+    return click.option("--user", "-u", "user_id", required=required, help="Whose memory (user_id).")
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def time_options(fn: F) -> F:
+    fn = click.option("--as-of", default=None, help="See memory as it was known at this time (ISO 8601).")(fn)
+    fn = click.option("--now", default=None, help="When the question is asked (ISO 8601); default: now.")(fn)
+    return fn
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal and os.environ.get("ENGRAMDB_PROGRESS") != "1",
+    )
+
+
+def print_hits(hits: list[Hit], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([h.to_dict() for h in hits], indent=1, ensure_ascii=False))
+        return
+    if not hits:
+        console.print("[dim]no memories matched[/]")
+        return
+    t = Table(show_lines=True)
+    t.add_column("#", justify="right")
+    t.add_column("score", justify="right")
+    t.add_column("when")
+    t.add_column("who")
+    t.add_column("text", overflow="fold")
+    t.add_column("source", overflow="fold")
+    for i, h in enumerate(hits, 1):
+        who = ", ".join(dict.fromkeys(e.speaker or "?" for e in h.episodes))
+        src = "\n".join(
+            f"{e.id[:14]}… {e.session_id or ''} {json.dumps(e.metadata) if e.metadata else ''}".strip()
+            for e in h.episodes
+        )
+        sig = " ".join(f"{k[:3]}={v:.2f}" for k, v in h.signals.items() if k in ("lexical", "dense", "neighbours", "session"))
+        t.add_row(str(i), f"{h.score:.3f}\n[dim]{sig}[/]", display(h.timestamp), who, h.text, src)
+    console.print(t)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="engramdb")
+def main() -> None:
+    """engramdb — long-term memory for LLM agents, embedded and offline."""
+
+
+@main.command()
+@click.option("--db", default=":memory:", show_default=True, help="Where to put the demo memory.")
+@handle_errors
+def demo(db: str) -> None:
+    """Ingest a small bundled conversation and run a few recalls."""
+    path = resources.files("engramdb").joinpath("data/demo.jsonl")
+    from .io.datasets import load_jsonl
+
+    with _open(db) as mem:
+        rows = list(load_jsonl(str(path)))
+        with console.status("embedding the demo conversation (offline model)…"):
+            _ingest_rows(mem, rows)
+        user = rows[0][0]
+        st = mem.stats(user_id=user)
+        console.print(f"[bold]Stored {st.episodes} messages in {st.sessions} sessions for user {user!r}[/] (embedder {st.embedder})\n")
+        for q, now in (
+            ("When did Nadia go to the support group?", "2023-06-01T12:00:00"),
+            ("What is Tom painting these days?", "2023-06-01T12:00:00"),
+            ("Where does Nadia want to work after her studies?", "2023-06-01T12:00:00"),
+        ):
+            console.rule(f"[bold]{q}")
+            print_hits(mem.search(q, user_id=user, limit=3, now=now), as_json=False)
+        console.rule("[bold]context() for an LLM prompt, 120-token budget")
+        console.print(mem.context("What does Nadia study?", user_id=user, budget_tokens=120), markup=False)
+
+
+def _ingest_rows(mem: Memory, rows: Iterable[tuple[str, str | None, dict[str, Any]]], progress: Progress | None = None) -> int:
+    """Add (user, session, message) rows, one add per consecutive (user, session, agent) run."""
+    batch: list[dict[str, Any]] = []
+    key: tuple[str, str | None, str | None] | None = None
+    count = 0
+
+    def flush() -> None:
+        nonlocal count
+        if batch and key is not None:
+            mem.add(batch, user_id=key[0], session_id=key[1], agent_id=key[2])
+            count += len(batch)
+            batch.clear()
+
+    for user, session, msg in rows:
+        agent = msg.pop("agent_id", None)
+        if (user, session, agent) != key or len(batch) >= 500:
+            flush()
+            key = (user, session, agent)
+        batch.append(msg)
+        if progress is not None:
+            progress.advance(progress.task_ids[0])
+    flush()
+    return count
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--session", "session_id", default=None, help="Session id.")
+@click.option("--agent", "agent_id", default=None, help="Agent id.")
+@click.option("--role", default="user", show_default=True, help="Role of the speaker.")
+@click.option("--name", default=None, help="Speaker's name.")
+@click.option("--time", "timestamp", default=None, help="When it was said (ISO 8601); default: now.")
+@click.option("--meta", "metadata", default=None, help="Metadata as a JSON object.")
+@click.argument("content", nargs=-1, required=True)
+@handle_errors
+def add(db: str, user_id: str, session_id: str | None, agent_id: str | None, role: str, name: str | None,
+        timestamp: str | None, metadata: str | None, content: tuple[str, ...]) -> None:
+    """Remember a message (CONTENT words are joined with spaces)."""
+    meta = None
+    if metadata:
+        try:
+            meta = json.loads(metadata)
+        except ValueError as exc:
+            raise InputError(f"--meta is not valid JSON: {exc}", field="metadata") from exc
+    msg: dict[str, Any] = {"content": " ".join(content), "role": role}
+    if name:
+        msg["name"] = name
+    with _open(db) as mem:
+        ids = mem.add(msg, user_id=user_id, session_id=session_id, agent_id=agent_id, timestamp=timestamp, metadata=meta)
+    click.echo(ids[0])
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--limit", "-n", default=10, show_default=True, help="How many hits.")
+@time_options
+@json_option
+@click.argument("query")
+@handle_errors
+def search(db: str, user_id: str, limit: int, now: str | None, as_of: str | None, as_json: bool, query: str) -> None:
+    """Recall memories that bear on QUERY, best first."""
+    with _open(db) as mem:
+        print_hits(mem.search(query, user_id=user_id, limit=limit, now=now, as_of=as_of), as_json)
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--budget", "-b", default=1000, show_default=True, help="Token budget.")
+@time_options
+@json_option
+@click.argument("query")
+@handle_errors
+def context(db: str, user_id: str, budget: int, now: str | None, as_of: str | None, as_json: bool, query: str) -> None:
+    """Print recall for QUERY packed into a token budget, ready for an LLM prompt."""
+    with _open(db) as mem:
+        ctx = mem.context(query, user_id=user_id, budget_tokens=budget, now=now, as_of=as_of)
+    if as_json:
+        click.echo(json.dumps({"context": str(ctx), "tokens": ctx.tokens, "episode_ids": list(ctx.episode_ids)}, indent=1))
+    else:
+        click.echo(str(ctx) if ctx else "(no memories matched)")
+
+
+@main.command(name="list")
+@db_option
+@user_option()
+@click.option("--session", "session_id", default=None, help="Only this session.")
+@click.option("--limit", "-n", default=50, show_default=True, help="How many episodes.")
+@click.option("--offset", default=0, show_default=True, help="Skip this many.")
+@json_option
+@handle_errors
+def list_cmd(db: str, user_id: str, session_id: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """List a user's episodes in the order they were added."""
+    with _open(db, embedder=None) as mem:
+        eps = mem.list(user_id=user_id, session_id=session_id, limit=limit, offset=offset)
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in eps], indent=1, ensure_ascii=False))
+        return
+    t = Table()
+    for col in ("id", "when", "session", "who", "text"):
+        t.add_column(col, overflow="fold")
+    for e in eps:
+        t.add_row(e.id, display(e.timestamp), e.session_id or "", e.speaker or "", e.text)
+    console.print(t)
+
+
+@main.command()
+@db_option
+@json_option
+@click.argument("episode_id")
+@handle_errors
+def get(db: str, as_json: bool, episode_id: str) -> None:
+    """Show one episode."""
+    with _open(db, embedder=None) as mem:
+        ep = mem.get(episode_id)
+    click.echo(json.dumps(ep.to_dict(), indent=1, ensure_ascii=False))
+
+
+@main.command()
+@db_option
+@user_option(required=False)
+@click.argument("episode_id")
+@handle_errors
+def delete(db: str, user_id: str | None, episode_id: str) -> None:
+    """Delete an episode from the store and every index."""
+    with _open(db, embedder=None) as mem:
+        mem.delete(episode_id, user_id=user_id)
+    click.echo(f"deleted {episode_id}")
+
+
+@main.command()
+@db_option
+@user_option(required=False)
+@json_option
+@handle_errors
+def stats(db: str, user_id: str | None, as_json: bool) -> None:
+    """Counts and sizes of a memory file (or of one user in it)."""
+    with _open(db, embedder=None) as mem:
+        s = mem.stats(user_id=user_id)
+    data = {"db": db, **s.to_dict()}
+    if as_json:
+        click.echo(json.dumps(data, indent=1))
+        return
+    t = Table(show_header=False)
+    for k, v in data.items():
+        t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+    console.print(t)
+
+
+@main.command()
+@db_option
+@user_option(required=False)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File to write (default: stdout).")
+@handle_errors
+def export(db: str, user_id: str | None, output: str) -> None:
+    """Write episodes as JSONL (one per line; re-importable with `import jsonl`)."""
+    with _open(db, embedder=None) as mem, click.open_file(output, "w", encoding="utf-8") as fh:
+        n = 0
+        for ep in mem.export(user_id=user_id):
+            fh.write(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n")
+            n += 1
+    if output != "-":
+        err_console.print(f"exported {n} episodes to {output}")
+
+
+@main.command(name="import")
+@db_option
+@click.argument("kind", type=click.Choice(["locomo", "longmemeval", "jsonl"]))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--user", "-u", "user_id", default=None, help="Default user_id for JSONL rows without one.")
+@click.option("--limit", default=None, type=int, help="Only the first N conversations.")
+@handle_errors
+def import_cmd(db: str, kind: str, path: str, user_id: str | None, limit: int | None) -> None:
+    """Import conversations: LoCoMo (one user per conversation), LongMemEval (one user per
+    question history) or JSONL (one message per line)."""
+    from .io.datasets import load_jsonl, load_locomo, load_longmemeval
+
+    with _open(db) as mem:
+        if kind == "jsonl":
+            rows = list(load_jsonl(path, default_user=user_id))
+            with progress_bar() as prog:
+                prog.add_task("importing messages", total=len(rows))
+                n = _ingest_rows(mem, rows, prog)
+            err_console.print(f"imported {n} messages")
+            return
+        convs = load_locomo(path) if kind == "locomo" else list(load_longmemeval(path))
+        convs = convs[:limit] if limit else convs
+        total = sum(c.n_messages for c in convs)
+        with progress_bar() as prog:
+            task = prog.add_task(f"importing {len(convs)} conversations", total=total)
+            for c in convs:
+                for s in c.sessions:
+                    if s.messages:
+                        mem.add(s.messages, user_id=c.user_id, session_id=s.id)
+                    prog.advance(task, len(s.messages))
+        err_console.print(f"imported {total} messages for {len(convs)} users into {db}")
+
+
+from .bench.cli import bench  # noqa: E402  (registers the bench group)
+
+main.add_command(bench)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

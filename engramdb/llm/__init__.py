@@ -1,0 +1,5 @@
+"""Optional LLM support through any OpenAI-compatible chat-completions endpoint."""
+
+from .client import OpenAICompatible
+
+__all__ = ["OpenAICompatible"]

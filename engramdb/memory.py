@@ -1,0 +1,358 @@
+"""``Memory``: the one facade every adapter (CLI, benchmarks, servers) calls."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .encode.embedders import Embedder, make_embedder
+from .encode.text import split_passages
+from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
+from .model import Episode, Hit, StoreStats
+from .recall.packing import Context, pack
+from .recall.scope import ScopeIndex
+from .recall.search import RecallOptions, RankedGroup, recall
+from .store.base import NewEpisode, NewUnit, Store
+from .store.sqlite import SQLiteStore
+from .timeutil import now_utc, parse_timestamp
+from .validate import MAX_QUERY_CHARS, check_id, check_text, normalise_messages
+
+#: Most hits one search returns.
+MAX_LIMIT = 1000
+
+Clock = Callable[[], datetime]
+
+
+def open_store(target: str | os.PathLike[str]) -> Store:
+    """A store for a path (SQLite file, ``:memory:``) or a database URL."""
+    text = str(target)
+    if text.startswith(("postgres://", "postgresql://")):
+        raise StoreError(
+            "the PostgreSQL backend is not available in this version; use a SQLite path",
+            url=text.split("@")[-1],
+        )
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///") :]
+    return SQLiteStore(text)
+
+
+class Memory:
+    """Long-term memory for one application: episodes in, ranked recall out.
+
+    ``Memory("memory.db")`` opens (or creates) an embedded SQLite file; ``":memory:"`` keeps
+    everything in RAM. Collaborators are injected, with offline defaults:
+
+    - ``embedder``: an :class:`~engramdb.Embedder`, a spec (``"default"``, ``"onnx:DIR"``,
+      ``"hash"``), or ``None`` for lexical-only recall. Loaded on first use.
+    - ``embedding_cache``: path of a SQLite file shared by several memories, so text embedded
+      once is never embedded again (vectors are always also kept in the memory's own file).
+    - ``recall``: :class:`RecallOptions` (signal weights, candidate counts).
+    - ``clock``: returns "now" for messages without a timestamp.
+    - ``passage_tokens``: long messages are indexed as passages of about this many tokens;
+      ``dense_passages``: how many leading passages of a message get a vector (the rest are
+      found by full text) — embedding cost grows with it.
+    """
+
+    def __init__(
+        self,
+        path_or_store: str | os.PathLike[str] | Store = ":memory:",
+        *,
+        embedder: Embedder | str | None = "default",
+        embedding_cache: str | os.PathLike[str] | None = None,
+        recall: RecallOptions | None = None,
+        clock: Clock | None = None,
+        passage_tokens: int = 96,
+        dense_passages: int = 1,
+    ) -> None:
+        if isinstance(path_or_store, (str, os.PathLike)):
+            self.store: Store = open_store(path_or_store)
+        else:
+            self.store = path_or_store
+        self._embedder_spec = embedder
+        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        self._cache: SQLiteStore | None = None
+        if embedding_cache is not None:
+            Path(embedding_cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._cache = SQLiteStore(Path(embedding_cache).expanduser())
+        self.recall_options = recall or RecallOptions()
+        self._clock = clock or now_utc
+        if passage_tokens < 16:
+            raise InputError("passage_tokens must be at least 16", field="passage_tokens")
+        self.passage_tokens = passage_tokens
+        self.dense_passages = max(0, dense_passages)
+        self._scopes: OrderedDict[str, ScopeIndex] = OrderedDict()
+        self._lock = threading.RLock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.embedded_texts = 0  # how many texts this instance sent to the model (cache misses)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    @property
+    def embedder(self) -> Embedder | None:
+        if self._embedder is None and self._embedder_spec is not None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = make_embedder(str(self._embedder_spec))
+        return self._embedder
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def add(
+        self,
+        messages: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]],
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        timestamp: str | datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Store messages as episodes; returns their ids. All or nothing.
+
+        ``messages``: a string, a message dict or a list of them. A message has ``content``
+        and optional ``role``, ``name`` (speaker), ``timestamp`` (overrides the call's),
+        ``metadata`` (kept verbatim, merged over the call's), ``place``, ``importance``.
+        """
+        user = check_id(user_id, "user_id", required=True)
+        assert user is not None
+        session = check_id(session_id, "session_id", required=False)
+        agent = check_id(agent_id, "agent_id", required=False)
+        default_time = self._clock() if timestamp is None else parse_timestamp(timestamp)
+        drafts = normalise_messages(messages, default_time=default_time, metadata=metadata)
+        recorded = now_utc()
+        model = self.embedder.model_id if self.embedder else None
+        episodes: list[NewEpisode] = []
+        to_embed: dict[str, str] = {}
+        for d in drafts:
+            speaker = d.name or d.role or ""
+            units = []
+            for i, p in enumerate(split_passages(d.content, self.passage_tokens)):
+                vhash = None
+                if model and i < self.dense_passages:
+                    embed_text = f"{d.name}: {p.text}" if d.name else p.text
+                    vhash = hashlib.sha256(embed_text.encode("utf-8")).hexdigest()
+                    to_embed[vhash] = embed_text
+                units.append(NewUnit(i, p.start, p.end, p.text, speaker, vhash))
+            episodes.append(
+                NewEpisode(
+                    id="ep_" + uuid.uuid4().hex,
+                    agent_id=agent,
+                    session_id=session,
+                    role=d.role,
+                    name=d.name,
+                    content=d.content,
+                    occurred_at=d.timestamp,
+                    recorded_at=recorded,
+                    place=d.place,
+                    metadata=d.metadata,
+                    importance=d.importance,
+                    content_hash=hashlib.sha256(d.content.encode("utf-8")).hexdigest(),
+                    units=units,
+                )
+            )
+        vectors = self._vectors_for(model, to_embed) if model else {}
+        self.store.add_episodes(user, episodes, model, vectors)
+        return [e.id for e in episodes]
+
+    def _vectors_for(self, model: str, texts: dict[str, str]) -> dict[str, np.ndarray]:
+        """Vectors for hash->text, from the store, then the shared cache, then the model.
+
+        Returns only those the store does not have yet.
+        """
+        if not texts:
+            return {}
+        known = self.store.get_vectors(model, list(texts))
+        missing = [h for h in texts if h not in known]
+        found: dict[str, np.ndarray] = {}
+        if missing and self._cache is not None:
+            found = self._cache.get_vectors(model, missing)
+            missing = [h for h in missing if h not in found]
+        if missing:
+            assert self.embedder is not None
+            computed = self.embedder.embed([texts[h] for h in missing])
+            self.embedded_texts += len(missing)
+            new = dict(zip(missing, computed))
+            if self._cache is not None:
+                self._cache.put_vectors(model, new)
+            found.update(new)
+        return found
+
+    def delete(self, episode_id: str, *, user_id: str | None = None) -> None:
+        """Delete an episode from the store and every index, in one transaction."""
+        check_text(episode_id, field_name="episode_id", limit=256)
+        if user_id is not None:
+            check_id(user_id, "user_id", required=True)
+        if not self.store.delete_episode(user_id, episode_id):
+            raise NotFoundError(f"no episode {episode_id!r}" + (f" for user {user_id!r}" if user_id else ""), id=episode_id)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, episode_id: str, *, user_id: str | None = None) -> Episode:
+        """One episode by id; with ``user_id``, only if it belongs to that user."""
+        check_text(episode_id, field_name="episode_id", limit=256)
+        ep = self.store.get_episode(episode_id)
+        if ep is None or (user_id is not None and ep.user_id != user_id):
+            raise NotFoundError(f"no episode {episode_id!r}", id=episode_id)
+        return ep
+
+    def list(
+        self,
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Episode]:
+        """A user's episodes in the order they were added."""
+        user = self._known_user(user_id)
+        check_id(session_id, "session_id", required=False)
+        check_id(agent_id, "agent_id", required=False)
+        return self.store.list_episodes(user, session_id=session_id, agent_id=agent_id, limit=limit, offset=offset)
+
+    def users(self) -> list[str]:
+        return self.store.users()
+
+    def export(self, *, user_id: str | None = None) -> Iterator[Episode]:
+        """Every episode (of one user, or all), oldest first — for backups and inspection."""
+        if user_id is not None:
+            self._known_user(user_id)
+        return self.store.iter_episodes(user_id)
+
+    def stats(self, *, user_id: str | None = None) -> StoreStats:
+        if user_id is not None:
+            self._known_user(user_id)
+        s = self.store.stats(user_id)
+        name = self._embedder.model_id if self._embedder else (str(self._embedder_spec) if self._embedder_spec else None)
+        return StoreStats(**{**s.to_dict(), "embedder": name})
+
+    def _known_user(self, user_id: str) -> str:
+        user = check_id(user_id, "user_id", required=True)
+        assert user is not None
+        if self.store.user_version(user) is None:
+            raise UnknownUserError(f"no memories for user {user!r} in this store", user_id=user)
+        return user
+
+    # -- recall ------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        limit: int = 10,
+        now: str | datetime | None = None,
+        as_of: str | datetime | None = None,
+        options: RecallOptions | None = None,
+    ) -> list[Hit]:
+        """Recall what bears on ``query``, best first.
+
+        ``now`` is when the question is asked (episodes after it are not visible);
+        ``as_of`` sees memory as it was known then (episodes recorded later are hidden).
+        ``options`` overrides the memory's recall options for this call (ablations).
+        """
+        user = self._known_user(user_id)
+        check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise LimitError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit", value=limit)
+        now_ts = parse_timestamp(now, field="now").timestamp() if now is not None else None
+        as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None
+        opts = options or self.recall_options
+        scope = self._scope(user)
+        qvec = self._query_vector(query) if opts.weights.dense > 0 else None
+        groups = recall(scope, self.store, query, qvec, limit=limit, now_ts=now_ts, as_of_ts=as_of_ts, options=opts)
+        return self._hits(scope, groups)
+
+    def context(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        budget_tokens: int = 1000,
+        now: str | datetime | None = None,
+        as_of: str | datetime | None = None,
+    ) -> Context:
+        """Recall packed into at most ``budget_tokens`` tokens: a block for an LLM prompt.
+
+        Lines are deduplicated, ordered oldest first and cite date and speaker. The result
+        is a ``str`` that also carries ``episode_ids``, ``tokens`` and ``hits``.
+        """
+        if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
+            raise LimitError("budget_tokens must be a positive integer", field="budget_tokens")
+        limit = min(MAX_LIMIT, max(10, budget_tokens // 25))
+        hits = self.search(query, user_id=user_id, limit=limit, now=now, as_of=as_of)
+        return pack(hits, budget_tokens)
+
+    def _scope(self, user: str) -> ScopeIndex:
+        with self._lock:
+            model = self.embedder.model_id if self.embedder else None
+            scope = self._scopes.get(user)
+            if scope is None or scope.model != model:
+                scope = ScopeIndex(user, model)
+                self._scopes[user] = scope
+            self._scopes.move_to_end(user)
+            while len(self._scopes) > 32:
+                self._scopes.popitem(last=False)
+            scope.refresh(self.store)
+            return scope
+
+    def _query_vector(self, query: str) -> np.ndarray | None:
+        if self.embedder is None:
+            return None
+        with self._lock:
+            vec = self._query_cache.get(query)
+            if vec is None:
+                vec = self.embedder.embed([query])[0]
+                self._query_cache[query] = vec
+                if len(self._query_cache) > 1024:
+                    self._query_cache.popitem(last=False)
+            return vec
+
+    def _hits(self, scope: ScopeIndex, groups: list[RankedGroup]) -> list[Hit]:
+        ep_rowids = [int(scope.ep_rowid[e]) for g in groups for e in g.episodes]
+        unit_rowids = [int(scope.unit_rowid[u]) for g in groups for us in g.units.values() for u in us]
+        episodes = self.store.episodes_by_rowid(ep_rowids)
+        units = self.store.unit_texts(unit_rowids)
+        hits = []
+        for g in groups:
+            eps, passages = [], []
+            for e in g.episodes:
+                ep = episodes.get(int(scope.ep_rowid[e]))
+                if ep is None:  # deleted by another process since the index was refreshed
+                    continue
+                shown = [units[int(scope.unit_rowid[u])][2] for u in g.units[e] if int(scope.unit_rowid[u]) in units]
+                eps.append(ep)
+                passages.append(" … ".join(shown) if shown else ep.text)
+            if eps:
+                hits.append(
+                    Hit(
+                        text="\n".join(passages),
+                        score=g.score,
+                        episodes=tuple(eps),
+                        passages=tuple(passages),
+                        signals=g.signals,
+                    )
+                )
+        return hits

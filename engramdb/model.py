@@ -1,0 +1,120 @@
+"""Typed records that cross the public API: episodes, hits and store statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One message or event, kept verbatim, with who, when and where.
+
+    ``timestamp`` is when it happened (event time, UTC); ``recorded_at`` is when this store
+    learned it. ``metadata`` is the caller's dict, returned exactly as given.
+    """
+
+    id: str
+    user_id: str
+    text: str
+    timestamp: datetime
+    recorded_at: datetime
+    session_id: str | None = None
+    agent_id: str | None = None
+    role: str | None = None
+    name: str | None = None
+    place: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    importance: float = 0.5
+    strength: float = 1.0
+    status: str = "active"
+    seq: int = 0  # position in the user's memory (insertion order)
+
+    @property
+    def speaker(self) -> str | None:
+        """The speaker's name if given, else the role."""
+        return self.name or self.role
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "agent_id": self.agent_id,
+            "session_id": self.session_id,
+            "role": self.role,
+            "name": self.name,
+            "text": self.text,
+            "timestamp": self.timestamp.isoformat(),
+            "recorded_at": self.recorded_at.isoformat(),
+            "place": self.place,
+            "metadata": self.metadata,
+            "importance": self.importance,
+            "strength": self.strength,
+            "status": self.status,
+            "seq": self.seq,
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One recalled item: the text to hand an LLM, how it scored, and where it came from.
+
+    ``episodes`` are exactly the episodes ``text`` was taken from, in conversation order, and
+    ``passages`` the text taken from each (a long message contributes only its passages that
+    bear on the query); ``text`` joins them. ``signals`` is the score breakdown: ``lexical``
+    and ``dense`` normalised to 0..1 (``bm25``, ``cosine`` raw), ``relevance`` (their
+    fusion), ``neighbours`` and ``session`` (support from the surrounding conversation).
+    """
+
+    text: str
+    score: float
+    episodes: tuple[Episode, ...]
+    passages: tuple[str, ...] = ()
+    signals: dict[str, float] = field(default_factory=dict)
+    kind: str = "episode"
+
+    @property
+    def timestamp(self) -> datetime:
+        return self.episodes[0].timestamp
+
+    @property
+    def session_id(self) -> str | None:
+        return self.episodes[0].session_id
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Metadata of the first source episode (all of them are in ``episodes``)."""
+        return self.episodes[0].metadata
+
+    @property
+    def episode_ids(self) -> list[str]:
+        return [e.id for e in self.episodes]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "score": round(self.score, 6),
+            "kind": self.kind,
+            "timestamp": self.timestamp.isoformat(),
+            "session_id": self.session_id,
+            "signals": {k: round(v, 6) for k, v in self.signals.items()},
+            "passages": list(self.passages),
+            "episodes": [e.to_dict() for e in self.episodes],
+        }
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    users: int
+    episodes: int
+    sessions: int
+    units: int
+    vectors: int
+    cached_embeddings: int
+    size_bytes: int
+    schema_version: str
+    embedder: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

@@ -1,0 +1,119 @@
+"""Score fusion — pure functions over numpy arrays, no storage.
+
+Signals arrive on different scales (BM25 is unbounded, cosine lives in [-1, 1]); each is
+normalised to [0, 1] over the candidates, then combined by a weighted sum. Reciprocal rank
+fusion is available for comparison (``method="rrf"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def normalise_max(scores: np.ndarray) -> np.ndarray:
+    """Scale non-negative scores so the best is 1 (all zeros stay zeros)."""
+    top = float(scores.max()) if scores.size else 0.0
+    if top <= 0:
+        return np.zeros_like(scores, dtype=np.float64)
+    return np.clip(scores / top, 0.0, 1.0)
+
+
+def normalise_dense(sims: np.ndarray, valid: np.ndarray, floor_quantile: float = 0.5) -> np.ndarray:
+    """Map cosine similarities to [0, 1]: the best valid one to 1, the median (or below) to 0.
+
+    Anchoring the floor at a quantile of this user's own similarities removes the offset that
+    every text shares with every other under a sentence encoder, without a fixed threshold.
+    """
+    out = np.zeros(sims.shape, dtype=np.float64)
+    if not valid.any():
+        return out
+    v = sims[valid]
+    top = float(v.max())
+    floor = float(np.quantile(v, floor_quantile)) if v.size > 1 else top - 1.0
+    if top - floor <= 1e-9:
+        out[valid] = 1.0
+        return out
+    out[valid] = np.clip((v - floor) / (top - floor), 0.0, 1.0)
+    return out
+
+
+def rrf(ranked_lists: list[np.ndarray], n: int, k: float = 60.0) -> np.ndarray:
+    """Reciprocal rank fusion: each list holds item indices best first; returns scores [n]."""
+    out = np.zeros(n, dtype=np.float64)
+    for lst in ranked_lists:
+        out[lst] += 1.0 / (k + np.arange(1, len(lst) + 1))
+    return out
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Weights of the recall signals; a weight of 0 turns a signal off (ablations)."""
+
+    lexical: float = 0.5
+    dense: float = 0.5
+    neighbours: float = 0.25
+    session: float = 0.15
+    method: str = "weighted"  # or "rrf"
+
+    def __post_init__(self) -> None:
+        for name in ("lexical", "dense", "neighbours", "session"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"weight {name} must be >= 0")
+        if self.method not in ("weighted", "rrf"):
+            raise ValueError("method must be 'weighted' or 'rrf'")
+
+
+def fuse(lexical: np.ndarray, dense: np.ndarray, weights: Weights) -> np.ndarray:
+    """Combine normalised lexical and dense scores per unit."""
+    if weights.method == "rrf":
+        lists = []
+        for w, s in ((weights.lexical, lexical), (weights.dense, dense)):
+            if w > 0:
+                nz = np.flatnonzero(s > 0)
+                lists.append(nz[np.argsort(-s[nz], kind="stable")])
+        fused = rrf(lists, lexical.shape[0])
+        return normalise_max(fused)
+    total = weights.lexical + weights.dense
+    if total <= 0:
+        return np.zeros_like(lexical)
+    return (weights.lexical * lexical + weights.dense * dense) / total
+
+
+def max_by_group(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-group maximum of values (groups are integer ids in [0, n_groups)); empty groups get 0."""
+    out = np.zeros(n_groups, dtype=np.float64)
+    if values.size:
+        np.maximum.at(out, groups, values)
+    return out
+
+
+def neighbour_support(scores: np.ndarray, prev_idx: np.ndarray, next_idx: np.ndarray) -> np.ndarray:
+    """The better score of each item's neighbours (-1 means no neighbour)."""
+    padded = np.append(scores, 0.0)  # index -1 reads the pad
+    return np.maximum(padded[prev_idx], padded[next_idx])
+
+
+def session_support(scores: np.ndarray, session_idx: np.ndarray, n_sessions: int, top: int = 3) -> np.ndarray:
+    """Each item's session relevance: the mean of the session's ``top`` best item scores."""
+    if scores.size == 0 or n_sessions == 0:
+        return np.zeros_like(scores)
+    order = np.lexsort((-scores, session_idx))
+    sorted_sessions = session_idx[order]
+    first = np.searchsorted(sorted_sessions, sorted_sessions, side="left")
+    rank_in_session = np.arange(len(order)) - first
+    keep = rank_in_session < top
+    sums = np.zeros(n_sessions)
+    counts = np.zeros(n_sessions)
+    np.add.at(sums, sorted_sessions[keep], scores[order][keep])
+    np.add.at(counts, sorted_sessions[keep], 1)
+    means = sums / np.maximum(counts, 1)
+    return means[session_idx]
+
+
+def combine(
+    base: np.ndarray, neighbours: np.ndarray, session: np.ndarray, weights: Weights
+) -> np.ndarray:
+    """Final item score: own relevance plus context from neighbours and the session."""
+    return base + weights.neighbours * neighbours + weights.session * session

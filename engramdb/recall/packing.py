@@ -1,0 +1,70 @@
+"""Pack hits into a token budget for an LLM prompt — pure, no storage.
+
+Hits are taken best first while they fit (a hit that does not fit is skipped and smaller ones
+after it may still enter), lines repeated across hits are kept once, and the result is
+printed oldest first, each line with its date and speaker.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..encode.text import count_tokens
+from ..model import Hit
+from ..timeutil import display
+
+HEADER = "Relevant memories (oldest first):"
+
+
+class Context(str):
+    """The packed block (a ``str``), with what went into it.
+
+    ``episode_ids`` — the episodes cited; ``tokens`` — its size by :func:`count_tokens`;
+    ``hits`` — the hits included, best first.
+    """
+
+    episode_ids: tuple[str, ...]
+    tokens: int
+    hits: tuple[Hit, ...]
+
+    def __new__(cls, text: str, episode_ids: Sequence[str], tokens: int, hits: Sequence[Hit]) -> "Context":
+        obj = super().__new__(cls, text)
+        obj.episode_ids = tuple(episode_ids)
+        obj.tokens = tokens
+        obj.hits = tuple(hits)
+        return obj
+
+
+def hit_lines(hit: Hit) -> list[tuple[tuple[float, int], str, str]]:
+    """(sort key, episode id, line) for each source episode of a hit."""
+    out = []
+    for ep, passage in zip(hit.episodes, hit.passages):
+        speaker = ep.speaker or "unknown"
+        line = f"[{display(ep.timestamp)}] {speaker}: {' '.join(passage.split())}"
+        out.append(((ep.timestamp.timestamp(), ep.seq), ep.id, line))
+    return out
+
+
+def pack(hits: Sequence[Hit], budget_tokens: int) -> Context:
+    """Fit hits into ``budget_tokens`` (header included); returns a :class:`Context`."""
+    used = count_tokens(HEADER) + 1
+    if budget_tokens < used:
+        return Context("", (), 0, ())
+    chosen: dict[str, tuple[tuple[float, int], str]] = {}
+    included: list[Hit] = []
+    for hit in hits:
+        new = [(k, eid, line) for k, eid, line in hit_lines(hit) if eid not in chosen]
+        if not new:
+            continue
+        cost = sum(count_tokens(line) + 1 for _, _, line in new)
+        if used + cost > budget_tokens:
+            continue
+        used += cost
+        included.append(hit)
+        for k, eid, line in new:
+            chosen[eid] = (k, line)
+    if not chosen:
+        return Context("", (), 0, ())
+    ordered = sorted(chosen.items(), key=lambda item: item[1][0])
+    text = HEADER + "\n" + "\n".join(line for _, (_, line) in ordered)
+    return Context(text, [eid for eid, _ in ordered], count_tokens(text), included)

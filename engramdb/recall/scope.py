@@ -1,0 +1,96 @@
+"""The in-memory recall index of one user: unit vectors plus the episode graph around them.
+
+Built from the store on first use and kept current: writes bump the user's version, and the
+next search appends new rows (or rebuilds, after a delete).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..index.vector import ExactIndex, VectorIndex
+from ..store.base import ScopeRows, Store
+
+
+class ScopeIndex:
+    def __init__(self, user_id: str, model: str | None) -> None:
+        self.user_id = user_id
+        self.model = model
+        self.version = -1
+        self.vectors: VectorIndex = ExactIndex()
+        self.unit_rowid = np.zeros(0, dtype=np.int64)
+        self.unit_ep = np.zeros(0, dtype=np.int64)  # position of the unit's episode
+        self.ep_rowid = np.zeros(0, dtype=np.int64)
+        self.ep_ts = np.zeros(0, dtype=np.float64)
+        self.ep_recorded_ts = np.zeros(0, dtype=np.float64)
+        self.ep_session = np.zeros(0, dtype=np.int64)
+        self.ep_prev = np.zeros(0, dtype=np.int64)
+        self.ep_next = np.zeros(0, dtype=np.int64)
+        self.ep_first_unit = np.zeros(0, dtype=np.int64)  # -1 until the episode's units arrive
+        self._unit_pos: dict[int, int] = {}
+        self._ep_pos: dict[int, int] = {}
+        self._session_ids: dict[str | None, int] = {}
+        self._last_in_session: dict[int, int] = {}
+        self.last_seq = 0
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self._session_ids)
+
+    def unit_position(self, rowid: int) -> int | None:
+        return self._unit_pos.get(rowid)
+
+    def refresh(self, store: Store) -> None:
+        """Bring the index up to date with the store (cheap when nothing changed)."""
+        version = store.user_version(self.user_id)
+        if version is None or version == self.version:
+            return
+        after = int(self.unit_rowid[-1]) if self.unit_rowid.size else 0
+        rows = store.scope_rows(self.user_id, self.model, after_unit=after, after_seq=self.last_seq)
+        expected_units = self.unit_rowid.size + rows.unit_rowid.size
+        if expected_units != store.unit_count(self.user_id):  # something was deleted: rebuild
+            self._reset()
+            rows = store.scope_rows(self.user_id, self.model)
+        self._append(rows)
+        self.version = version
+
+    def _reset(self) -> None:
+        self.__init__(self.user_id, self.model)  # type: ignore[misc]
+
+    def _append(self, rows: ScopeRows) -> None:
+        start = self.ep_rowid.size
+        new_eps = rows.episode_rowid
+        sessions = rows.episode_session
+        if rows.episode_seq.size:
+            self.last_seq = int(rows.episode_seq[-1])
+        prev = np.full(len(new_eps), -1, dtype=np.int64)
+        ses = np.zeros(len(new_eps), dtype=np.int64)
+        next_all = np.append(self.ep_next, np.full(len(new_eps), -1, dtype=np.int64))
+        for i, (rowid, sid) in enumerate(zip(new_eps.tolist(), sessions)):
+            pos = start + i
+            self._ep_pos[rowid] = pos
+            code = self._session_ids.setdefault(sid, len(self._session_ids))
+            ses[i] = code
+            last = self._last_in_session.get(code)
+            if last is not None:
+                prev[i] = last
+                next_all[last] = pos
+            self._last_in_session[code] = pos
+        self.ep_rowid = np.append(self.ep_rowid, new_eps)
+        self.ep_ts = np.append(self.ep_ts, rows.episode_ts)
+        self.ep_recorded_ts = np.append(self.ep_recorded_ts, rows.episode_recorded_ts)
+        self.ep_session = np.append(self.ep_session, ses)
+        self.ep_prev = np.append(self.ep_prev, prev)
+        self.ep_next = next_all
+        self.ep_first_unit = np.append(self.ep_first_unit, np.full(len(new_eps), -1, dtype=np.int64))
+        # Units.
+        base = self.unit_rowid.size
+        for i, rowid in enumerate(rows.unit_rowid.tolist()):
+            self._unit_pos[rowid] = base + i
+        self.unit_rowid = np.append(self.unit_rowid, rows.unit_rowid)
+        new_unit_ep = np.array([self._ep_pos[r] for r in rows.unit_episode.tolist()], dtype=np.int64)
+        self.unit_ep = np.append(self.unit_ep, new_unit_ep)
+        for i, e in enumerate(new_unit_ep.tolist()):
+            if self.ep_first_unit[e] < 0:
+                self.ep_first_unit[e] = base + i
+        self.vectors.append(rows.unit_vector, rows.has_vector)

@@ -1,0 +1,161 @@
+"""Hybrid recall over one user's scope: gather, fuse, spread to context, group into hits.
+
+1. candidates: full-text (FTS5 BM25 over units) and dense (cosine over unit vectors);
+2. fuse the normalised signals per unit; an episode scores as its best unit;
+3. context: an episode gains from its neighbours in the conversation and from its session
+   (what surrounds a memory helps recall it — temporal contiguity);
+4. rank episodes, group adjacent ones of the same session into one hit, cut to ``limit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..encode.text import fts_query, query_terms
+from ..store.base import Store
+from .fusion import Weights, combine, fuse, max_by_group, neighbour_support, normalise_max, session_support
+from .scope import ScopeIndex
+
+
+@dataclass(frozen=True)
+class RecallOptions:
+    weights: Weights = field(default_factory=Weights)
+    candidates: int = 300  # per signal
+    merge_adjacent: bool = True  # group neighbouring episodes of a session into one hit
+    second_passage_ratio: float = 0.6  # a long episode shows a 2nd passage scoring this close to its best
+
+
+@dataclass
+class RankedGroup:
+    """Episode positions (conversation order) and, per episode, the unit positions to show."""
+
+    episodes: list[int]
+    units: dict[int, list[int]]
+    score: float
+    signals: dict[str, float]
+
+
+def recall(
+    scope: ScopeIndex,
+    store: Store,
+    query: str,
+    query_vector: np.ndarray | None,
+    *,
+    limit: int,
+    now_ts: float | None = None,
+    as_of_ts: float | None = None,
+    options: RecallOptions = RecallOptions(),
+) -> list[RankedGroup]:
+    w = options.weights
+    n_units = scope.unit_rowid.size
+    n_eps = scope.ep_rowid.size
+    if n_units == 0 or limit <= 0:
+        return []
+
+    # 1. Candidates.
+    lex_raw = np.zeros(n_units)
+    if w.lexical > 0:
+        match = fts_query(query_terms(query))
+        if match:
+            for rowid, score in store.lexical(scope.user_id, match, options.candidates):
+                pos = scope.unit_position(rowid)
+                if pos is not None:
+                    lex_raw[pos] = max(score, 0.0)
+    dense_n = np.zeros(n_units)
+    cos_raw = np.zeros(n_units)
+    if w.dense > 0 and query_vector is not None:
+        pos, sims = scope.vectors.search(query_vector, options.candidates)
+        if pos.size:
+            top, floor = float(sims[0]), float(sims[-1])
+            if pos.size < options.candidates:  # every unit is a candidate: floor at the median
+                floor = float(np.median(sims))
+            span = max(top - floor, 1e-6)
+            dense_n[pos] = np.clip((sims - floor) / span, 0.0, 1.0)
+            cos_raw[pos] = sims
+    lex_n = normalise_max(lex_raw)
+
+    # 2. Fuse per unit, then per episode (best unit).
+    unit_score = fuse(lex_n, dense_n, w)
+    ep_base = max_by_group(unit_score, scope.unit_ep, n_eps)
+
+    visible = np.ones(n_eps, dtype=bool)
+    if now_ts is not None:
+        visible &= scope.ep_ts <= now_ts
+    if as_of_ts is not None:
+        visible &= scope.ep_recorded_ts <= as_of_ts
+    ep_base = np.where(visible, ep_base, 0.0)
+
+    # 3. Context.
+    neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
+    sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
+    final = combine(ep_base, neigh, sess, w)
+    final = np.where(visible & (final > 0), final, -np.inf)
+
+    # 4. Rank and group.
+    want = min(n_eps, max(limit * 4, 50))
+    top = np.argpartition(-final, want - 1)[:want] if want < n_eps else np.arange(n_eps)
+    top = top[np.isfinite(final[top])]
+    top = top[np.lexsort((top, -final[top]))]
+
+    unit_order = np.lexsort((np.arange(n_units), -unit_score))
+    best_units: dict[int, list[int]] = {}
+    wanted = set(top.tolist())
+    for u in unit_order[: max(len(top) * 8, 200)].tolist():
+        e = int(scope.unit_ep[u])
+        if e in wanted and unit_score[u] > 0:
+            best_units.setdefault(e, []).append(u)
+
+    def signals_of(e: int) -> dict[str, float]:
+        units = best_units.get(e, [])
+        u = units[0] if units else -1
+        return {
+            "lexical": float(lex_n[u]) if u >= 0 else 0.0,
+            "dense": float(dense_n[u]) if u >= 0 else 0.0,
+            "bm25": float(lex_raw[u]) if u >= 0 else 0.0,
+            "cosine": float(cos_raw[u]) if u >= 0 else 0.0,
+            "relevance": float(ep_base[e]),
+            "neighbours": float(neigh[e]),
+            "session": float(sess[e]),
+        }
+
+    groups: list[RankedGroup] = []
+    group_of: dict[int, RankedGroup] = {}
+    for rank, e in enumerate(top.tolist()):
+        if e in group_of:
+            continue
+        target = None
+        # Only episodes that would be hits on their own join a neighbour's hit: grouping
+        # reorders what recall found, it never pads a hit with weaker context.
+        if options.merge_adjacent and rank < limit:
+            for nb in (int(scope.ep_prev[e]), int(scope.ep_next[e])):
+                if nb >= 0 and nb in group_of and _is_edge(group_of[nb], nb, scope):
+                    target = group_of[nb]
+                    break
+        if target is None:
+            if len(groups) >= limit:
+                continue
+            target = RankedGroup([], {}, float(final[e]), signals_of(e))
+            groups.append(target)
+        target.episodes.append(e)
+        shown = _units_to_show(best_units.get(e, []), unit_score, options.second_passage_ratio)
+        target.units[e] = shown or [int(scope.ep_first_unit[e])]
+        group_of[e] = target
+    for g in groups:
+        g.episodes.sort(key=lambda e: (scope.ep_ts[e], e))
+    return groups
+
+
+def _is_edge(group: RankedGroup, member: int, scope: ScopeIndex) -> bool:
+    """Only extend a group at its ends, so a group stays a contiguous run."""
+    return member in (min(group.episodes), max(group.episodes))
+
+
+def _units_to_show(units: list[int], unit_score: np.ndarray, ratio: float) -> list[int]:
+    """The best passage of an episode, plus the runner-up when it scores close (in text order)."""
+    if not units:
+        return []
+    best = units[0]
+    chosen = [best] + [u for u in units[1:2] if unit_score[u] >= ratio * unit_score[best]]
+    return sorted(chosen)

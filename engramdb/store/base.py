@@ -1,0 +1,110 @@
+"""The narrow storage protocol ``Memory`` talks to, and the records that cross it.
+
+A backend stores episodes, their recall units, vectors and a full-text index, and answers a
+handful of scoped queries. Ranking happens above it, in :mod:`engramdb.recall`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from ..model import Episode, StoreStats
+
+
+@dataclass
+class NewUnit:
+    ord: int
+    start: int
+    end: int
+    text: str
+    speaker: str
+    vector_hash: str | None
+
+
+@dataclass
+class NewEpisode:
+    id: str
+    agent_id: str | None
+    session_id: str | None
+    role: str | None
+    name: str | None
+    content: str
+    occurred_at: datetime
+    recorded_at: datetime
+    place: str | None
+    metadata: dict[str, Any]
+    importance: float
+    content_hash: str
+    units: list[NewUnit] = field(default_factory=list)
+
+
+@dataclass
+class ScopeRows:
+    """Everything recall keeps in memory for one user: one row per unit and per episode."""
+
+    unit_rowid: np.ndarray  # int64 [U]
+    unit_episode: np.ndarray  # int64 [U], episode rowid
+    unit_vector: np.ndarray  # float32 [U, D], zero rows where has_vector is False
+    has_vector: np.ndarray  # bool [U]
+    episode_rowid: np.ndarray  # int64 [E], ordered by seq
+    episode_session: list[str | None]
+    episode_ts: np.ndarray  # float64 [E], occurred_at as epoch seconds
+    episode_recorded_ts: np.ndarray  # float64 [E]
+    episode_seq: np.ndarray  # int64 [E]
+
+
+class Store(Protocol):
+    """What a storage backend implements. All reads and writes are scoped by user_id."""
+
+    dialect: str
+
+    def close(self) -> None: ...
+
+    def user_version(self, user_id: str) -> int | None:
+        """A counter bumped by every write for the user; None if the user is unknown."""
+
+    def add_episodes(
+        self, user_id: str, episodes: Sequence[NewEpisode], model: str | None, vectors: dict[str, np.ndarray]
+    ) -> None:
+        """Persist episodes, units, new vectors and index entries in one transaction."""
+
+    def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None: ...
+
+    def get_episode(self, episode_id: str) -> Episode | None: ...
+
+    def episodes_by_rowid(self, rowids: Sequence[int]) -> dict[int, Episode]: ...
+
+    def list_episodes(
+        self,
+        user_id: str,
+        *,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Episode]: ...
+
+    def delete_episode(self, user_id: str | None, episode_id: str) -> bool: ...
+
+    def lexical(self, user_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+        """Full-text candidates: (unit rowid, score), best first; higher is better."""
+
+    def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
+        """Units with rowid > after_unit and episodes with seq > after_seq, in order."""
+
+    def unit_count(self, user_id: str) -> int: ...
+
+    def unit_texts(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
+        """unit rowid -> (episode rowid, ord, text)."""
+
+    def users(self) -> list[str]: ...
+
+    def iter_episodes(self, user_id: str | None = None) -> Iterator[Episode]: ...
+
+    def stats(self, user_id: str | None = None) -> StoreStats: ...

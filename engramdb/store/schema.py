@@ -1,0 +1,98 @@
+"""The one schema source: named migrations, applied in order, each in one transaction.
+
+Backends differ only in dialect; a migration gives its SQL per dialect where they differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+MigrationFn = Callable[[str], list[str]]
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    statements: MigrationFn  # dialect -> SQL statements
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(name: str) -> Callable[[MigrationFn], MigrationFn]:
+    def decorate(fn: MigrationFn) -> MigrationFn:
+        if any(m.name == name for m in MIGRATIONS):
+            raise ValueError(f"duplicate migration {name}")  # programming error, import time
+        MIGRATIONS.append(Migration(name, fn))
+        return fn
+
+    return decorate
+
+
+@migration("0001_episodes")
+def _m0001(dialect: str) -> list[str]:
+    return [
+        """CREATE TABLE users (
+            user_id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE episodes (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL REFERENCES users(user_id),
+            agent_id TEXT,
+            session_id TEXT,
+            seq INTEGER NOT NULL,
+            role TEXT,
+            name TEXT,
+            content TEXT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            occurred_ts REAL NOT NULL,
+            recorded_at TEXT NOT NULL,
+            recorded_ts REAL NOT NULL,
+            place TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            importance REAL NOT NULL DEFAULT 0.5,
+            strength REAL NOT NULL DEFAULT 1.0,
+            status TEXT NOT NULL DEFAULT 'active',
+            content_hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX episodes_user_seq ON episodes(user_id, seq)",
+        "CREATE INDEX episodes_user_session ON episodes(user_id, session_id, seq)",
+        # A unit is what recall indexes: a passage of one episode (short episodes are one unit).
+        """CREATE TABLE units (
+            rowid INTEGER PRIMARY KEY,
+            episode_rowid INTEGER NOT NULL REFERENCES episodes(rowid) ON DELETE CASCADE,
+            user_id TEXT NOT NULL,
+            ord INTEGER NOT NULL,
+            start_char INTEGER NOT NULL,
+            end_char INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            speaker TEXT NOT NULL DEFAULT '',
+            vector_hash TEXT
+        )""",
+        "CREATE INDEX units_user ON units(user_id)",
+        "CREATE INDEX units_episode ON units(episode_rowid)",
+        "CREATE INDEX units_vector_hash ON units(vector_hash)",
+        # Vectors by (model, hash of the embedded text): the unit vectors and the embedding cache.
+        """CREATE TABLE vectors (
+            model TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (model, hash)
+        ) WITHOUT ROWID""",
+        """CREATE VIRTUAL TABLE units_fts USING fts5(
+            text, speaker, content='units', content_rowid='rowid',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+    ]
+
+
+def schema_version() -> str:
+    return MIGRATIONS[-1].name

@@ -1,0 +1,354 @@
+"""SQLite backend: one file (or ``:memory:``), WAL, FTS5 for full text, vectors as BLOBs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import MigrationError, StoreError
+from ..model import Episode, StoreStats
+from ..timeutil import iso, now_utc, to_utc
+from .base import NewEpisode, ScopeRows
+from .schema import MIGRATIONS, schema_version
+
+_EPISODE_COLS = (
+    "rowid, id, user_id, agent_id, session_id, role, name, content, occurred_at, recorded_at, "
+    "place, metadata, importance, strength, status, seq"
+)
+
+
+def _episode(row: sqlite3.Row | tuple[Any, ...]) -> Episode:
+    return Episode(
+        id=row[1],
+        user_id=row[2],
+        agent_id=row[3],
+        session_id=row[4],
+        role=row[5],
+        name=row[6],
+        text=row[7],
+        timestamp=datetime.fromisoformat(row[8]),
+        recorded_at=datetime.fromisoformat(row[9]),
+        place=row[10],
+        metadata=json.loads(row[11]),
+        importance=row[12],
+        strength=row[13],
+        status=row[14],
+        seq=row[15],
+    )
+
+
+class SQLiteStore:
+    """The embedded default. Thread-safe through one connection guarded by a lock."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, timeout: float = 30.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreError(f"directory {parent} does not exist", path=self.path)
+            self.path = str(Path(self.path).expanduser())
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: an acknowledged add survives power loss, not only a process crash.
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}", path=self.path) from exc
+        self._lock = threading.RLock()
+        self.migrate()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot start a transaction on {self.path}: {exc}") from exc
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.DatabaseError as exc:
+                    self._conn.execute("ROLLBACK")
+                    raise StoreError(f"commit failed on {self.path}: {exc}") from exc
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"query failed on {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- migrations --------------------------------------------------------------------------
+
+    def applied(self) -> list[str]:
+        with self._lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            return [r[0] for r in self._conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    def pending(self) -> list[str]:
+        done = set(self.applied())
+        return [m.name for m in MIGRATIONS if m.name not in done]
+
+    def migrate(self) -> None:
+        try:
+            done = set(self.applied())
+        except sqlite3.DatabaseError as exc:
+            raise MigrationError(f"{self.path} is not an engramdb database: {exc}", path=self.path) from exc
+        unknown = done - {m.name for m in MIGRATIONS}
+        if unknown:
+            raise MigrationError(
+                f"{self.path} was written by a newer engramdb (migrations {sorted(unknown)}); upgrade engramdb",
+                path=self.path,
+            )
+        for m in MIGRATIONS:
+            if m.name in done:
+                continue
+            try:
+                with self._tx() as c:
+                    for stmt in m.statements(self.dialect):
+                        c.execute(stmt)
+                    c.execute("INSERT INTO schema_migrations VALUES (?, ?)", (m.name, iso(now_utc())))
+            except sqlite3.DatabaseError as exc:
+                raise MigrationError(f"migration {m.name} failed on {self.path}: {exc}", path=self.path) from exc
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def user_version(self, user_id: str) -> int | None:
+        rows = self._q("SELECT version FROM users WHERE user_id = ?", (user_id,))
+        return int(rows[0][0]) if rows else None
+
+    def add_episodes(
+        self, user_id: str, episodes: Sequence[NewEpisode], model: str | None, vectors: dict[str, np.ndarray]
+    ) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO users(user_id, created_at, version) VALUES (?, ?, 0) ON CONFLICT(user_id) DO NOTHING",
+                (user_id, iso(now_utc())),
+            )
+            c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (user_id,))
+            seq = c.execute("SELECT COALESCE(MAX(seq), 0) FROM episodes WHERE user_id = ?", (user_id,)).fetchone()[0]
+            if model and vectors:
+                c.executemany(
+                    "INSERT OR IGNORE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
+                    [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+                )
+            for ep in episodes:
+                seq += 1
+                cur = c.execute(
+                    "INSERT INTO episodes(id, user_id, agent_id, session_id, seq, role, name, content, "
+                    "occurred_at, occurred_ts, recorded_at, recorded_ts, place, metadata, importance, content_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        ep.id, user_id, ep.agent_id, ep.session_id, seq, ep.role, ep.name, ep.content,
+                        iso(ep.occurred_at), to_utc(ep.occurred_at).timestamp(),
+                        iso(ep.recorded_at), to_utc(ep.recorded_at).timestamp(),
+                        ep.place, json.dumps(ep.metadata, ensure_ascii=False), ep.importance, ep.content_hash,
+                    ),
+                )
+                ep_rowid = cur.lastrowid
+                for u in ep.units:
+                    ucur = c.execute(
+                        "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, vector_hash) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (ep_rowid, user_id, u.ord, u.start, u.end, u.text, u.speaker, u.vector_hash),
+                    )
+                    c.execute(
+                        "INSERT INTO units_fts(rowid, text, speaker) VALUES (?, ?, ?)",
+                        (ucur.lastrowid, u.text, u.speaker),
+                    )
+
+    def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for h, blob in self._q(f"SELECT hash, vector FROM vectors WHERE model = ? AND hash IN ({marks})", [model, *chunk]):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        if not vectors:
+            return
+        with self._tx() as c:
+            c.executemany(
+                "INSERT OR IGNORE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
+                [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+            )
+
+    def delete_episode(self, user_id: str | None, episode_id: str) -> bool:
+        with self._tx() as c:
+            row = c.execute("SELECT rowid, user_id FROM episodes WHERE id = ?", (episode_id,)).fetchone()
+            if row is None or (user_id is not None and row[1] != user_id):
+                return False
+            ep_rowid, owner = row
+            units = c.execute(
+                "SELECT rowid, text, speaker, vector_hash FROM units WHERE episode_rowid = ?", (ep_rowid,)
+            ).fetchall()
+            for u_rowid, text, speaker, _ in units:
+                c.execute(
+                    "INSERT INTO units_fts(units_fts, rowid, text, speaker) VALUES ('delete', ?, ?, ?)",
+                    (u_rowid, text, speaker),
+                )
+            c.execute("DELETE FROM units WHERE episode_rowid = ?", (ep_rowid,))
+            c.execute("DELETE FROM episodes WHERE rowid = ?", (ep_rowid,))
+            # A vector is derived from the deleted text: drop it unless other units still use it.
+            for h in {u[3] for u in units if u[3]}:
+                c.execute(
+                    "DELETE FROM vectors WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM units WHERE vector_hash = ?)",
+                    (h, h),
+                )
+            c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (owner,))
+            return True
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_episode(self, episode_id: str) -> Episode | None:
+        rows = self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE id = ?", (episode_id,))
+        return _episode(rows[0]) if rows else None
+
+    def episodes_by_rowid(self, rowids: Sequence[int]) -> dict[int, Episode]:
+        out: dict[int, Episode] = {}
+        ids = list(dict.fromkeys(int(r) for r in rowids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE rowid IN ({marks})", chunk):
+                out[row[0]] = _episode(row)
+        return out
+
+    def list_episodes(
+        self,
+        user_id: str,
+        *,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Episode]:
+        sql = f"SELECT {_EPISODE_COLS} FROM episodes WHERE user_id = ?"
+        params: list[Any] = [user_id]
+        if session_id is not None:
+            sql += " AND session_id = ?"
+            params.append(session_id)
+        if agent_id is not None:
+            sql += " AND agent_id = ?"
+            params.append(agent_id)
+        sql += " ORDER BY seq LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else limit, offset]
+        return [_episode(r) for r in self._q(sql, params)]
+
+    def iter_episodes(self, user_id: str | None = None) -> Iterator[Episode]:
+        last = 0
+        while True:
+            sql = f"SELECT {_EPISODE_COLS} FROM episodes WHERE rowid > ?"
+            params: list[Any] = [last]
+            if user_id is not None:
+                sql += " AND user_id = ?"
+                params.append(user_id)
+            rows = self._q(sql + " ORDER BY rowid LIMIT 1000", params)
+            if not rows:
+                return
+            for r in rows:
+                yield _episode(r)
+            last = rows[-1][0]
+
+    def lexical(self, user_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+        # bm25() is lower-is-better; weights: text 1.0, speaker 0.5.
+        rows = self._q(
+            "SELECT units_fts.rowid, -bm25(units_fts, 1.0, 0.5) AS score FROM units_fts "
+            "JOIN units ON units.rowid = units_fts.rowid "
+            "WHERE units_fts MATCH ? AND units.user_id = ? ORDER BY score DESC LIMIT ?",
+            (match, user_id, limit),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def unit_count(self, user_id: str) -> int:
+        return int(self._q("SELECT COUNT(*) FROM units WHERE user_id = ?", (user_id,))[0][0])
+
+    def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
+        units = self._q(
+            "SELECT u.rowid, u.episode_rowid, v.vector FROM units u "
+            "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
+            "WHERE u.user_id = ? AND u.rowid > ? ORDER BY u.rowid",
+            (model or "", user_id, after_unit),
+        )
+        dim = next((len(r[2]) // 4 for r in units if r[2] is not None), 0)
+        vec = np.zeros((len(units), dim), dtype=np.float32)
+        has = np.zeros(len(units), dtype=bool)
+        for i, r in enumerate(units):
+            if r[2] is not None and len(r[2]) // 4 == dim:
+                vec[i] = np.frombuffer(r[2], dtype=np.float32)
+                has[i] = True
+        eps = self._q(
+            "SELECT rowid, session_id, occurred_ts, recorded_ts, seq FROM episodes "
+            "WHERE user_id = ? AND seq > ? ORDER BY seq",
+            (user_id, after_seq),
+        )
+        return ScopeRows(
+            unit_rowid=np.array([r[0] for r in units], dtype=np.int64),
+            unit_episode=np.array([r[1] for r in units], dtype=np.int64),
+            unit_vector=vec,
+            has_vector=has,
+            episode_rowid=np.array([r[0] for r in eps], dtype=np.int64),
+            episode_session=[r[1] for r in eps],
+            episode_ts=np.array([r[2] for r in eps], dtype=np.float64),
+            episode_recorded_ts=np.array([r[3] for r in eps], dtype=np.float64),
+            episode_seq=np.array([r[4] for r in eps], dtype=np.int64),
+        )
+
+    def unit_texts(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
+        out: dict[int, tuple[int, int, str]] = {}
+        ids = list(dict.fromkeys(int(r) for r in rowids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._q(f"SELECT rowid, episode_rowid, ord, text FROM units WHERE rowid IN ({marks})", chunk):
+                out[int(r[0])] = (int(r[1]), int(r[2]), r[3])
+        return out
+
+    def users(self) -> list[str]:
+        return [r[0] for r in self._q("SELECT user_id FROM users ORDER BY user_id")]
+
+    def stats(self, user_id: str | None = None) -> StoreStats:
+        where, params = ("WHERE user_id = ?", [user_id]) if user_id else ("", [])
+        episodes, sessions = self._q(f"SELECT COUNT(*), COUNT(DISTINCT session_id) FROM episodes {where}", params)[0]
+        units, with_vec = self._q(f"SELECT COUNT(*), COUNT(vector_hash) FROM units {where}", params)[0]
+        size = 0
+        if self.path != ":memory:":
+            size = sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+        return StoreStats(
+            users=1 if user_id else int(self._q("SELECT COUNT(*) FROM users")[0][0]),
+            episodes=int(episodes),
+            sessions=int(sessions),
+            units=int(units),
+            vectors=int(with_vec),
+            cached_embeddings=int(self._q("SELECT COUNT(*) FROM vectors")[0][0]),
+            size_bytes=size,
+            schema_version=schema_version(),
+        )
