@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -49,13 +50,13 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except InputError as exc:
-            err_console.print(f"[red]error:[/] {exc.message}")
+            err_console.print(f"[red]error:[/] {escape(exc.message)}")
             sys.exit(2)
         except NotFoundError as exc:
-            err_console.print(f"[red]not found:[/] {exc.message}")
+            err_console.print(f"[red]not found:[/] {escape(exc.message)}")
             sys.exit(3)
         except EngramError as exc:
-            err_console.print(f"[red]error:[/] {exc.message}")
+            err_console.print(f"[red]error:[/] {escape(exc.message)}")
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

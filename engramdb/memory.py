@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import threading
@@ -128,7 +129,7 @@ class Memory:
         agent_id: str | None = None,
         timestamp: str | datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Store messages as episodes; returns their ids. All or nothing.
 
         ``messages``: a string, a message dict or a list of them. A message has ``content``
@@ -225,14 +226,14 @@ class Memory:
         agent_id: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Episode]:
+    ) -> builtins.list[Episode]:
         """A user's episodes in the order they were added."""
         user = self._known_user(user_id)
         check_id(session_id, "session_id", required=False)
         check_id(agent_id, "agent_id", required=False)
         return self.store.list_episodes(user, session_id=session_id, agent_id=agent_id, limit=limit, offset=offset)
 
-    def users(self) -> list[str]:
+    def users(self) -> builtins.list[str]:
         return self.store.users()
 
     def export(self, *, user_id: str | None = None) -> Iterator[Episode]:
@@ -266,7 +267,7 @@ class Memory:
         now: str | datetime | None = None,
         as_of: str | datetime | None = None,
         options: RecallOptions | None = None,
-    ) -> list[Hit]:
+    ) -> builtins.list[Hit]:
         """Recall what bears on ``query``, best first.
 
         ``now`` is when the question is asked (episodes after it are not visible);
@@ -330,14 +331,15 @@ class Memory:
                     self._query_cache.popitem(last=False)
             return vec
 
-    def _hits(self, scope: ScopeIndex, groups: list[RankedGroup]) -> list[Hit]:
+    def _hits(self, scope: ScopeIndex, groups: builtins.list[RankedGroup]) -> builtins.list[Hit]:
         ep_rowids = [int(scope.ep_rowid[e]) for g in groups for e in g.episodes]
         unit_rowids = [int(scope.unit_rowid[u]) for g in groups for us in g.units.values() for u in us]
         episodes = self.store.episodes_by_rowid(ep_rowids)
         units = self.store.unit_texts(unit_rowids)
-        hits = []
+        hits: builtins.list[Hit] = []
         for g in groups:
-            eps, passages = [], []
+            eps: builtins.list[Episode] = []
+            passages: builtins.list[str] = []
             for e in g.episodes:
                 ep = episodes.get(int(scope.ep_rowid[e]))
                 if ep is None:  # deleted by another process since the index was refreshed

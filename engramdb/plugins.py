@@ -34,18 +34,19 @@ class _Builtins:
     @hookimpl
     def register_embedders(self, register: Callable[[str, EmbedderFactory], None]) -> None:
         from .encode import embedders as e
+        from .errors import EmbedderError
 
         def _default(arg: str | None, **opts: Any) -> Any:
             return e.default_embedder(**opts)
 
         def _onnx(arg: str | None, **opts: Any) -> Any:
             if not arg:
-                raise e.EmbedderError("onnx embedder needs a model directory: onnx:/path/to/model_dir")
+                raise EmbedderError("onnx embedder needs a model directory: onnx:/path/to/model_dir")
             return e.OnnxEmbedder(arg, **opts)
 
         def _st(arg: str | None, **opts: Any) -> Any:
             if not arg:
-                raise e.EmbedderError("st embedder needs a model name or path: st:/path/to/model")
+                raise EmbedderError("st embedder needs a model name or path: st:/path/to/model")
             return e.SentenceTransformersEmbedder(arg, **opts)
 
         def _hash(arg: str | None, **opts: Any) -> Any:

@@ -53,7 +53,7 @@ def covered_within_budget(
     gold = set(correct)
     if not gold:
         return 0.0
-    used, seen = 0, set()
+    used, seen = 0, set[str]()
     for ids, tokens in items:
         if used + tokens > budget:
             break

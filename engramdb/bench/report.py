@@ -166,7 +166,7 @@ def mcnemar_p(b: int, c: int) -> float:
         return 1.0
     k = min(b, c)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return float(min(1.0, 2 * tail))
 
 
 def bootstrap_p(diffs: Sequence[float], rounds: int = 2000, seed: int = 0) -> float:

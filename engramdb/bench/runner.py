@@ -317,7 +317,7 @@ def document(
             "peak_rss_mb": round(_peak_rss_mb(), 1),
         },
         "summary": summarise(questions),
-        **({"qa": qa_summary(questions)} if llm is not None else {}),
+        **({"qa": qa_summary(questions)} if any(q.llm for q in questions) else {}),
         "questions": [asdict(q) for q in questions],
     }
 

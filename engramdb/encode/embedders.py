@@ -56,7 +56,7 @@ class Embedder(ABC):
             raise EmbedderError(f"{self.model_id} returned shape {out.shape}, expected {(len(texts), self.dimensions)}")
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return (out / norms).astype(np.float32)
+        return np.asarray(out / norms, dtype=np.float32)
 
     def _embed_all(self, texts: Sequence[str]) -> np.ndarray:
         """Batches of ``batch_size``, shortest texts first (less padding)."""
@@ -182,7 +182,7 @@ class OnnxEmbedder(Embedder):
 
 
 def bundled_model_dir(name: str = "all-MiniLM-L6-v2") -> Path:
-    return Path(str(resources.files("engramdb").joinpath(_BUNDLED_MODELS, name)))
+    return Path(str(resources.files("engramdb").joinpath(f"{_BUNDLED_MODELS}/{name}")))
 
 
 def default_embedder(*, threads: int | None = None, max_tokens: int = 128) -> OnnxEmbedder:
@@ -254,4 +254,5 @@ def make_embedder(spec: str | None, **options: Any) -> Embedder:
     factories = plugins.embedder_factories()
     if name not in factories:
         raise EmbedderError(f"unknown embedder {name!r}; known: {', '.join(sorted(factories))}", name=name)
-    return factories[name](arg or None, **options)
+    embedder: Embedder = factories[name](arg or None, **options)
+    return embedder

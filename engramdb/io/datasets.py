@@ -55,7 +55,7 @@ def _read_json(path: str | Path) -> Any:
         raise DatasetError(f"no such file: {p}", path=str(p))
     try:
         opener = gzip.open if p.suffix == ".gz" else open
-        with opener(p, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        with opener(p, "rt", encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{p} is not valid JSON: {exc}", path=str(p)) from exc
@@ -210,7 +210,7 @@ def load_jsonl(path: str | Path, *, default_user: str | None = None) -> Iterator
     if not p.is_file():
         raise DatasetError(f"no such file: {p}", path=str(p))
     opener = gzip.open if p.suffix == ".gz" else open
-    with opener(p, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+    with opener(p, "rt", encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue

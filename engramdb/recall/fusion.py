@@ -17,26 +17,24 @@ def normalise_max(scores: np.ndarray) -> np.ndarray:
     top = float(scores.max()) if scores.size else 0.0
     if top <= 0:
         return np.zeros_like(scores, dtype=np.float64)
-    return np.clip(scores / top, 0.0, 1.0)
+    return np.asarray(np.clip(scores / top, 0.0, 1.0), dtype=np.float64)
 
 
-def normalise_dense(sims: np.ndarray, valid: np.ndarray, floor_quantile: float = 0.5) -> np.ndarray:
-    """Map cosine similarities to [0, 1]: the best valid one to 1, the median (or below) to 0.
+def normalise_dense(sims: np.ndarray, exhaustive: bool) -> np.ndarray:
+    """Map top-k cosine similarities (best first) to [0, 1]: the best to 1, a floor to 0.
 
-    Anchoring the floor at a quantile of this user's own similarities removes the offset that
-    every text shares with every other under a sentence encoder, without a fixed threshold.
+    The floor is the k-th similarity — or the median when the k rows are every row there is.
+    Anchoring at this user's own similarities removes the offset every text shares with
+    every other under a sentence encoder, without a fixed threshold (and works for ANN
+    indexes, which only return the top k).
     """
-    out = np.zeros(sims.shape, dtype=np.float64)
-    if not valid.any():
-        return out
-    v = sims[valid]
-    top = float(v.max())
-    floor = float(np.quantile(v, floor_quantile)) if v.size > 1 else top - 1.0
-    if top - floor <= 1e-9:
-        out[valid] = 1.0
-        return out
-    out[valid] = np.clip((v - floor) / (top - floor), 0.0, 1.0)
-    return out
+    if sims.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    top = float(sims[0])
+    floor = float(np.median(sims)) if exhaustive else float(sims[-1])
+    if top - floor <= 1e-6:  # one candidate, or all alike: they are all the best there is
+        return (sims >= top - 1e-6).astype(np.float64)
+    return np.asarray(np.clip((sims - floor) / (top - floor), 0.0, 1.0), dtype=np.float64)
 
 
 def rrf(ranked_lists: list[np.ndarray], n: int, k: float = 60.0) -> np.ndarray:
@@ -78,7 +76,7 @@ def fuse(lexical: np.ndarray, dense: np.ndarray, weights: Weights) -> np.ndarray
     total = weights.lexical + weights.dense
     if total <= 0:
         return np.zeros_like(lexical)
-    return (weights.lexical * lexical + weights.dense * dense) / total
+    return np.asarray((weights.lexical * lexical + weights.dense * dense) / total, dtype=np.float64)
 
 
 def max_by_group(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
@@ -92,7 +90,7 @@ def max_by_group(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.nd
 def neighbour_support(scores: np.ndarray, prev_idx: np.ndarray, next_idx: np.ndarray) -> np.ndarray:
     """The better score of each item's neighbours (-1 means no neighbour)."""
     padded = np.append(scores, 0.0)  # index -1 reads the pad
-    return np.maximum(padded[prev_idx], padded[next_idx])
+    return np.asarray(np.maximum(padded[prev_idx], padded[next_idx]), dtype=np.float64)
 
 
 def session_support(scores: np.ndarray, session_idx: np.ndarray, n_sessions: int, top: int = 3) -> np.ndarray:
@@ -109,11 +107,11 @@ def session_support(scores: np.ndarray, session_idx: np.ndarray, n_sessions: int
     np.add.at(sums, sorted_sessions[keep], scores[order][keep])
     np.add.at(counts, sorted_sessions[keep], 1)
     means = sums / np.maximum(counts, 1)
-    return means[session_idx]
+    return np.asarray(means[session_idx], dtype=np.float64)
 
 
 def combine(
     base: np.ndarray, neighbours: np.ndarray, session: np.ndarray, weights: Weights
 ) -> np.ndarray:
     """Final item score: own relevance plus context from neighbours and the session."""
-    return base + weights.neighbours * neighbours + weights.session * session
+    return np.asarray(base + weights.neighbours * neighbours + weights.session * session, dtype=np.float64)

@@ -15,7 +15,16 @@ import numpy as np
 
 from ..encode.text import fts_query, query_terms
 from ..store.base import Store
-from .fusion import Weights, combine, fuse, max_by_group, neighbour_support, normalise_max, session_support
+from .fusion import (
+    Weights,
+    combine,
+    fuse,
+    max_by_group,
+    neighbour_support,
+    normalise_dense,
+    normalise_max,
+    session_support,
+)
 from .scope import ScopeIndex
 
 
@@ -66,14 +75,10 @@ def recall(
     dense_n = np.zeros(n_units)
     cos_raw = np.zeros(n_units)
     if w.dense > 0 and query_vector is not None:
-        pos, sims = scope.vectors.search(query_vector, options.candidates)
-        if pos.size:
-            top, floor = float(sims[0]), float(sims[-1])
-            if pos.size < options.candidates:  # every unit is a candidate: floor at the median
-                floor = float(np.median(sims))
-            span = max(top - floor, 1e-6)
-            dense_n[pos] = np.clip((sims - floor) / span, 0.0, 1.0)
-            cos_raw[pos] = sims
+        cand, sims = scope.vectors.search(query_vector, options.candidates)
+        if cand.size:
+            dense_n[cand] = normalise_dense(sims, exhaustive=cand.size < options.candidates)
+            cos_raw[cand] = sims
     lex_n = normalise_max(lex_raw)
 
     # 2. Fuse per unit, then per episode (best unit).

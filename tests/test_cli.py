@@ -1,0 +1,119 @@
+"""The CLI as a user runs it: real SQLite files, the real model, exit codes and --json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from engramdb.cli import main
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+    db = str(tmp_path / "cli.db")
+
+    def _run(*args: str, ok: bool = True, env: dict[str, str] | None = None) -> click.testing.Result:
+        res = CliRunner().invoke(main, list(args), env={"ENGRAMDB_PATH": db, "COLUMNS": "200", **(env or {})})
+        if ok:
+            assert res.exit_code == 0, res.output
+        return res
+
+    return _run
+
+
+def test_add_search_context_list_get_delete(run) -> None:  # type: ignore[no-untyped-def]
+    eid = run("add", "--user", "alice", "--time", "2023-05-01T10:00:00", "--meta", '{"k": 1}',
+              "I moved to Berlin in May and started at Siemens").output.strip()
+    assert eid.startswith("ep_")
+    run("add", "--user", "alice", "--session", "s2", "--name", "Alice", "I love climbing with my sister")
+    hits = json.loads(run("search", "--user", "alice", "--json", "which company does she work at?").output)
+    assert hits[0]["episodes"][0]["id"] == eid and hits[0]["episodes"][0]["metadata"] == {"k": 1}
+    assert "Siemens" in run("search", "--user", "alice", "--limit", "2", "company work").output
+    ctx = json.loads(run("context", "--user", "alice", "--budget", "100", "--json", "Siemens").output)
+    assert ctx["tokens"] <= 100 and eid in ctx["episode_ids"]
+    assert "[2023-05-01 10:00] user:" in run("context", "--user", "alice", "Siemens").output
+    listed = json.loads(run("list", "--user", "alice", "--json").output)
+    assert [e["text"] for e in listed] == ["I moved to Berlin in May and started at Siemens", "I love climbing with my sister"]
+    assert json.loads(run("get", eid).output)["id"] == eid
+    run("delete", eid)
+    res = run("get", eid, ok=False)
+    assert res.exit_code == 3 and "not found" in res.output
+
+
+def test_as_of_and_now_options(run) -> None:  # type: ignore[no-untyped-def]
+    run("add", "--user", "u", "--time", "2023-01-01", "I live in Berlin")
+    run("add", "--user", "u", "--time", "2023-06-01", "I live in Munich now")
+    hits = json.loads(run("search", "--user", "u", "--now", "2023-03-01", "--json", "where do I live").output)
+    assert [h["episodes"][0]["text"] for h in hits] == ["I live in Berlin"]
+
+
+def test_bad_input_exit_codes(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("add", "--user", "u", "--time", "not-a-time", "hello", ok=False)
+    assert r.exit_code == 2 and "cannot parse" in r.output
+    r = run("add", "--user", "u", "--meta", "{bad", "hello", ok=False)
+    assert r.exit_code == 2 and "--meta" in r.output
+    r = run("search", "--user", "ghost", "anything", ok=False)
+    assert r.exit_code == 3 and "ghost" in r.output
+    r = run("add", "hello", ok=False)
+    assert r.exit_code == 2  # --user is required
+
+
+def test_import_export_roundtrip_and_stats(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("import", "locomo", str(FIX / "locomo_mini.json"))
+    stats = json.loads(run("stats", "--json").output)
+    assert stats["episodes"] == 8 and stats["sessions"] == 2 and stats["users"] == 1
+    out = tmp_path / "backup.jsonl"
+    run("export", "-o", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 8 and rows[0]["metadata"] == {"turn_id": "D1:1"} and rows[0]["name"] == "Ana"
+    other = str(tmp_path / "other.db")
+    run("import", "jsonl", str(out), "--db", other)
+    again = json.loads(run("list", "--user", "mini-1", "--db", other, "--json").output)
+    assert [(e["text"], e["name"], e["session_id"], e["timestamp"], e["metadata"]) for e in again] == [
+        (r["text"], r["name"], r["session_id"], r["timestamp"], r["metadata"]) for r in rows
+    ]
+    run("import", "longmemeval", str(FIX / "longmemeval_mini.json"))
+    assert json.loads(run("stats", "--json").output)["users"] == 3
+
+
+def test_import_jsonl_errors_name_the_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"user_id": "u", "content": "fine"}\n{oops\n')
+    r = run("import", "jsonl", str(f), ok=False)
+    assert r.exit_code == 1 and "bad.jsonl:2" in r.output
+    f.write_text('{"content": "no user"}\n')
+    r = run("import", "jsonl", str(f), ok=False)
+    assert "--user" in r.output
+    run("import", "jsonl", str(f), "--user", "fallback")
+
+
+def test_demo_runs_offline() -> None:
+    r = CliRunner().invoke(main, ["demo"])
+    assert r.exit_code == 0, r.output
+    assert "Stored 20 messages in 3 sessions" in r.output
+    assert "support group" in r.output and "Relevant memories" in r.output
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    out = []
+    for name, cmd in group.commands.items():
+        out.append((prefix + name, cmd))
+        if isinstance(cmd, click.Group):
+            out += _commands(cmd, prefix + name + " ")
+    return out
+
+
+def test_every_command_has_help_and_is_in_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name, cmd in _commands(main):
+        assert (cmd.help or "").strip(), f"{name} has no help text"
+        assert name.split()[0] in readme, f"{name} is not documented in README.md"
+        for p in cmd.params:
+            if isinstance(p, click.Option):
+                assert p.help, f"{name} {p.opts} has no help text"

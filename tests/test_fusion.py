@@ -1,0 +1,83 @@
+"""Score fusion and context propagation: pure functions, no database."""
+
+import numpy as np
+import pytest
+
+from engramdb.recall.fusion import (
+    Weights,
+    combine,
+    fuse,
+    max_by_group,
+    neighbour_support,
+    normalise_dense,
+    normalise_max,
+    rrf,
+    session_support,
+)
+
+
+def test_normalise_max_scales_best_to_one() -> None:
+    assert normalise_max(np.array([0.0, 2.0, 4.0])).tolist() == [0.0, 0.5, 1.0]
+    assert normalise_max(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_normalise_dense_floors_at_kth_or_median() -> None:
+    sims = np.array([0.9, 0.5, 0.3, 0.1])
+    assert normalise_dense(sims, exhaustive=False).tolist() == pytest.approx([1.0, 0.5, 0.25, 0.0])
+    out = normalise_dense(sims, exhaustive=True)  # floor at the median (0.4)
+    assert out[0] == 1.0 and out[2] == 0.0 and out[3] == 0.0 and 0 < out[1] < 1
+    assert normalise_dense(np.array([]), exhaustive=True).size == 0
+    assert normalise_dense(np.array([0.3]), exhaustive=True).tolist() == [1.0]
+
+
+def test_rrf_rewards_agreement() -> None:
+    a = np.array([0, 1, 2])
+    b = np.array([1, 0, 3])
+    s = rrf([a, b], 4, k=60)
+    assert s[0] == s[1] > s[2] > 0 and s[3] > 0
+    assert s[0] == pytest.approx(1 / 61 + 1 / 62)
+
+
+def test_weighted_fusion_and_ablation() -> None:
+    lex = np.array([1.0, 0.0, 0.5])
+    dense = np.array([0.0, 1.0, 0.5])
+    assert fuse(lex, dense, Weights(lexical=1, dense=1)).tolist() == [0.5, 0.5, 0.5]
+    assert fuse(lex, dense, Weights(lexical=1, dense=0)).tolist() == lex.tolist()
+    assert fuse(lex, dense, Weights(lexical=0, dense=0)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_rrf_method_orders_by_rank_sum() -> None:
+    lex = np.array([0.9, 0.0, 0.5])
+    dense = np.array([0.8, 0.7, 0.0])
+    out = fuse(lex, dense, Weights(method="rrf"))
+    assert out.argmax() == 0 and out.max() == 1.0
+
+
+def test_negative_weights_rejected() -> None:
+    with pytest.raises(ValueError):
+        Weights(lexical=-1)
+
+
+def test_max_by_group() -> None:
+    out = max_by_group(np.array([0.2, 0.9, 0.4]), np.array([0, 0, 2]), 3)
+    assert out.tolist() == [0.9, 0.0, 0.4]
+
+
+def test_neighbour_support_reads_both_sides() -> None:
+    scores = np.array([0.0, 1.0, 0.0, 0.3])
+    prev = np.array([-1, 0, 1, -1])  # item 3 starts a new session
+    nxt = np.array([1, 2, -1, -1])
+    assert neighbour_support(scores, prev, nxt).tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_session_support_means_top_items_of_session() -> None:
+    scores = np.array([1.0, 0.5, 0.0, 0.0, 0.2])
+    sessions = np.array([0, 0, 0, 1, 1])
+    out = session_support(scores, sessions, 2, top=2)
+    assert out.tolist() == pytest.approx([0.75, 0.75, 0.75, 0.1, 0.1])
+
+
+def test_combine_adds_weighted_context() -> None:
+    w = Weights(neighbours=0.5, session=0.25)
+    out = combine(np.array([1.0]), np.array([0.4]), np.array([0.8]), w)
+    assert out.tolist() == pytest.approx([1.0 + 0.2 + 0.2])

@@ -1,0 +1,115 @@
+"""The OpenAI-compatible client and end-to-end QA, against a local scripted stand-in server
+that speaks the chat-completions protocol (no real LLM is used in tests)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from engramdb import LLMError
+from engramdb.bench.qa import judge_prompt, parse_verdict
+from engramdb.cli import main
+from engramdb.llm import OpenAICompatible
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+class _ScriptedChat(BaseHTTPRequestHandler):
+    """Answers questions from the context it is given; judges by string containment."""
+
+    requests: list[dict[str, Any]] = []
+    fail_with: int | None = None
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        if type(self).fail_with:
+            self.send_response(type(self).fail_with)
+            self.end_headers()
+            self.wfile.write(b'{"error": "scripted failure"}')
+            return
+        prompt = body["messages"][-1]["content"]
+        if "Answer yes or no only" in prompt or "CORRECT or WRONG" in prompt:
+            gold = prompt.split("Correct Answer: ")[-1].split("\n")[0] if "Correct Answer: " in prompt else prompt.split("Gold answer: ")[-1].split("\n")[0]
+            response = prompt.split("Model Response: ")[-1] if "Model Response: " in prompt else prompt.split("Generated answer: ")[-1]
+            ok = gold.lower()[:5] in response.lower()
+            text = ("yes" if ok else "no") if "yes or no" in prompt else ("CORRECT" if ok else "WRONG")
+        else:
+            text = "Pixel" if "Pixel" in prompt else "a beagle" if "beagle" in prompt else "I don't know"
+        payload = {"choices": [{"message": {"role": "assistant", "content": text}}]}
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def stand_in() -> Iterator[str]:
+    _ScriptedChat.requests = []
+    _ScriptedChat.fail_with = None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedChat)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_client_speaks_chat_completions(stand_in: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    llm = OpenAICompatible.from_options(stand_in, "scripted-model")
+    assert llm.chat([{"role": "user", "content": "my kitten Pixel"}]) == "Pixel"
+    req = _ScriptedChat.requests[-1]
+    assert req["path"] == "/v1/chat/completions"
+    assert req["body"]["model"] == "scripted-model" and req["body"]["temperature"] == 0.0
+    assert req["auth"] == "Bearer sk-test"
+
+
+def test_client_errors_are_typed(stand_in: str) -> None:
+    _ScriptedChat.fail_with = 400
+    with pytest.raises(LLMError, match="400"):
+        OpenAICompatible(stand_in, "m", retries=0).chat([{"role": "user", "content": "x"}])
+    with pytest.raises(LLMError, match="failed after"):
+        OpenAICompatible("http://127.0.0.1:9/v1", "m", retries=0, timeout=2).chat([{"role": "user", "content": "x"}])
+
+
+def test_missing_endpoint_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("ENGRAMDB_LLM_BASE_URL", "OPENAI_BASE_URL", "ENGRAMDB_LLM_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(LLMError, match="--llm-base-url"):
+        OpenAICompatible.from_options(None, None)
+    r = CliRunner().invoke(main, ["bench", "locomo", str(FIX / "locomo_mini.json"), "--no-cache", "--llm-model", "x"])
+    assert r.exit_code == 1 and "--llm-base-url" in r.output
+
+
+def test_judge_prompts_follow_question_type() -> None:
+    assert "off-by-one" in judge_prompt("longmemeval", "temporal-reasoning", False, "q", "a", "r")
+    assert "Rubric" in judge_prompt("longmemeval", "single-session-preference", False, "q", "a", "r")
+    assert "unanswerable" in judge_prompt("longmemeval", "multi-session", True, "q", "a", "r")
+    assert "CORRECT or WRONG" in judge_prompt("locomo", "2", False, "q", "a", "r")
+    assert parse_verdict("Yes.") and parse_verdict("CORRECT") and not parse_verdict("no") and not parse_verdict("WRONG")
+
+
+def test_end_to_end_qa_with_stand_in(stand_in: str, tmp_path: Path) -> None:
+    out = tmp_path / "qa.json"
+    r = CliRunner().invoke(
+        main,
+        ["bench", "longmemeval", str(FIX / "longmemeval_mini.json"), "--no-cache", "--llm-base-url", stand_in, "--llm-model", "scripted", "-o", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    q1 = next(q for q in doc["questions"] if q["id"] == "q1")
+    assert q1["llm"]["response"] == "a beagle" and q1["llm"]["correct"] is True
+    assert doc["qa"]["all"]["n"] == 2
+    assert doc["qa"]["single-session-user"]["accuracy"] == 1.0
+    assert "end-to-end QA accuracy" in r.output
