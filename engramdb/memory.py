@@ -17,6 +17,7 @@ import numpy as np
 
 from .encode.embedders import Embedder, make_embedder
 from .encode.text import split_passages
+from .encode.timex import find_times
 from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .model import Episode, Hit, StoreStats
 from .recall.packing import Context, pack
@@ -171,6 +172,7 @@ class Memory:
                     importance=d.importance,
                     content_hash=hashlib.sha256(d.content.encode("utf-8")).hexdigest(),
                     units=units,
+                    times=find_times(d.content, d.timestamp),
                 )
             )
         vectors = self._vectors_for(model, to_embed) if model else {}

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .encode.timex import TimeMention
+
 
 @dataclass(frozen=True)
 class Episode:
@@ -30,6 +32,15 @@ class Episode:
     strength: float = 1.0
     status: str = "active"
     seq: int = 0  # position in the user's memory (insertion order)
+    times: tuple[TimeMention, ...] = ()  # time expressions in text, resolved against timestamp
+
+    @property
+    def event_time(self) -> datetime:
+        """When what it tells happened: its first resolved time expression, else its timestamp."""
+        if self.times:
+            d = self.times[0].start
+            return datetime(d.year, d.month, d.day, tzinfo=self.timestamp.tzinfo)
+        return self.timestamp
 
     @property
     def speaker(self) -> str | None:
@@ -53,6 +64,10 @@ class Episode:
             "strength": self.strength,
             "status": self.status,
             "seq": self.seq,
+            "times": [
+                {"text": t.text, "start": t.start.isoformat(), "end": t.end.isoformat(), "grain": t.grain}
+                for t in self.times
+            ],
         }
 
 

@@ -70,11 +70,12 @@ def test_neighbour_support_reads_both_sides() -> None:
     assert neighbour_support(scores, prev, nxt).tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
-def test_session_support_means_top_items_of_session() -> None:
-    scores = np.array([1.0, 0.5, 0.0, 0.0, 0.2])
-    sessions = np.array([0, 0, 0, 1, 1])
-    out = session_support(scores, sessions, 2, top=2)
-    assert out.tolist() == pytest.approx([0.75, 0.75, 0.75, 0.1, 0.1])
+def test_session_support_averages_top_items_of_session() -> None:
+    scores = np.array([1.0, 0.5, 0.25, 0.0, 0.2, 0.0])
+    sessions = np.array([0, 0, 0, 1, 1, 2])
+    out = session_support(scores, sessions, 3, top=2)
+    assert out.tolist() == pytest.approx([0.75, 0.75, 0.75, 0.1, 0.1, 0.0])
+    assert session_support(np.zeros(3), np.array([0, 0, 1]), 2).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_combine_adds_weighted_context() -> None:

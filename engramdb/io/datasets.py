@@ -224,7 +224,7 @@ def load_jsonl(path: str | Path, *, default_user: str | None = None) -> Iterator
             if not user:
                 raise DatasetError(f"{p}:{n}: no user_id (pass --user for a default)", path=str(p), line=n)
             session = row.pop("session_id", None)
-            for key in ("id", "recorded_at", "status", "strength", "seq", "agent_id"):
+            for key in ("id", "recorded_at", "status", "strength", "seq", "times"):
                 row.pop(key, None)  # fields of an export that are not message fields
             if "text" in row and "content" not in row:
                 row["content"] = row.pop("text")

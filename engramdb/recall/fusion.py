@@ -94,20 +94,22 @@ def neighbour_support(scores: np.ndarray, prev_idx: np.ndarray, next_idx: np.nda
 
 
 def session_support(scores: np.ndarray, session_idx: np.ndarray, n_sessions: int, top: int = 3) -> np.ndarray:
-    """Each item's session relevance: the mean of the session's ``top`` best item scores."""
-    if scores.size == 0 or n_sessions == 0:
-        return np.zeros_like(scores)
-    order = np.lexsort((-scores, session_idx))
-    sorted_sessions = session_idx[order]
-    first = np.searchsorted(sorted_sessions, sorted_sessions, side="left")
-    rank_in_session = np.arange(len(order)) - first
-    keep = rank_in_session < top
+    """Each item's session relevance: the sum of the session's ``top`` best scores over ``top``.
+
+    Only non-zero scores are sorted, so the cost follows the candidates, not the history.
+    """
+    out = np.zeros(scores.shape, dtype=np.float64)
+    nz = np.flatnonzero(scores > 0)
+    if nz.size == 0 or n_sessions == 0:
+        return out
+    s, g = scores[nz], session_idx[nz]
+    order = np.lexsort((-s, g))
+    g_sorted = g[order]
+    first = np.searchsorted(g_sorted, g_sorted, side="left")
+    keep = (np.arange(order.size) - first) < top
     sums = np.zeros(n_sessions)
-    counts = np.zeros(n_sessions)
-    np.add.at(sums, sorted_sessions[keep], scores[order][keep])
-    np.add.at(counts, sorted_sessions[keep], 1)
-    means = sums / np.maximum(counts, 1)
-    return np.asarray(means[session_idx], dtype=np.float64)
+    np.add.at(sums, g_sorted[keep], s[order][keep])
+    return np.asarray(sums[session_idx] / top, dtype=np.float64)
 
 
 def combine(

@@ -23,6 +23,8 @@ class ScopeIndex:
         self.ep_rowid = np.zeros(0, dtype=np.int64)
         self.ep_ts = np.zeros(0, dtype=np.float64)
         self.ep_recorded_ts = np.zeros(0, dtype=np.float64)
+        self.ep_event_lo = np.zeros(0, dtype=np.float64)  # NaN: the episode mentions no time
+        self.ep_event_hi = np.zeros(0, dtype=np.float64)
         self.ep_session = np.zeros(0, dtype=np.int64)
         self.ep_prev = np.zeros(0, dtype=np.int64)
         self.ep_next = np.zeros(0, dtype=np.int64)
@@ -79,6 +81,8 @@ class ScopeIndex:
         self.ep_rowid = np.append(self.ep_rowid, new_eps)
         self.ep_ts = np.append(self.ep_ts, rows.episode_ts)
         self.ep_recorded_ts = np.append(self.ep_recorded_ts, rows.episode_recorded_ts)
+        self.ep_event_lo = np.append(self.ep_event_lo, rows.episode_event_lo)
+        self.ep_event_hi = np.append(self.ep_event_hi, rows.episode_event_hi)
         self.ep_session = np.append(self.ep_session, ses)
         self.ep_prev = np.append(self.ep_prev, prev)
         self.ep_next = next_all

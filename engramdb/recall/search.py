@@ -33,6 +33,7 @@ class RecallOptions:
     weights: Weights = field(default_factory=Weights)
     candidates: int = 300  # per signal
     merge_adjacent: bool = True  # group neighbouring episodes of a session into one hit
+    merge_ratio: float = 0.8  # ...when the neighbour scores at least this share of the hit
     second_passage_ratio: float = 0.6  # a long episode shows a 2nd passage scoring this close to its best
 
 
@@ -83,7 +84,8 @@ def recall(
 
     # 2. Fuse per unit, then per episode (best unit).
     unit_score = fuse(lex_n, dense_n, w)
-    ep_base = max_by_group(unit_score, scope.unit_ep, n_eps)
+    cand = np.flatnonzero(unit_score > 0)
+    ep_base = max_by_group(unit_score[cand], scope.unit_ep[cand], n_eps)
 
     visible = np.ones(n_eps, dtype=bool)
     if now_ts is not None:
@@ -104,12 +106,11 @@ def recall(
     top = top[np.isfinite(final[top])]
     top = top[np.lexsort((top, -final[top]))]
 
-    unit_order = np.lexsort((np.arange(n_units), -unit_score))
-    best_units: dict[int, list[int]] = {}
+    best_units: dict[int, list[int]] = {}  # episode -> its candidate units, best first
     wanted = set(top.tolist())
-    for u in unit_order[: max(len(top) * 8, 200)].tolist():
+    for u in cand[np.lexsort((cand, -unit_score[cand]))].tolist():
         e = int(scope.unit_ep[u])
-        if e in wanted and unit_score[u] > 0:
+        if e in wanted:
             best_units.setdefault(e, []).append(u)
 
     def signals_of(e: int) -> dict[str, float]:
@@ -127,15 +128,20 @@ def recall(
 
     groups: list[RankedGroup] = []
     group_of: dict[int, RankedGroup] = {}
-    for rank, e in enumerate(top.tolist()):
+    for e in top.tolist():
         if e in group_of:
             continue
         target = None
-        # Only episodes that would be hits on their own join a neighbour's hit: grouping
-        # reorders what recall found, it never pads a hit with weaker context.
-        if options.merge_adjacent and rank < limit:
+        # Only an episode scoring close to its neighbour's hit joins it: grouping keeps what
+        # belongs together, it never pads a hit with weaker context.
+        if options.merge_adjacent:
             for nb in (int(scope.ep_prev[e]), int(scope.ep_next[e])):
-                if nb >= 0 and nb in group_of and _is_edge(group_of[nb], nb, scope):
+                if (
+                    nb >= 0
+                    and nb in group_of
+                    and _is_edge(group_of[nb], nb, scope)
+                    and final[e] >= options.merge_ratio * group_of[nb].score
+                ):
                     target = group_of[nb]
                     break
         if target is None:

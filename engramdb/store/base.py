@@ -12,6 +12,7 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from ..encode.timex import TimeMention
 from ..model import Episode, StoreStats
 
 
@@ -40,6 +41,7 @@ class NewEpisode:
     importance: float
     content_hash: str
     units: list[NewUnit] = field(default_factory=list)
+    times: list[TimeMention] = field(default_factory=list)
 
 
 @dataclass
@@ -55,6 +57,8 @@ class ScopeRows:
     episode_ts: np.ndarray  # float64 [E], occurred_at as epoch seconds
     episode_recorded_ts: np.ndarray  # float64 [E]
     episode_seq: np.ndarray  # int64 [E]
+    episode_event_lo: np.ndarray  # float64 [E], earliest resolved time mentioned (NaN: none)
+    episode_event_hi: np.ndarray  # float64 [E], latest (end of day)
 
 
 class Store(Protocol):
@@ -79,6 +83,11 @@ class Store(Protocol):
     def get_episode(self, episode_id: str) -> Episode | None: ...
 
     def episodes_by_rowid(self, rowids: Sequence[int]) -> dict[int, Episode]: ...
+
+    def timeline(
+        self, user_id: str, start_ts: float | None, end_ts: float | None, limit: int
+    ) -> list[Episode]:
+        """Episodes that happened or mention a time within [start_ts, end_ts], by event time."""
 
     def list_episodes(
         self,

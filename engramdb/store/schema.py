@@ -71,6 +71,7 @@ def _m0001(dialect: str) -> list[str]:
             end_char INTEGER NOT NULL,
             text TEXT NOT NULL,
             speaker TEXT NOT NULL DEFAULT '',
+            scope TEXT NOT NULL,
             vector_hash TEXT
         )""",
         "CREATE INDEX units_user ON units(user_id)",
@@ -83,8 +84,10 @@ def _m0001(dialect: str) -> list[str]:
             vector BLOB NOT NULL,
             PRIMARY KEY (model, hash)
         ) WITHOUT ROWID""",
+        # scope: one token per user (see store.sqlite.scope_token), so a MATCH is restricted to
+        # one user's rows inside the index instead of filtering every user's matches after.
         """CREATE VIRTUAL TABLE units_fts USING fts5(
-            text, speaker, content='units', content_rowid='rowid',
+            text, speaker, scope, content='units', content_rowid='rowid',
             tokenize='porter unicode61 remove_diacritics 2'
         )""",
         """CREATE TABLE meta (
@@ -96,3 +99,24 @@ def _m0001(dialect: str) -> list[str]:
 
 def schema_version() -> str:
     return MIGRATIONS[-1].name
+
+
+@migration("0002_episode_times")
+def _m0002(dialect: str) -> list[str]:
+    # Time expressions found in an episode, resolved against its own time (encode.timex).
+    return [
+        """CREATE TABLE episode_times (
+            episode_rowid INTEGER NOT NULL REFERENCES episodes(rowid) ON DELETE CASCADE,
+            user_id TEXT NOT NULL,
+            start_char INTEGER NOT NULL,
+            end_char INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            start_date TEXT NOT NULL,
+            end_date TEXT NOT NULL,
+            start_ts REAL NOT NULL,
+            end_ts REAL NOT NULL,
+            grain TEXT NOT NULL
+        )""",
+        "CREATE INDEX episode_times_episode ON episode_times(episode_rowid)",
+        "CREATE INDEX episode_times_user_start ON episode_times(user_id, start_ts)",
+    ]

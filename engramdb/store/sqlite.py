@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import threading
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import MigrationError, StoreError
+from ..encode.timex import TimeMention
 from ..model import Episode, StoreStats
 from ..timeutil import iso, now_utc, to_utc
 from .base import NewEpisode, ScopeRows
@@ -25,7 +27,17 @@ _EPISODE_COLS = (
 )
 
 
-def _episode(row: sqlite3.Row | tuple[Any, ...]) -> Episode:
+def _day_ts(d: date, end: bool = False) -> float:
+    """Epoch seconds of the start (or the last second) of a UTC day."""
+    return datetime.combine(d, time(23, 59, 59) if end else time(0), tzinfo=timezone.utc).timestamp()
+
+
+def scope_token(user_id: str) -> str:
+    """A single FTS token naming a user: any user_id maps to letters and digits only."""
+    return "u" + hashlib.sha1(user_id.encode("utf-8")).hexdigest()[:20]
+
+
+def _episode(row: sqlite3.Row | tuple[Any, ...], times: tuple[TimeMention, ...] = ()) -> Episode:
     return Episode(
         id=row[1],
         user_id=row[2],
@@ -42,6 +54,7 @@ def _episode(row: sqlite3.Row | tuple[Any, ...]) -> Episode:
         strength=row[13],
         status=row[14],
         seq=row[15],
+        times=times,
     )
 
 
@@ -152,6 +165,7 @@ class SQLiteStore:
             )
             c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (user_id,))
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) FROM episodes WHERE user_id = ?", (user_id,)).fetchone()[0]
+            token = scope_token(user_id)
             if model and vectors:
                 c.executemany(
                     "INSERT OR IGNORE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
@@ -171,15 +185,25 @@ class SQLiteStore:
                     ),
                 )
                 ep_rowid = cur.lastrowid
+                if ep.times:
+                    c.executemany(
+                        "INSERT INTO episode_times(episode_rowid, user_id, start_char, end_char, text, start_date, "
+                        "end_date, start_ts, end_ts, grain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (ep_rowid, user_id, t.start_char, t.end_char, t.text, t.start.isoformat(),
+                             t.end.isoformat(), _day_ts(t.start), _day_ts(t.end, end=True), t.grain)
+                            for t in ep.times
+                        ],
+                    )
                 for u in ep.units:
                     ucur = c.execute(
-                        "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, vector_hash) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (ep_rowid, user_id, u.ord, u.start, u.end, u.text, u.speaker, u.vector_hash),
+                        "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, vector_hash) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (ep_rowid, user_id, u.ord, u.start, u.end, u.text, u.speaker, token, u.vector_hash),
                     )
                     c.execute(
-                        "INSERT INTO units_fts(rowid, text, speaker) VALUES (?, ?, ?)",
-                        (ucur.lastrowid, u.text, u.speaker),
+                        "INSERT INTO units_fts(rowid, text, speaker, scope) VALUES (?, ?, ?, ?)",
+                        (ucur.lastrowid, u.text, u.speaker, token),
                     )
 
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
@@ -208,17 +232,18 @@ class SQLiteStore:
                 return False
             ep_rowid, owner = row
             units = c.execute(
-                "SELECT rowid, text, speaker, vector_hash FROM units WHERE episode_rowid = ?", (ep_rowid,)
+                "SELECT rowid, text, speaker, scope, vector_hash FROM units WHERE episode_rowid = ?", (ep_rowid,)
             ).fetchall()
-            for u_rowid, text, speaker, _ in units:
+            for u_rowid, text, speaker, scope, _ in units:
                 c.execute(
-                    "INSERT INTO units_fts(units_fts, rowid, text, speaker) VALUES ('delete', ?, ?, ?)",
-                    (u_rowid, text, speaker),
+                    "INSERT INTO units_fts(units_fts, rowid, text, speaker, scope) VALUES ('delete', ?, ?, ?, ?)",
+                    (u_rowid, text, speaker, scope),
                 )
             c.execute("DELETE FROM units WHERE episode_rowid = ?", (ep_rowid,))
+            c.execute("DELETE FROM episode_times WHERE episode_rowid = ?", (ep_rowid,))
             c.execute("DELETE FROM episodes WHERE rowid = ?", (ep_rowid,))
             # A vector is derived from the deleted text: drop it unless other units still use it.
-            for h in {u[3] for u in units if u[3]}:
+            for h in {u[4] for u in units if u[4]}:
                 c.execute(
                     "DELETE FROM vectors WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM units WHERE vector_hash = ?)",
                     (h, h),
@@ -230,7 +255,7 @@ class SQLiteStore:
 
     def get_episode(self, episode_id: str) -> Episode | None:
         rows = self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE id = ?", (episode_id,))
-        return _episode(rows[0]) if rows else None
+        return self._episodes(rows)[0] if rows else None
 
     def episodes_by_rowid(self, rowids: Sequence[int]) -> dict[int, Episode]:
         out: dict[int, Episode] = {}
@@ -238,8 +263,9 @@ class SQLiteStore:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE rowid IN ({marks})", chunk):
-                out[row[0]] = _episode(row)
+            rows = self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE rowid IN ({marks})", chunk)
+            for row, ep in zip(rows, self._episodes(rows)):
+                out[row[0]] = ep
         return out
 
     def list_episodes(
@@ -261,7 +287,7 @@ class SQLiteStore:
             params.append(agent_id)
         sql += " ORDER BY seq LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
-        return [_episode(r) for r in self._q(sql, params)]
+        return self._episodes(self._q(sql, params))
 
     def iter_episodes(self, user_id: str | None = None) -> Iterator[Episode]:
         last = 0
@@ -274,17 +300,48 @@ class SQLiteStore:
             rows = self._q(sql + " ORDER BY rowid LIMIT 1000", params)
             if not rows:
                 return
-            for r in rows:
-                yield _episode(r)
+            yield from self._episodes(rows)
             last = rows[-1][0]
 
-    def lexical(self, user_id: str, match: str, limit: int) -> list[tuple[int, float]]:
-        # bm25() is lower-is-better; weights: text 1.0, speaker 0.5.
+    def _episodes(self, rows: list[Any]) -> list[Episode]:
+        """Episodes for rows of _EPISODE_COLS, with their resolved time mentions."""
+        if not rows:
+            return []
+        times: dict[int, list[TimeMention]] = {}
+        ids = [r[0] for r in rows]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for t in self._q(
+                "SELECT episode_rowid, text, start_char, end_char, start_date, end_date, grain FROM episode_times "
+                f"WHERE episode_rowid IN ({marks}) ORDER BY episode_rowid, start_char",
+                chunk,
+            ):
+                times.setdefault(t[0], []).append(
+                    TimeMention(t[1], t[2], t[3], date.fromisoformat(t[4]), date.fromisoformat(t[5]), t[6])
+                )
+        return [_episode(r, tuple(times.get(r[0], ()))) for r in rows]
+
+    def timeline(self, user_id: str, start_ts: float | None, end_ts: float | None, limit: int) -> list[Episode]:
+        lo = -1e18 if start_ts is None else start_ts
+        hi = 1e18 if end_ts is None else end_ts
         rows = self._q(
-            "SELECT units_fts.rowid, -bm25(units_fts, 1.0, 0.5) AS score FROM units_fts "
+            f"SELECT {_EPISODE_COLS} FROM episodes e WHERE user_id = ? AND ("
+            "(occurred_ts BETWEEN ? AND ?) OR EXISTS (SELECT 1 FROM episode_times t WHERE t.episode_rowid = e.rowid "
+            "AND t.start_ts <= ? AND t.end_ts >= ?)) ORDER BY seq",
+            (user_id, lo, hi, hi, lo),
+        )
+        eps = self._episodes(rows)
+        eps.sort(key=lambda e: (e.event_time, e.seq))
+        return eps[:limit]
+
+    def lexical(self, user_id: str, match: str, limit: int) -> list[tuple[int, float]]:
+        # bm25() is lower-is-better; weights: text 1.0, speaker 0.5, scope 0 (a filter only).
+        rows = self._q(
+            "SELECT units_fts.rowid, -bm25(units_fts, 1.0, 0.5, 0.0) AS score FROM units_fts "
             "JOIN units ON units.rowid = units_fts.rowid "
             "WHERE units_fts MATCH ? AND units.user_id = ? ORDER BY score DESC LIMIT ?",
-            (match, user_id, limit),
+            (f'scope : "{scope_token(user_id)}" AND ({match})', user_id, limit),
         )
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -306,8 +363,9 @@ class SQLiteStore:
                 vec[i] = np.frombuffer(r[2], dtype=np.float32)
                 has[i] = True
         eps = self._q(
-            "SELECT rowid, session_id, occurred_ts, recorded_ts, seq FROM episodes "
-            "WHERE user_id = ? AND seq > ? ORDER BY seq",
+            "SELECT e.rowid, e.session_id, e.occurred_ts, e.recorded_ts, e.seq, MIN(t.start_ts), MAX(t.end_ts) "
+            "FROM episodes e LEFT JOIN episode_times t ON t.episode_rowid = e.rowid "
+            "WHERE e.user_id = ? AND e.seq > ? GROUP BY e.rowid ORDER BY e.seq",
             (user_id, after_seq),
         )
         return ScopeRows(
@@ -320,6 +378,8 @@ class SQLiteStore:
             episode_ts=np.array([r[2] for r in eps], dtype=np.float64),
             episode_recorded_ts=np.array([r[3] for r in eps], dtype=np.float64),
             episode_seq=np.array([r[4] for r in eps], dtype=np.int64),
+            episode_event_lo=np.array([np.nan if r[5] is None else r[5] for r in eps], dtype=np.float64),
+            episode_event_hi=np.array([np.nan if r[6] is None else r[6] for r in eps], dtype=np.float64),
         )
 
     def unit_texts(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, str]]:

@@ -1,0 +1,114 @@
+"""Ingest and search speed at 10k and 100k episodes in one user's scope.
+
+    python benchmarks/speed.py [--shared ../shared] [--sizes 10000 100000] [--queries 200]
+
+Texts are real conversation turns from the shared LongMemEval and LoCoMo files (turns are
+reused, under new session ids, to reach the larger sizes). Measures:
+- the embedding model's raw batch throughput on the first 10k texts (one big call);
+- cold ingest: those texts through ``Memory.add`` (one call per 20-turn session), no cache;
+- warm ingest: the same texts again into another scope (vectors come from the store);
+- search p50/p95/p99 (query embedding included; every query distinct) at each size.
+The large scope borrows vectors from the shared embedding cache that ``engramdb bench`` fills
+(``~/.cache/engramdb/embeddings.sqlite``); texts missing from it are embedded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engramdb import Memory, default_embedder
+from engramdb.bench.metrics import percentile
+
+SESSION = 20
+
+
+def texts_and_queries(shared: Path) -> tuple[list[dict], list[str]]:
+    lme = json.load(gzip.open(shared / "data/longmemeval/longmemeval_s_dev.json.gz"))
+    seen: set[str] = set()
+    msgs, queries = [], []
+    for item in lme:
+        queries.append(item["question"])
+        for sess in item["haystack_sessions"]:
+            for t in sess:
+                if t["content"].strip() and t["content"] not in seen:
+                    seen.add(t["content"])
+                    msgs.append({"role": t["role"], "content": t["content"]})
+    locomo = json.load(open(shared / "data/locomo/locomo10.json"))
+    for conv in locomo:
+        queries += [q["question"] for q in conv["qa"]]
+        c = conv["conversation"]
+        for k, v in c.items():
+            if k.startswith("session_") and isinstance(v, list):
+                for t in v:
+                    if t["text"] not in seen:
+                        seen.add(t["text"])
+                        msgs.append({"role": "user", "name": t["speaker"], "content": t["text"]})
+    return msgs, list(dict.fromkeys(queries))
+
+
+def ingest(mem: Memory, user: str, msgs: list[dict], tag: str) -> float:
+    t0 = time.perf_counter()
+    for i in range(0, len(msgs), SESSION):
+        mem.add(msgs[i : i + SESSION], user_id=user, session_id=f"{tag}-{i // SESSION}", timestamp="2024-01-01T00:00:00")
+    return time.perf_counter() - t0
+
+
+def search_latency(mem: Memory, user: str, queries: list[str]) -> dict[str, float]:
+    mem.search("warm up the index", user_id=user)  # loads the scope into memory once
+    lat = []
+    for q in queries:
+        t0 = time.perf_counter()
+        mem.search(q, user_id=user, limit=10)
+        lat.append((time.perf_counter() - t0) * 1000)
+    return {"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99), "mean": statistics.mean(lat)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--cache", default=os.path.expanduser("~/.cache/engramdb/embeddings.sqlite"))
+    args = ap.parse_args()
+    msgs, queries = texts_and_queries(args.shared)
+    queries = queries[: args.queries]
+    report: dict[str, object] = {"unique_texts": len(msgs), "queries": len(queries)}
+    embedder = default_embedder()
+    first = msgs[: min(args.sizes)]
+
+    # Raw model throughput on exactly the texts the cold ingest embeds.
+    embed_texts = [f"{m['name']}: {m['content']}" if m.get("name") else m["content"] for m in first]
+    t0 = time.perf_counter()
+    embedder.embed(embed_texts)
+    raw = len(first) / (time.perf_counter() - t0)
+    report["raw_embed_texts_per_s"] = round(raw, 1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with Memory(Path(tmp) / "speed.db", embedder=embedder) as mem:
+            cold = ingest(mem, "cold", first, "c")
+            warm = ingest(mem, "warm", first, "w")
+            report["cold_ingest_turns_per_s"] = round(len(first) / cold, 1)
+            report["warm_ingest_turns_per_s"] = round(len(first) / warm, 1)
+            report["cold_ingest_vs_raw"] = round(len(first) / cold / raw, 3)
+            report["embedded_texts_cold_and_warm"] = mem.embedded_texts
+        for size in args.sizes:
+            with Memory(Path(tmp) / f"scope-{size}.db", embedder=embedder, embedding_cache=args.cache) as mem:
+                rows = [msgs[i % len(msgs)] for i in range(size)]
+                t = ingest(mem, "big", rows, "s")
+                report[f"ingest_{size}_seconds"] = round(t, 1)
+                report[f"embedded_for_{size}"] = mem.embedded_texts
+                report[f"search_ms_at_{size}"] = {k: round(v, 2) for k, v in search_latency(mem, "big", queries).items()}
+                print(json.dumps(report, indent=1), file=sys.stderr)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
