@@ -21,6 +21,7 @@ from .encode.timex import find_times
 from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .model import Episode, Hit, StoreStats
 from .recall.packing import Context, pack
+from .recall.query import analyse
 from .recall.scope import ScopeIndex
 from .recall.search import RecallOptions, RankedGroup, recall
 from .store.base import NewEpisode, NewUnit, Store
@@ -272,20 +273,23 @@ class Memory:
     ) -> builtins.list[Hit]:
         """Recall what bears on ``query``, best first.
 
-        ``now`` is when the question is asked (episodes after it are not visible);
-        ``as_of`` sees memory as it was known then (episodes recorded later are hidden).
+        ``now`` is when the question is asked: the reference for its time expressions
+        ("last week", "most recent"); ``as_of`` sees memory as it was known then (episodes
+        recorded later are hidden).
         ``options`` overrides the memory's recall options for this call (ablations).
         """
         user = self._known_user(user_id)
         check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise LimitError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit", value=limit)
-        now_ts = parse_timestamp(now, field="now").timestamp() if now is not None else None
+        asked = parse_timestamp(now, field="now") if now is not None else self._clock()
         as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None
         opts = options or self.recall_options
         scope = self._scope(user)
         qvec = self._query_vector(query) if opts.weights.dense > 0 else None
-        groups = recall(scope, self.store, query, qvec, limit=limit, now_ts=now_ts, as_of_ts=as_of_ts, options=opts)
+        groups = recall(
+            scope, self.store, query, qvec, limit=limit, as_of_ts=as_of_ts, analysis=analyse(query, asked), options=opts
+        )
         return self._hits(scope, groups)
 
     def context(

@@ -49,8 +49,15 @@ def test_add_search_context_list_get_delete(run) -> None:  # type: ignore[no-unt
 def test_as_of_and_now_options(run) -> None:  # type: ignore[no-untyped-def]
     run("add", "--user", "u", "--time", "2023-01-01", "I live in Berlin")
     run("add", "--user", "u", "--time", "2023-06-01", "I live in Munich now")
-    hits = json.loads(run("search", "--user", "u", "--now", "2023-03-01", "--json", "where do I live").output)
-    assert [h["episodes"][0]["text"] for h in hits] == ["I live in Berlin"]
+    hits = json.loads(run("search", "--user", "u", "--now", "2023-06-10", "--json", "where did I live last week?").output)
+    assert hits[0]["episodes"][0]["text"] == "I live in Munich now"
+    assert hits[0]["signals"]["time"] > 0
+    hits = json.loads(run("search", "--user", "u", "--now", "2023-01-03", "--json", "where did I live last week?").output)
+    assert hits[0]["episodes"][0]["text"] == "I live in Berlin"
+    future = "2999-01-01T00:00:00"
+    assert json.loads(run("search", "--user", "u", "--as-of", future, "--json", "live").output)
+    r = run("search", "--user", "u", "--as-of", "2000-01-01", "--json", "live")
+    assert json.loads(r.output) == []
 
 
 def test_bad_input_exit_codes(run) -> None:  # type: ignore[no-untyped-def]

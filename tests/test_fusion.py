@@ -28,6 +28,8 @@ def test_normalise_dense_floors_at_kth_or_median() -> None:
     assert out[0] == 1.0 and out[2] == 0.0 and out[3] == 0.0 and 0 < out[1] < 1
     assert normalise_dense(np.array([]), exhaustive=True).size == 0
     assert normalise_dense(np.array([0.3]), exhaustive=True).tolist() == [1.0]
+    # near-equal similarities stay near-equal (the floor is at least 0.15 below the best)
+    assert normalise_dense(np.array([0.74, 0.69]), exhaustive=True).tolist() == pytest.approx([1.0, 2 / 3])
 
 
 def test_rrf_rewards_agreement() -> None:

@@ -43,7 +43,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "bm25": {
         "embedder": None,
         "passage_tokens": 1_000_000,
-        "recall": RecallOptions(weights=Weights(lexical=1, dense=0, neighbours=0, session=0), merge_adjacent=False),
+        "recall": RecallOptions(
+            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0), merge_adjacent=False
+        ),
     },
     "lexical-only": {"recall": RecallOptions(weights=Weights(_W.lexical, 0, _W.neighbours, _W.session))},
     "dense-only": {"recall": RecallOptions(weights=Weights(0, _W.dense, _W.neighbours, _W.session))},
@@ -53,6 +55,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "no-merge": {"recall": RecallOptions(merge_adjacent=False)},
     "rrf": {"recall": RecallOptions(weights=Weights(method="rrf"))},
     "whole-turns": {"passage_tokens": 1_000_000},
+    "no-time": {"recall": RecallOptions(weights=Weights(time=0, when=0, order=0))},
 }
 
 

@@ -20,18 +20,20 @@ def normalise_max(scores: np.ndarray) -> np.ndarray:
     return np.asarray(np.clip(scores / top, 0.0, 1.0), dtype=np.float64)
 
 
-def normalise_dense(sims: np.ndarray, exhaustive: bool) -> np.ndarray:
+def normalise_dense(sims: np.ndarray, exhaustive: bool, min_span: float = 0.15) -> np.ndarray:
     """Map top-k cosine similarities (best first) to [0, 1]: the best to 1, a floor to 0.
 
-    The floor is the k-th similarity — or the median when the k rows are every row there is.
-    Anchoring at this user's own similarities removes the offset every text shares with
-    every other under a sentence encoder, without a fixed threshold (and works for ANN
-    indexes, which only return the top k).
+    The floor is the k-th similarity — or the median when the k rows are every row there is —
+    but at least ``min_span`` below the best, so near-equal similarities in a small memory
+    stay near-equal. Anchoring at this user's own similarities removes the offset every text
+    shares with every other under a sentence encoder, without a fixed threshold (and works
+    for ANN indexes, which only return the top k).
     """
     if sims.size == 0:
         return np.zeros(0, dtype=np.float64)
     top = float(sims[0])
     floor = float(np.median(sims)) if exhaustive else float(sims[-1])
+    floor = min(floor, top - min_span)
     if top - floor <= 1e-6:  # one candidate, or all alike: they are all the best there is
         return (sims >= top - 1e-6).astype(np.float64)
     return np.asarray(np.clip((sims - floor) / (top - floor), 0.0, 1.0), dtype=np.float64)
@@ -53,10 +55,13 @@ class Weights:
     dense: float = 0.5
     neighbours: float = 0.25
     session: float = 0.15
+    time: float = 0.5  # boost for episodes in or near a time range named in the question
+    when: float = 0.15  # "when"-questions: boost episodes that mention a time
+    order: float = 0.5  # "first"/"latest" questions: boost the earliest/newest relevant episode
     method: str = "weighted"  # or "rrf"
 
     def __post_init__(self) -> None:
-        for name in ("lexical", "dense", "neighbours", "session"):
+        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order"):
             if getattr(self, name) < 0:
                 raise ValueError(f"weight {name} must be >= 0")
         if self.method not in ("weighted", "rrf"):

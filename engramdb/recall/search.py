@@ -25,6 +25,7 @@ from .fusion import (
     normalise_max,
     session_support,
 )
+from .query import QueryAnalysis, in_range, range_closeness
 from .scope import ScopeIndex
 
 
@@ -54,8 +55,8 @@ def recall(
     query_vector: np.ndarray | None,
     *,
     limit: int,
-    now_ts: float | None = None,
     as_of_ts: float | None = None,
+    analysis: QueryAnalysis = QueryAnalysis(),
     options: RecallOptions = RecallOptions(),
 ) -> list[RankedGroup]:
     w = options.weights
@@ -88,19 +89,20 @@ def recall(
     ep_base = max_by_group(unit_score[cand], scope.unit_ep[cand], n_eps)
 
     visible = np.ones(n_eps, dtype=bool)
-    if now_ts is not None:
-        visible &= scope.ep_ts <= now_ts
     if as_of_ts is not None:
         visible &= scope.ep_recorded_ts <= as_of_ts
     ep_base = np.where(visible, ep_base, 0.0)
 
-    # 3. Context.
+    # 3. Time: ranges named in the question, "when" questions, first/latest intent.
+    ep_base, time_sig, order_sig, visible = _time_signals(scope, ep_base, visible, analysis, w)
+
+    # 4. Context.
     neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
     sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
     final = combine(ep_base, neigh, sess, w)
     final = np.where(visible & (final > 0), final, -np.inf)
 
-    # 4. Rank and group.
+    # 5. Rank and group.
     want = min(n_eps, max(limit * 4, 50))
     top = np.argpartition(-final, want - 1)[:want] if want < n_eps else np.arange(n_eps)
     top = top[np.isfinite(final[top])]
@@ -124,6 +126,8 @@ def recall(
             "relevance": float(ep_base[e]),
             "neighbours": float(neigh[e]),
             "session": float(sess[e]),
+            "time": float(time_sig[e]),
+            "order": float(order_sig[e]),
         }
 
     groups: list[RankedGroup] = []
@@ -156,6 +160,42 @@ def recall(
     for g in groups:
         g.episodes.sort(key=lambda e: (scope.ep_ts[e], e))
     return groups
+
+
+def _time_signals(
+    scope: ScopeIndex, ep_base: np.ndarray, visible: np.ndarray, analysis: QueryAnalysis, w: Weights
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reweight episode relevance by time; returns (relevance, time signal, order signal, visible).
+
+    Explicit ranges ("in 2022") filter — unless nothing relevant lies inside them, when they
+    fall back to boosting; soft ranges ("two weeks ago") boost what lies in or near them.
+    """
+    n = ep_base.size
+    time_sig = np.zeros(n)
+    order_sig = np.zeros(n)
+    if n == 0 or w.time <= 0:
+        return ep_base, time_sig, order_sig, visible
+    for r in analysis.ranges:
+        if r.explicit:
+            inside = in_range(scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi, r)
+            if (ep_base * inside).max() > 0:
+                visible = visible & inside
+                ep_base = np.where(inside, ep_base, 0.0)
+                continue
+        time_sig = np.maximum(time_sig, range_closeness(scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi, r))
+    factor = 1.0 + w.time * time_sig
+    if analysis.asks_when:
+        factor += w.when * ~np.isnan(scope.ep_event_lo)
+    if analysis.order in ("latest", "earliest"):
+        relevant = ep_base >= 0.5 * float(ep_base.max()) if ep_base.max() > 0 else ep_base > 0
+        if relevant.sum() > 1:
+            ts = scope.ep_ts[relevant]
+            span = float(ts.max() - ts.min())
+            if span > 0:
+                pos = (scope.ep_ts - ts.min()) / span
+                order_sig = np.where(relevant, pos if analysis.order == "latest" else 1.0 - pos, 0.0)
+                factor = factor + w.order * order_sig
+    return ep_base * factor, time_sig, order_sig, visible
 
 
 def _is_edge(group: RankedGroup, member: int, scope: ScopeIndex) -> bool:

@@ -1,0 +1,92 @@
+"""Query analysis — pure: time constraints, ordering intent and "when"-questions.
+
+Time expressions in the question are resolved against ``now`` (when it is asked) with the same
+resolver used on memories, so "what did I do last week?" asked on 2023-05-08 means the week of
+2023-05-01. Absolute expressions ("in 2022", "May 2021") are *explicit* and filter; relative
+ones ("a week ago", "last month") are *soft* and boost what falls in or near them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+
+import numpy as np
+
+from ..encode.timex import find_times
+
+_EARLIEST = re.compile(r"\b(first|earliest|initially|originally|to begin with|at the start)\b", re.I)
+_LATEST = re.compile(
+    r"\b(current(ly)?|now|latest|most recent(ly)?|recently|these days|nowadays|still|anymore|"
+    r"the last time|last (?:one|thing|time)|newest|so far|at the moment|present(ly)?)\b",
+    re.I,
+)
+_COMPARE = re.compile(r"\b(first|earlier|before|after|later|order)\b.*\bor\b|\border of\b|\bwhich .* first\b", re.I)
+_WHEN = re.compile(
+    r"\b(when|what (date|day|time|year|month)|which (date|day|year|month)|how long ago|how (many|much) "
+    r"(days?|weeks?|months?|years?|time)|how long|since when|what age)\b",
+    re.I,
+)
+_YEAR = re.compile(r"\b(19|20)\d\d\b")
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    lo: float  # epoch seconds, start of the first day
+    hi: float  # epoch seconds, end of the last day
+    explicit: bool
+
+
+@dataclass(frozen=True)
+class QueryAnalysis:
+    ranges: tuple[TimeRange, ...] = ()
+    order: str | None = None  # "earliest" | "latest" | "compare"
+    asks_when: bool = False
+    time_words: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _ts(d: date, end: bool = False) -> float:
+    return datetime.combine(d, time(23, 59, 59) if end else time(0), tzinfo=timezone.utc).timestamp()
+
+
+def analyse(query: str, now: datetime | None) -> QueryAnalysis:
+    ranges = []
+    words: list[str] = []
+    if now is not None:
+        for t in find_times(query, now):
+            ranges.append(TimeRange(_ts(t.start), _ts(t.end, end=True), bool(_YEAR.search(t.text))))
+            words.append(t.text)
+    if _COMPARE.search(query):
+        order: str | None = "compare"
+    elif _LATEST.search(query):
+        order = "latest"
+    elif _EARLIEST.search(query):
+        order = "earliest"
+    else:
+        order = None
+    return QueryAnalysis(tuple(ranges), order, bool(_WHEN.search(query)), tuple(words))
+
+
+def range_closeness(ep_ts: np.ndarray, ev_lo: np.ndarray, ev_hi: np.ndarray, r: TimeRange) -> np.ndarray:
+    """1 for episodes said or mentioning a time inside ``r``, fading to 0 over a margin outside.
+
+    The margin (half the range, at least 3 days) absorbs the slack of relative expressions:
+    "two weeks ago" said on a Wednesday may well mean the Sunday before that week.
+    """
+    day = 86400.0
+    margin = max(3 * day, 0.5 * (r.hi - r.lo))
+
+    def closeness(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        gap = np.maximum(0.0, np.maximum(r.lo - hi, lo - r.hi))
+        return np.clip(1.0 - gap / margin, 0.0, 1.0)
+
+    said = closeness(ep_ts, ep_ts)
+    mentioned = np.where(np.isnan(ev_lo), 0.0, closeness(np.nan_to_num(ev_lo), np.nan_to_num(ev_hi)))
+    return np.asarray(np.maximum(said, mentioned), dtype=np.float64)
+
+
+def in_range(ep_ts: np.ndarray, ev_lo: np.ndarray, ev_hi: np.ndarray, r: TimeRange) -> np.ndarray:
+    said = (ep_ts >= r.lo) & (ep_ts <= r.hi)
+    mentioned = ~np.isnan(ev_lo) & (np.nan_to_num(ev_lo) <= r.hi) & (np.nan_to_num(ev_hi) >= r.lo)
+    return np.asarray(said | mentioned, dtype=bool)
