@@ -240,6 +240,33 @@ def context(db: str, user_id: str, budget: int, now: str | None, as_of: str | No
         click.echo(str(ctx) if ctx else "(no memories matched)")
 
 
+@main.command()
+@db_option
+@user_option()
+@click.option("--query", "-q", default=None, help="Only what recall finds for this query.")
+@click.option("--start", default=None, help="Period start (ISO 8601).")
+@click.option("--end", default=None, help="Period end (ISO 8601).")
+@click.option("--limit", "-n", default=100, show_default=True, help="How many episodes.")
+@click.option("--now", default=None, help="When the query is asked (ISO 8601); default: now.")
+@json_option
+@handle_errors
+def timeline(db: str, user_id: str, query: str | None, start: str | None, end: str | None, limit: int,
+             now: str | None, as_json: bool) -> None:
+    """Episodes in chronological order of what they tell, with resolved dates."""
+    with _open(db, embedder="default" if query else None) as mem:
+        eps = mem.timeline(user_id=user_id, query=query, start=start, end=end, limit=limit, now=now)
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in eps], indent=1, ensure_ascii=False))
+        return
+    t = Table()
+    for col in ("happened", "said", "who", "text"):
+        t.add_column(col, overflow="fold")
+    for e in eps:
+        when = ", ".join(f"{x.text} → {x.label()}" for x in e.times) or display(e.timestamp)[:10]
+        t.add_row(when, display(e.timestamp), e.speaker or "", e.text)
+    console.print(t)
+
+
 @main.command(name="list")
 @db_option
 @user_option()

@@ -20,7 +20,7 @@ from .encode.text import split_passages
 from .encode.timex import find_times
 from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .model import Episode, Hit, StoreStats
-from .recall.packing import Context, pack
+from .recall.packing import PASSAGE_JOIN, Context, pack
 from .recall.query import analyse
 from .recall.scope import ScopeIndex
 from .recall.search import RecallOptions, RankedGroup, recall
@@ -312,6 +312,39 @@ class Memory:
         hits = self.search(query, user_id=user_id, limit=limit, now=now, as_of=as_of)
         return pack(hits, budget_tokens)
 
+    def timeline(
+        self,
+        *,
+        user_id: str,
+        query: str | None = None,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        limit: int = 100,
+        now: str | datetime | None = None,
+    ) -> builtins.list[Episode]:
+        """Episodes in chronological order of what they tell (``Episode.event_time``).
+
+        With ``query``: the episodes recall finds for it, put in time order — for "what came
+        first?" and "what happened before/after?". ``start``/``end`` bound the period (an
+        episode counts if it was said, or mentions a time, inside it).
+        """
+        user = self._known_user(user_id)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise LimitError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit", value=limit)
+        lo = parse_timestamp(start, field="start") if start is not None else None
+        hi = parse_timestamp(end, field="end") if end is not None else None
+        if lo and hi and lo > hi:
+            raise InputError("start is after end", field="start")
+        if query is None:
+            return self.store.timeline(user, lo.timestamp() if lo else None, hi.timestamp() if hi else None, limit)
+        eps = [e for h in self.search(query, user_id=user, limit=limit, now=now) for e in h.episodes]
+
+        def within(e: Episode) -> bool:
+            spans = [(e.timestamp.date(), e.timestamp.date())] + [(t.start, t.end) for t in e.times]
+            return any((lo is None or b >= lo.date()) and (hi is None or a <= hi.date()) for a, b in spans)
+
+        return sorted((e for e in eps if within(e)), key=lambda e: (e.event_time, e.seq))
+
     def _scope(self, user: str) -> ScopeIndex:
         with self._lock:
             model = self.embedder.model_id if self.embedder else None
@@ -352,7 +385,7 @@ class Memory:
                     continue
                 shown = [units[int(scope.unit_rowid[u])][2] for u in g.units[e] if int(scope.unit_rowid[u]) in units]
                 eps.append(ep)
-                passages.append(" … ".join(shown) if shown else ep.text)
+                passages.append(PASSAGE_JOIN.join(shown) if shown else ep.text)
             if eps:
                 hits.append(
                     Hit(

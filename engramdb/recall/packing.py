@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from dataclasses import replace
+
 from ..encode.text import count_tokens
-from ..model import Hit
+from ..encode.timex import annotate
+from ..model import Episode, Hit
 from ..timeutil import display
 
 HEADER = "Relevant memories (oldest first):"
+PASSAGE_JOIN = " … "  # between non-adjacent passages of one long message
 
 
 class Context(str):
@@ -35,12 +39,28 @@ class Context(str):
         return obj
 
 
+def grounded(passage: str, ep: Episode) -> str:
+    """The passage with the episode's resolved time expressions: "yesterday [2023-05-07]"."""
+    if not ep.times:
+        return passage
+    pieces = []
+    for piece in passage.split(PASSAGE_JOIN):
+        start = ep.text.find(piece)
+        inside = [
+            replace(t, start_char=t.start_char - start, end_char=t.end_char - start)
+            for t in ep.times
+            if start >= 0 and start <= t.start_char and t.end_char <= start + len(piece)
+        ]
+        pieces.append(annotate(piece, inside))
+    return PASSAGE_JOIN.join(pieces)
+
+
 def hit_lines(hit: Hit) -> list[tuple[tuple[float, int], str, str]]:
     """(sort key, episode id, line) for each source episode of a hit."""
     out = []
     for ep, passage in zip(hit.episodes, hit.passages):
         speaker = ep.speaker or "unknown"
-        line = f"[{display(ep.timestamp)}] {speaker}: {' '.join(passage.split())}"
+        line = f"[{display(ep.timestamp)}] {speaker}: {' '.join(grounded(passage, ep).split())}"
         out.append(((ep.timestamp.timestamp(), ep.seq), ep.id, line))
     return out
 

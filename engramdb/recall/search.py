@@ -173,9 +173,9 @@ def _time_signals(
     n = ep_base.size
     time_sig = np.zeros(n)
     order_sig = np.zeros(n)
-    if n == 0 or w.time <= 0:
+    if n == 0:
         return ep_base, time_sig, order_sig, visible
-    for r in analysis.ranges:
+    for r in analysis.ranges if w.time > 0 else ():
         if r.explicit:
             inside = in_range(scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi, r)
             if (ep_base * inside).max() > 0:
@@ -184,9 +184,9 @@ def _time_signals(
                 continue
         time_sig = np.maximum(time_sig, range_closeness(scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi, r))
     factor = 1.0 + w.time * time_sig
-    if analysis.asks_when:
+    if analysis.asks_when and w.when > 0:
         factor += w.when * ~np.isnan(scope.ep_event_lo)
-    if analysis.order in ("latest", "earliest"):
+    if analysis.order in ("latest", "earliest") and w.order > 0:
         relevant = ep_base >= 0.5 * float(ep_base.max()) if ep_base.max() > 0 else ep_base > 0
         if relevant.sum() > 1:
             ts = scope.ep_ts[relevant]

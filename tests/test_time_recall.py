@@ -1,0 +1,85 @@
+"""Time grounding end to end: resolved dates on write, timeline order, dated context lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engramdb import InputError, Memory
+from engramdb.cli import main
+
+# Said on the dates given; the events they tell happened earlier ("yesterday", "last week"...).
+CONVERSATION = [
+    ("2023-03-06T10:00:00", "s1", "I adopted a beagle puppy named Max yesterday!"),
+    ("2023-03-06T10:01:00", "s1", "I also signed up for a pottery course last week."),
+    ("2023-04-20T09:00:00", "s2", "Two weeks ago I ran my first half marathon in Leiden."),
+    ("2023-04-20T09:01:00", "s2", "Max chewed my running shoes the day before yesterday."),
+    ("2023-06-01T18:00:00", "s3", "I bought a new car, a blue hatchback, on the 28th."),
+    ("2023-06-01T18:01:00", "s3", "Back in 2019 I lived in Madrid for a year."),
+]
+
+
+@pytest.fixture
+def tmem(mem: Memory) -> Memory:
+    for ts, sid, text in CONVERSATION:
+        mem.add({"role": "user", "name": "Sam", "content": text}, user_id="sam", session_id=sid, timestamp=ts)
+    return mem
+
+
+def test_which_came_first(tmem: Memory) -> None:
+    events = tmem.timeline(user_id="sam", query="adopted puppy, half marathon, new car", now="2023-06-10")
+    order = [e.text for e in events]
+    puppy = order.index("I adopted a beagle puppy named Max yesterday!")
+    marathon = order.index("Two weeks ago I ran my first half marathon in Leiden.")
+    car = order.index("I bought a new car, a blue hatchback, on the 28th.")
+    assert puppy < marathon < car
+    madrid = tmem.timeline(user_id="sam", query="Madrid", now="2023-06-10")
+    assert madrid[0].event_time.year == 2019
+
+
+def test_timeline_orders_by_event_time_not_by_when_said(tmem: Memory) -> None:
+    # said on 2023-06-01, happened in 2019: it comes first
+    events = tmem.timeline(user_id="sam")
+    assert events[0].text.startswith("Back in 2019")
+    assert [e.event_time for e in events] == sorted(e.event_time for e in events)
+    shoes = next(e for e in events if "shoes" in e.text)
+    assert shoes.times[0].start.isoformat() == "2023-04-18"
+
+
+def test_timeline_period_bounds(tmem: Memory) -> None:
+    april = tmem.timeline(user_id="sam", start="2023-04-01", end="2023-04-30")
+    texts = {e.text for e in april}
+    # the marathon was two weeks before 2023-04-20 and the shoes two days before: both in April
+    assert "Two weeks ago I ran my first half marathon in Leiden." in texts
+    assert "Max chewed my running shoes the day before yesterday." in texts
+    assert "I adopted a beagle puppy named Max yesterday!" not in texts
+    with pytest.raises(InputError):
+        tmem.timeline(user_id="sam", start="2023-05-01", end="2023-04-01")
+
+
+def test_context_states_resolved_dates(tmem: Memory) -> None:
+    ctx = tmem.context("When did I adopt Max?", user_id="sam", budget_tokens=200, now="2023-06-10")
+    assert "Max yesterday [2023-03-05]!" in ctx
+    ctx = tmem.context("When did I buy the car?", user_id="sam", budget_tokens=200, now="2023-06-10")
+    assert "on the 28th [2023-05-28]" in ctx
+
+
+def test_when_question_prefers_the_dated_mention(mem: Memory) -> None:
+    mem.add("I love going to the climbing gym with friends.", user_id="u", session_id="a", timestamp="2023-01-02")
+    mem.add("I went to the climbing gym last Saturday.", user_id="u", session_id="b", timestamp="2023-02-06")
+    hit = mem.search("When did I go to the climbing gym?", user_id="u", now="2023-03-01")[0]
+    assert "last Saturday" in hit.text and hit.signals["relevance"] > 0
+
+
+def test_cli_timeline(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    runner = CliRunner()
+    for ts, sid, text in CONVERSATION:
+        r = runner.invoke(main, ["add", "--db", db, "--user", "sam", "--session", sid, "--time", ts, text])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["timeline", "--db", db, "--user", "sam"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert r.output.index("Madrid") < r.output.index("beagle") < r.output.index("hatchback")
+    assert "yesterday → 2023-03-05" in r.output
