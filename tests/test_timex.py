@@ -51,3 +51,19 @@ def test_annotate_inserts_resolved_dates() -> None:
     text = "I went to a support group yesterday and will go again next Friday."
     out = annotate(text, find_times(text, date(2023, 5, 8)))
     assert out == "I went to a support group yesterday [2023-05-07] and will go again next Friday [2023-05-19]."
+
+
+@pytest.mark.parametrize(
+    "text", ["The pyramids were built 5000 years ago.", "99999999 days ago", "in 99999999 weeks", "3000 decades ago"]
+)
+def test_unrepresentable_dates_are_skipped_not_raised(text: str) -> None:
+    assert find_times(text, date(2023, 5, 8)) == []
+
+
+def test_long_text_is_fast() -> None:
+    import time
+
+    text = ("I went to the market yesterday and met Anna. " * 2000)[:100_000]
+    t0 = time.perf_counter()
+    found = find_times(text, date(2023, 5, 8))
+    assert len(found) > 1000 and time.perf_counter() - t0 < 5.0

@@ -391,7 +391,10 @@ def find_times(text: str, anchor: datetime | date) -> list[TimeMention]:
             if any(s < b and a < e for a, b in taken):
                 continue
             sent = next((text[a:b] for a, b in sentences if a <= s < b), text)
-            res = _resolve(name, m, day, sent)
+            try:
+                res = _resolve(name, m, day, sent)
+            except (ValueError, OverflowError):  # "5000 years ago": no calendar date to give
+                res = None
             if res is None:
                 continue
             taken.append((s, e))
