@@ -61,8 +61,10 @@ class Memory:
     - ``recall``: :class:`RecallOptions` (signal weights, candidate counts).
     - ``clock``: returns "now" for messages without a timestamp.
     - ``passage_tokens``: long messages are indexed as passages of about this many tokens;
-      ``dense_passages``: how many leading passages of a message get a vector (the rest are
-      found by full text) — embedding cost grows with it.
+      ``dense_passages``: how many leading passages of a person's message get a vector, and
+      ``dense_passages_assistant`` of an assistant's (role ``assistant``): the rest are found
+      by full text. People's messages are the memory; assistant replies are long and mostly
+      generic, so they get fewer vectors — embedding cost grows with both.
     """
 
     def __init__(
@@ -74,7 +76,8 @@ class Memory:
         recall: RecallOptions | None = None,
         clock: Clock | None = None,
         passage_tokens: int = 96,
-        dense_passages: int = 1,
+        dense_passages: int = 4,
+        dense_passages_assistant: int = 1,
     ) -> None:
         if isinstance(path_or_store, (str, os.PathLike)):
             self.store: Store = open_store(path_or_store)
@@ -92,6 +95,7 @@ class Memory:
             raise InputError("passage_tokens must be at least 16", field="passage_tokens")
         self.passage_tokens = passage_tokens
         self.dense_passages = max(0, dense_passages)
+        self.dense_passages_assistant = max(0, dense_passages_assistant)
         self._scopes: OrderedDict[str, ScopeIndex] = OrderedDict()
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -150,10 +154,11 @@ class Memory:
         to_embed: dict[str, str] = {}
         for d in drafts:
             speaker = d.name or d.role or ""
+            dense = self.dense_passages_assistant if d.role == "assistant" else self.dense_passages
             units = []
             for i, p in enumerate(split_passages(d.content, self.passage_tokens)):
                 vhash = None
-                if model and i < self.dense_passages:
+                if model and i < dense:
                     embed_text = f"{d.name}: {p.text}" if d.name else p.text
                     vhash = hashlib.sha256(embed_text.encode("utf-8")).hexdigest()
                     to_embed[vhash] = embed_text

@@ -55,6 +55,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "no-merge": {"recall": RecallOptions(merge_adjacent=False)},
     "rrf": {"recall": RecallOptions(weights=Weights(method="rrf"))},
     "whole-turns": {"passage_tokens": 1_000_000},
+    "first-passage": {"dense_passages": 1},
     "no-time": {"recall": RecallOptions(weights=Weights(time=0, when=0, order=0))},
 }
 
