@@ -7,6 +7,7 @@ import hashlib
 import os
 import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
@@ -15,16 +16,20 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .consolidate import engine as consolidation
+from .consolidate.engine import Report
+from .consolidate.extract import Extractor, RuleExtractor
 from .encode.embedders import Embedder, make_embedder
 from .encode.text import split_passages
 from .encode.timex import find_times
 from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
-from .model import Episode, Hit, StoreStats
+from .model import Change, Episode, Explanation, Fact, Hit, Segment, StoreStats
 from .recall.packing import PASSAGE_JOIN, Context, pack
 from .recall.query import analyse
 from .recall.scope import ScopeIndex
 from .recall.search import RecallOptions, RankedGroup, recall
 from .store.base import NewEpisode, NewUnit, Store
+from .store.facts import FactStore
 from .store.sqlite import SQLiteStore
 from .timeutil import now_utc, parse_timestamp
 from .validate import MAX_QUERY_CHARS, check_id, check_text, normalise_messages
@@ -65,6 +70,8 @@ class Memory:
       ``dense_passages_assistant`` of an assistant's (role ``assistant``): the rest are found
       by full text. People's messages are the memory; assistant replies are long and mostly
       generic, so they get fewer vectors — embedding cost grows with both.
+    - ``extractor``: turns messages into facts (default: offline rules); with
+      ``consolidate_on_add`` (default) each ``add`` is consolidated right after it is stored.
     """
 
     def __init__(
@@ -78,6 +85,8 @@ class Memory:
         passage_tokens: int = 96,
         dense_passages: int = 4,
         dense_passages_assistant: int = 1,
+        extractor: Extractor | None = None,
+        consolidate_on_add: bool = True,
     ) -> None:
         if isinstance(path_or_store, (str, os.PathLike)):
             self.store: Store = open_store(path_or_store)
@@ -96,6 +105,9 @@ class Memory:
         self.passage_tokens = passage_tokens
         self.dense_passages = max(0, dense_passages)
         self.dense_passages_assistant = max(0, dense_passages_assistant)
+        self.extractor: Extractor = extractor or RuleExtractor()
+        self.consolidate_on_add = consolidate_on_add
+        self._facts = FactStore(self.store) if isinstance(self.store, SQLiteStore) else None
         self._scopes: OrderedDict[str, ScopeIndex] = OrderedDict()
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -183,6 +195,11 @@ class Memory:
             )
         vectors = self._vectors_for(model, to_embed) if model else {}
         self.store.add_episodes(user, episodes, model, vectors)
+        if self.consolidate_on_add and self._facts is not None:
+            try:
+                self.consolidate(user_id=user)
+            except Exception as exc:  # the episodes are stored; consolidation can be re-run
+                warnings.warn(f"consolidation after add failed for {user!r}: {exc}", stacklevel=2)
         return [e.id for e in episodes]
 
     def _vectors_for(self, model: str, texts: dict[str, str]) -> dict[str, np.ndarray]:
@@ -215,6 +232,70 @@ class Memory:
             check_id(user_id, "user_id", required=True)
         if not self.store.delete_episode(user_id, episode_id):
             raise NotFoundError(f"no episode {episode_id!r}" + (f" for user {user_id!r}" if user_id else ""), id=episode_id)
+
+    # -- semantic memory ---------------------------------------------------------------------
+
+    def _semantic(self) -> FactStore:
+        if self._facts is None:
+            raise StoreError("this store has no semantic memory (facts need the SQLite backend)")
+        return self._facts
+
+    def consolidate(self, *, user_id: str) -> Report:
+        """Turn the user's not-yet-consolidated episodes into facts, supersessions, segments."""
+        user = self._known_user(user_id)
+        facts = self._semantic()
+        emb = self.embedder
+        pending = facts.pending(user)
+        vecs = self.store.episode_vectors(user, emb.model_id, [r for r, _, _ in pending]) if emb and pending else {}
+        return consolidation.run(facts, user, self.extractor, emb, vecs)
+
+    def facts(
+        self,
+        *,
+        user_id: str,
+        status: str | None = "current",
+        subject: str | None = None,
+        predicate: str | None = None,
+    ) -> builtins.list[Fact]:
+        """Facts known about a user's world; ``status=None`` includes superseded ones."""
+        if status not in (None, "current", "superseded", "retracted"):
+            raise InputError("status must be current, superseded, retracted or None", field="status")
+        return self._semantic().facts(self._known_user(user_id), status=status, subject=subject, predicate=predicate)
+
+    def profile(self, *, user_id: str, subject: str | None = None) -> dict[str, dict[str, builtins.list[Fact]]]:
+        """Current facts grouped by subject, then by category (identity, work, places…)."""
+        out: dict[str, dict[str, builtins.list[Fact]]] = {}
+        for f in self.facts(user_id=user_id, subject=subject):
+            out.setdefault(f.subject, {}).setdefault(f.category, []).append(f)
+        return out
+
+    def history(self, fact_id: str) -> builtins.list[Fact]:
+        """The chain of facts for the same slot (e.g. every place lived in), oldest first."""
+        check_text(fact_id, field_name="fact_id", limit=256)
+        return self._semantic().history(fact_id)
+
+    def changes(self, *, user_id: str, limit: int = 100) -> builtins.list[Change]:
+        """The consolidation log, newest first (each entry can be undone)."""
+        return self._semantic().changes(self._known_user(user_id), limit)
+
+    def undo(self, change_id: str) -> Change:
+        """Revert one consolidation change (restores what it superseded, drops what it added)."""
+        check_text(change_id, field_name="change_id", limit=256)
+        return self._semantic().undo(change_id)
+
+    def segments(self, *, user_id: str, session_id: str | None = None) -> builtins.list[Segment]:
+        """Topic segments of a user's sessions, with extractive summaries."""
+        return self._semantic().segments(self._known_user(user_id), session_id)
+
+    def why(self, hit: Hit) -> Explanation:
+        """Where a hit came from: its episodes, what each signal gave, facts drawn from it."""
+        facts = self._semantic().facts(hit.episodes[0].user_id, status=None, episode_ids=hit.episode_ids)
+        lines = [f"score {hit.score:.3f}: " + ", ".join(f"{k} {v:.2f}" for k, v in hit.signals.items() if v)]
+        for ep in hit.episodes:
+            lines.append(f"from episode {ep.id} ({ep.speaker or '?'}, {ep.timestamp:%Y-%m-%d %H:%M}, session {ep.session_id})")
+        for f in facts:
+            lines.append(f"fact {f.id} [{f.status}]: {f.text}")
+        return Explanation(hit, tuple(facts), tuple(lines))
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -120,6 +120,64 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """A semantic statement derived from episodes, bi-temporal and traceable.
+
+    ``valid_from``/``valid_to``: when it held in the world; ``recorded_at``/``superseded_at``:
+    when memory learned and retired it. ``status`` is current, superseded or retracted;
+    ``superseded_by`` names the fact that replaced it. ``sources`` are episode ids.
+    """
+
+    id: str
+    user_id: str
+    subject: str
+    predicate: str
+    object: str
+    text: str
+    kind: str
+    category: str
+    confidence: float
+    recorded_at: datetime
+    status: str = "current"
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    superseded_at: datetime | None = None
+    superseded_by: str | None = None
+    strength: float = 1.0
+    qualifier: str = ""
+    sources: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        for k in ("recorded_at", "valid_from", "valid_to", "superseded_at"):
+            out[k] = out[k].isoformat() if out[k] else None
+        out["sources"] = list(self.sources)
+        return out
+
+
+@dataclass(frozen=True)
+class Change:
+    """One consolidation step (add, merge, supersede, retract), which ``Memory.undo`` reverts."""
+
+    id: str
+    user_id: str
+    kind: str
+    fact_id: str | None
+    created_at: datetime
+    undone_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of episodes of one session about one topic, with an extractive summary."""
+
+    id: str
+    session_id: str | None
+    episode_ids: tuple[str, ...]
+    summary: str
+
+
+@dataclass(frozen=True)
 class StoreStats:
     users: int
     episodes: int
@@ -129,7 +187,20 @@ class StoreStats:
     cached_embeddings: int
     size_bytes: int
     schema_version: str
+    facts: int = 0  # current facts
     embedder: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """``Memory.why(hit)``: the hit, the facts drawn from its episodes, and readable lines."""
+
+    hit: Hit
+    facts: tuple[Fact, ...]
+    lines: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)

@@ -20,6 +20,7 @@ class ScopeIndex:
         self.vectors: VectorIndex = ExactIndex()
         self.unit_rowid = np.zeros(0, dtype=np.int64)
         self.unit_ep = np.zeros(0, dtype=np.int64)  # position of the unit's episode
+        self.unit_is_key = np.zeros(0, dtype=bool)  # fact keys: recall their episode, never shown
         self.ep_rowid = np.zeros(0, dtype=np.int64)
         self.ep_ts = np.zeros(0, dtype=np.float64)
         self.ep_recorded_ts = np.zeros(0, dtype=np.float64)
@@ -92,9 +93,10 @@ class ScopeIndex:
         for i, rowid in enumerate(rows.unit_rowid.tolist()):
             self._unit_pos[rowid] = base + i
         self.unit_rowid = np.append(self.unit_rowid, rows.unit_rowid)
+        self.unit_is_key = np.append(self.unit_is_key, rows.unit_is_key)
         new_unit_ep = np.array([self._ep_pos[r] for r in rows.unit_episode.tolist()], dtype=np.int64)
         self.unit_ep = np.append(self.unit_ep, new_unit_ep)
         for i, e in enumerate(new_unit_ep.tolist()):
-            if self.ep_first_unit[e] < 0:
+            if self.ep_first_unit[e] < 0 and not rows.unit_is_key[i]:
                 self.ep_first_unit[e] = base + i
         self.vectors.append(rows.unit_vector, rows.has_vector)

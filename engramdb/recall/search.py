@@ -154,7 +154,8 @@ def recall(
             target = RankedGroup([], {}, float(final[e]), signals_of(e))
             groups.append(target)
         target.episodes.append(e)
-        shown = _units_to_show(best_units.get(e, []), unit_score, options.second_passage_ratio)
+        passages = [u for u in best_units.get(e, []) if not scope.unit_is_key[u]]
+        shown = _units_to_show(passages, unit_score, options.second_passage_ratio)
         target.units[e] = shown or [int(scope.ep_first_unit[e])]
         group_of[e] = target
     for g in groups:

@@ -50,6 +50,7 @@ class ScopeRows:
 
     unit_rowid: np.ndarray  # int64 [U]
     unit_episode: np.ndarray  # int64 [U], episode rowid
+    unit_is_key: np.ndarray  # bool [U], a derived key (a fact) rather than a passage of the text
     unit_vector: np.ndarray  # float32 [U, D], zero rows where has_vector is False
     has_vector: np.ndarray  # bool [U]
     episode_rowid: np.ndarray  # int64 [E], ordered by seq
@@ -108,6 +109,8 @@ class Store(Protocol):
         """Units with rowid > after_unit and episodes with seq > after_seq, in order."""
 
     def unit_count(self, user_id: str) -> int: ...
+
+    def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]: ...
 
     def unit_texts(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
         """unit rowid -> (episode rowid, ord, text)."""

@@ -120,3 +120,84 @@ def _m0002(dialect: str) -> list[str]:
         "CREATE INDEX episode_times_episode ON episode_times(episode_rowid)",
         "CREATE INDEX episode_times_user_start ON episode_times(user_id, start_ts)",
     ]
+
+
+@migration("0003_semantic")
+def _m0003(dialect: str) -> list[str]:
+    # Semantic memory derived from episodes: facts (bi-temporal, with sources), entities,
+    # segments, and a log of consolidation changes that can be undone.
+    return [
+        """CREATE TABLE facts (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            predicate TEXT NOT NULL,
+            qualifier TEXT NOT NULL DEFAULT '',
+            object TEXT NOT NULL,
+            text TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            category TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            valid_from TEXT,
+            valid_to TEXT,
+            recorded_at TEXT NOT NULL,
+            superseded_at TEXT,
+            superseded_by TEXT,
+            status TEXT NOT NULL DEFAULT 'current',
+            strength REAL NOT NULL DEFAULT 1.0,
+            extractor TEXT NOT NULL
+        )""",
+        "CREATE INDEX facts_user_slot ON facts(user_id, subject, predicate, status)",
+        """CREATE TABLE fact_sources (
+            fact_rowid INTEGER NOT NULL REFERENCES facts(rowid) ON DELETE CASCADE,
+            episode_rowid INTEGER NOT NULL REFERENCES episodes(rowid) ON DELETE CASCADE,
+            PRIMARY KEY (fact_rowid, episode_rowid)
+        )""",
+        "CREATE INDEX fact_sources_episode ON fact_sources(episode_rowid)",
+        """CREATE TABLE entities (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            aliases TEXT NOT NULL DEFAULT '[]',
+            UNIQUE (user_id, name)
+        )""",
+        """CREATE TABLE entity_links (
+            entity_rowid INTEGER NOT NULL REFERENCES entities(rowid) ON DELETE CASCADE,
+            episode_rowid INTEGER REFERENCES episodes(rowid) ON DELETE CASCADE,
+            fact_rowid INTEGER REFERENCES facts(rowid) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX entity_links_entity ON entity_links(entity_rowid)",
+        "CREATE INDEX entity_links_episode ON entity_links(episode_rowid)",
+        """CREATE TABLE segments (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL,
+            session_id TEXT,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            summary TEXT NOT NULL,
+            summary_episode_rowid INTEGER REFERENCES episodes(rowid) ON DELETE SET NULL
+        )""",
+        "CREATE INDEX segments_user ON segments(user_id, session_id, first_seq)",
+        """CREATE TABLE changes (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            fact_id TEXT,
+            created_at TEXT NOT NULL,
+            undone_at TEXT,
+            before TEXT NOT NULL DEFAULT '[]',
+            created TEXT NOT NULL DEFAULT '[]'
+        )""",
+        "CREATE INDEX changes_user ON changes(user_id, rowid)",
+        """CREATE TABLE consolidation (
+            user_id TEXT PRIMARY KEY,
+            last_seq INTEGER NOT NULL DEFAULT 0
+        )""",
+        # A unit may be a fact used as a recall key for its source episode.
+        "ALTER TABLE units ADD COLUMN fact_rowid INTEGER REFERENCES facts(rowid) ON DELETE CASCADE",
+    ]

@@ -231,6 +231,24 @@ class SQLiteStore:
             if row is None or (user_id is not None and row[1] != user_id):
                 return False
             ep_rowid, owner = row
+            # Semantic memory: facts drawn only from this episode go (reopening what they
+            # superseded); facts with other sources keep those, and their key moves there.
+            for frow, fid in c.execute(
+                "SELECT f.rowid, f.id FROM facts f JOIN fact_sources fs ON fs.fact_rowid = f.rowid "
+                "WHERE fs.episode_rowid = ?",
+                (ep_rowid,),
+            ).fetchall():
+                other = c.execute(
+                    "SELECT episode_rowid FROM fact_sources WHERE fact_rowid = ? AND episode_rowid != ? LIMIT 1",
+                    (frow, ep_rowid),
+                ).fetchone()
+                if other is None:
+                    from .facts import FactStore
+
+                    FactStore._drop_fact(c, fid)
+                else:
+                    c.execute("UPDATE units SET episode_rowid = ? WHERE fact_rowid = ?", (other[0], frow))
+            c.execute("UPDATE segments SET summary_episode_rowid = NULL WHERE summary_episode_rowid = ?", (ep_rowid,))
             units = c.execute(
                 "SELECT rowid, text, speaker, scope, vector_hash FROM units WHERE episode_rowid = ?", (ep_rowid,)
             ).fetchall()
@@ -350,7 +368,7 @@ class SQLiteStore:
 
     def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
         units = self._q(
-            "SELECT u.rowid, u.episode_rowid, v.vector FROM units u "
+            "SELECT u.rowid, u.episode_rowid, v.vector, u.fact_rowid IS NOT NULL FROM units u "
             "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
             "WHERE u.user_id = ? AND u.rowid > ? ORDER BY u.rowid",
             (model or "", user_id, after_unit),
@@ -371,6 +389,7 @@ class SQLiteStore:
         return ScopeRows(
             unit_rowid=np.array([r[0] for r in units], dtype=np.int64),
             unit_episode=np.array([r[1] for r in units], dtype=np.int64),
+            unit_is_key=np.array([bool(r[3]) for r in units], dtype=bool),
             unit_vector=vec,
             has_vector=has,
             episode_rowid=np.array([r[0] for r in eps], dtype=np.int64),
@@ -381,6 +400,21 @@ class SQLiteStore:
             episode_event_lo=np.array([np.nan if r[5] is None else r[5] for r in eps], dtype=np.float64),
             episode_event_hi=np.array([np.nan if r[6] is None else r[6] for r in eps], dtype=np.float64),
         )
+
+    def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        """First-passage vector of each episode (for segmentation)."""
+        out: dict[int, np.ndarray] = {}
+        ids = list(rowids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r, blob in self._q(
+                "SELECT u.episode_rowid, v.vector FROM units u JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
+                f"WHERE u.ord = 0 AND u.episode_rowid IN ({marks})",
+                [model, *chunk],
+            ):
+                out[int(r)] = np.frombuffer(blob, dtype=np.float32)
+        return out
 
     def unit_texts(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
         out: dict[int, tuple[int, int, str]] = {}
@@ -398,7 +432,9 @@ class SQLiteStore:
     def stats(self, user_id: str | None = None) -> StoreStats:
         where, params = ("WHERE user_id = ?", [user_id]) if user_id else ("", [])
         episodes, sessions = self._q(f"SELECT COUNT(*), COUNT(DISTINCT session_id) FROM episodes {where}", params)[0]
-        units, with_vec = self._q(f"SELECT COUNT(*), COUNT(vector_hash) FROM units {where}", params)[0]
+        passages = f"{where} {'AND' if where else 'WHERE'} fact_rowid IS NULL"
+        units, with_vec = self._q(f"SELECT COUNT(*), COUNT(vector_hash) FROM units {passages}", params)[0]
+        facts = self._q(f"SELECT COUNT(*) FROM facts {where} {'AND' if where else 'WHERE'} status = 'current'", params)[0][0]
         size = 0
         if self.path != ":memory:":
             size = sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
@@ -411,4 +447,5 @@ class SQLiteStore:
             cached_embeddings=int(self._q("SELECT COUNT(*) FROM vectors")[0][0]),
             size_bytes=size,
             schema_version=schema_version(),
+            facts=int(facts),
         )

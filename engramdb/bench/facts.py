@@ -1,0 +1,101 @@
+"""Score fact extraction and supersession on a labelled set of short exchanges.
+
+A case is ``{"category", "messages": [{"role", "speaker", "text"}], "facts": [[subject,
+predicate, object, negated?]], "current"?: [...], "superseded"?: [...]}``. Extraction is scored
+by precision/recall over (subject, predicate, object, negated) with objects compared after
+normalisation (equal, or one containing the other). Supersession runs the messages through a
+real ``Memory`` and checks which facts end current and which superseded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..consolidate.decide import norm
+from ..consolidate.extract import Extractor, FactDraft
+from ..memory import Memory
+
+
+@dataclass(frozen=True)
+class Scores:
+    precision: float
+    recall: float
+    per_category: dict[str, tuple[int, int, int]]  # category -> (true pos, predicted, gold)
+    errors: list[dict[str, Any]]
+
+
+def load_cases(path: str | Path) -> list[dict[str, Any]]:
+    return list(json.loads(Path(path).read_text()))
+
+
+def _match(pred: FactDraft, gold: list[Any]) -> bool:
+    subj, predicate, obj = gold[0], gold[1], gold[2]
+    neg = bool(gold[3]) if len(gold) > 3 else False
+    if pred.subject.lower() != subj.lower() or pred.predicate != predicate or pred.negated != neg:
+        return False
+    a, b = norm(pred.object), norm(obj)
+    return a == b or (min(len(a), len(b)) >= 3 and (a in b or b in a))
+
+
+def score_extraction(cases: list[dict[str, Any]], extractor: Extractor) -> Scores:
+    tp = pred_n = gold_n = 0
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    errors = []
+    for case in cases:
+        preds = [f for m in case["messages"] for f in extractor.extract(m["text"], m["speaker"], m["role"])]
+        gold = list(case["facts"])
+        used: set[int] = set()
+        hits = 0
+        for p in preds:
+            j = next((j for j, g in enumerate(gold) if j not in used and _match(p, g)), None)
+            if j is not None:
+                used.add(j)
+                hits += 1
+        tp += hits
+        pred_n += len(preds)
+        gold_n += len(gold)
+        row = per[case["category"]]
+        row[0] += hits
+        row[1] += len(preds)
+        row[2] += len(gold)
+        if hits != len(preds) or hits != len(gold):
+            errors.append({"messages": [m["text"] for m in case["messages"]], "gold": gold,
+                           "predicted": [(p.subject, p.predicate, p.object, p.negated) for p in preds]})
+    return Scores(
+        precision=tp / pred_n if pred_n else 1.0,
+        recall=tp / gold_n if gold_n else 1.0,
+        per_category={k: (v[0], v[1], v[2]) for k, v in sorted(per.items())},
+        errors=errors,
+    )
+
+
+def score_supersession(cases: list[dict[str, Any]], make_memory: Callable[[], Memory]) -> tuple[float, list[dict[str, Any]]]:
+    """Fraction of update cases whose end state (current / superseded facts) is right."""
+    checked = correct = 0
+    errors = []
+    for i, case in enumerate(cases):
+        if "current" not in case:
+            continue
+        checked += 1
+        with make_memory() as mem:
+            user = f"case-{i}"
+            for k, m in enumerate(case["messages"]):
+                msg = {"role": m["role"], "content": m["text"]}
+                if m["speaker"] not in ("user", "assistant"):
+                    msg["name"] = m["speaker"]
+                mem.add(msg, user_id=user, session_id="s", timestamp=f"2023-01-{k + 1:02d}T10:00:00")
+            facts = mem.facts(user_id=user, status=None)
+            current = {(f.subject.lower(), f.predicate, norm(f.object)) for f in facts if f.status == "current"}
+            closed = {(f.subject.lower(), f.predicate, norm(f.object)) for f in facts if f.status != "current"}
+            want_current = {(s.lower(), p, norm(o)) for s, p, o, *_ in case["current"]}
+            want_closed = {(s.lower(), p, norm(o)) for s, p, o, *_ in case["superseded"]}
+            ok = current == want_current and want_closed <= closed
+            correct += ok
+            if not ok:
+                errors.append({"messages": [m["text"] for m in case["messages"]], "current": sorted(current),
+                               "closed": sorted(closed), "want_current": sorted(want_current)})
+    return (correct / checked if checked else 1.0), errors

@@ -1,0 +1,83 @@
+"""Supersession decisions — pure: what a new fact draft does to the facts already known.
+
+- the same slot and object as a current fact: **merge** (add the source, strengthen);
+- a negation ("I don't live in Paris anymore"): **retract** the matching current facts;
+  a negated like with nothing to retract becomes a dislike;
+- a new value of a single-valued slot (lives_in, works_at…): **add** and supersede the old;
+- a like that contradicts a current dislike of the same thing (or the reverse): add and
+  supersede it;
+- anything else: **add**.
+Nothing is ever deleted here: superseded facts keep their history with closed validity.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .extract import SINGLE_VALUED, FactDraft
+
+_OPPOSITE = {"likes": "dislikes", "dislikes": "likes"}
+
+
+def norm(obj: str) -> str:
+    """Normalise an object for comparison: case, articles, spaces, trailing punctuation."""
+    s = re.sub(r"^(?:the|a|an|my|our)\s+", "", obj.lower().strip())
+    return re.sub(r"\s+", " ", s).strip(" .,!")
+
+
+@dataclass(frozen=True)
+class Known:
+    """A current fact as decisions see it."""
+
+    id: str
+    subject: str
+    predicate: str
+    qualifier: str
+    object: str
+
+
+@dataclass
+class Decision:
+    action: str  # merge | retract | add | ignore
+    draft: FactDraft
+    merge_into: str | None = None
+    closes: list[str] = field(default_factory=list)  # ids of facts this supersedes/retracts
+    new_id: str | None = None  # id of the fact an "add" creates (assigned before storing)
+
+
+def _same_object(a: str, b: str) -> bool:
+    na, nb = norm(a), norm(b)
+    return na == nb or (len(min(na, nb, key=len)) >= 3 and (na in nb or nb in na))
+
+
+def decide(current: list[Known], draft: FactDraft) -> Decision:
+    subj = draft.subject.lower()
+    same_slot = [
+        k for k in current
+        if k.subject.lower() == subj and k.predicate == draft.predicate and k.qualifier.lower() == draft.qualifier.lower()
+    ]
+    if draft.negated:
+        targets = [k.id for k in same_slot if _same_object(k.object, draft.object)]
+        if targets:
+            return Decision("retract", draft, closes=targets)
+        if draft.predicate == "likes":
+            flipped = FactDraft(
+                draft.subject, "dislikes", draft.object, f"{draft.subject} dislikes {draft.object}",
+                False, draft.confidence, draft.qualifier,
+            )
+            return decide(current, flipped)
+        return Decision("ignore", draft)
+    for k in same_slot:
+        if _same_object(k.object, draft.object):
+            return Decision("merge", draft, merge_into=k.id)
+    closes = []
+    if draft.predicate in SINGLE_VALUED or draft.predicate == "favorite":
+        closes = [k.id for k in same_slot]
+    opposite = _OPPOSITE.get(draft.predicate)
+    if opposite:
+        closes += [
+            k.id for k in current
+            if k.subject.lower() == subj and k.predicate == opposite and _same_object(k.object, draft.object)
+        ]
+    return Decision("add", draft, closes=closes)

@@ -1,0 +1,146 @@
+"""Consolidation: turn new episodes into facts, supersessions and segments.
+
+Runs over the episodes of a user not consolidated yet, in order: extract fact drafts, decide
+what each does to what is known (:mod:`.decide`), segment sessions where the topic shifts,
+and store it all in one transaction with a change log. Incremental and idempotent: a
+pointer records the last episode consolidated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..encode.embedders import Embedder
+from ..model import Episode
+from ..store.facts import FactStore
+from .decide import Decision, Known, decide
+from .extract import Extractor, FactDraft
+
+_SENT = re.compile(r"[^.!?\n]+[.!?]?")
+
+
+@dataclass(frozen=True)
+class Report:
+    episodes: int
+    facts_added: int
+    merged: int
+    superseded: int
+    retracted: int
+    segments: int
+    changes: tuple[str, ...]
+
+
+def speaker_of(ep: Episode) -> str:
+    return ep.name or ("user" if ep.role in (None, "", "user") else ep.role)
+
+
+def decide_all(
+    current: list[Known], drafts_per_episode: Sequence[tuple[int, Episode, list[FactDraft]]]
+) -> list[tuple[Decision, int, Episode]]:
+    """Decide every draft in order, keeping the view of current facts up to date."""
+    steps = []
+    cur = list(current)
+    for ep_rowid, ep, drafts in drafts_per_episode:
+        for draft in drafts:
+            d = decide(cur, draft)
+            if d.action == "add":
+                d.new_id = "fact_" + uuid.uuid4().hex
+                cur.append(Known(d.new_id, draft.subject, draft.predicate, draft.qualifier, draft.object))
+            if d.closes:
+                cur = [k for k in cur if k.id not in d.closes]
+            steps.append((d, ep_rowid, ep))
+    return steps
+
+
+def segment(vectors: np.ndarray, min_len: int = 3, threshold: float = 0.2) -> list[tuple[int, int]]:
+    """Split a run of episode vectors where the next one is far from the current segment.
+
+    A boundary opens when cosine(next, centroid of the segment so far) < ``threshold`` and the
+    segment has at least ``min_len`` episodes (a novelty signal, as in event segmentation).
+    Returns [start, end) index pairs covering the run.
+    """
+    n = len(vectors)
+    if n == 0:
+        return []
+    bounds = []
+    start = 0
+    centroid = vectors[0].astype(np.float64).copy()
+    for i in range(1, n):
+        v = vectors[i]
+        c = centroid / (np.linalg.norm(centroid) or 1.0)
+        if i - start >= min_len and float(v @ c) < threshold and np.any(v):
+            bounds.append((start, i))
+            start, centroid = i, v.astype(np.float64).copy()
+        else:
+            centroid += v
+    bounds.append((start, n))
+    return bounds
+
+
+def summary_of(texts: Sequence[str], vectors: np.ndarray) -> tuple[int, str]:
+    """Extractive summary: the first sentence of the episode closest to the segment centroid."""
+    centroid = vectors.mean(axis=0)
+    best = int(np.argmax(vectors @ centroid)) if np.any(centroid) else 0
+    m = _SENT.search(texts[best])
+    sentence = (m.group(0) if m else texts[best]).strip()
+    return best, sentence[:300]
+
+
+def run(
+    facts: FactStore,
+    user_id: str,
+    extractor: Extractor,
+    embedder: Embedder | None,
+    episode_vectors: dict[int, np.ndarray],
+    batch: int = 5000,
+) -> Report:
+    """Consolidate a user's pending episodes (``episode_vectors``: rowid -> first-passage vector)."""
+    totals = dict(episodes=0, added=0, merged=0, superseded=0, retracted=0, segments=0)
+    changes: list[str] = []
+    while True:
+        pending = facts.pending(user_id, batch)
+        if not pending:
+            break
+        drafts = [(rowid, ep, extractor.extract(ep.text, speaker_of(ep), ep.role)) for rowid, _, ep in pending]
+        steps = decide_all(facts.current(user_id), drafts)
+        texts = {d.draft.text for d, _, _ in steps if d.action == "add"}
+        hashes = {t: hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts}
+        vectors: dict[str, np.ndarray] = {}
+        if embedder is not None and texts:
+            known = facts.s.get_vectors(embedder.model_id, list(hashes.values()))
+            missing = [t for t in texts if hashes[t] not in known]
+            if missing:
+                vectors = dict(zip((hashes[t] for t in missing), embedder.embed(missing)))
+        segs = []
+        by_session: dict[str | None, list[tuple[int, int, Episode]]] = {}
+        for rowid, seq, ep in pending:
+            by_session.setdefault(ep.session_id, []).append((rowid, seq, ep))
+        dim = next((len(v) for v in episode_vectors.values()), 0)
+        for session_id, items in by_session.items():
+            vecs = np.array([episode_vectors.get(r, np.zeros(dim, dtype=np.float32)) for r, _, _ in items]).reshape(len(items), -1)
+            for a, b in segment(vecs) if dim else [(0, len(items))]:
+                best, summary = summary_of([e.text for _, _, e in items[a:b]], vecs[a:b]) if dim else (0, items[a][2].text[:300])
+                segs.append((session_id, items[a][1], items[b - 1][1], summary, items[a + best][0]))
+        changes += facts.apply(
+            user_id, steps, pending[-1][1], vectors, embedder.model_id if embedder else None, hashes, segs
+        )
+        totals["episodes"] += len(pending)
+        totals["segments"] += len(segs)
+        for d, _, _ in steps:
+            if d.action == "add":
+                totals["added"] += 1
+                totals["superseded"] += len(d.closes)
+            elif d.action == "merge":
+                totals["merged"] += 1
+            elif d.action == "retract":
+                totals["retracted"] += len(d.closes)
+    return Report(
+        totals["episodes"], totals["added"], totals["merged"], totals["superseded"], totals["retracted"],
+        totals["segments"], tuple(changes),
+    )

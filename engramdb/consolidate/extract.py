@@ -1,0 +1,231 @@
+"""Extract facts from what people say — offline, with rules (pure; no storage).
+
+A fact is (subject, predicate, object): "I moved to Munich" said by Ana gives
+``("Ana", "lives_in", "Munich")``. Only statements count: questions, hypotheticals
+("if I moved…", "I might…", "I'm thinking about…") and the assistant's messages give nothing.
+Statements about people the speaker names by relation ("my sister lives in Rome") get that
+person as subject ("Ana's sister"). Negations ("I don't live in Berlin anymore", "I quit my job
+at Acme") come back with ``negated=True`` so consolidation can close the matching fact.
+
+Extractors are plugins of one interface (:class:`Extractor`); :class:`RuleExtractor` is the
+default, :class:`engramdb.consolidate.llm.LLMExtractor` uses an OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+#: Predicates that hold one value at a time: a new value supersedes the old one.
+SINGLE_VALUED = frozenset(
+    {"lives_in", "works_at", "job_title", "age", "diet", "name", "studies", "relationship_status"}
+)
+#: Profile group of each predicate.
+CATEGORY = {
+    "name": "identity", "age": "identity", "from": "identity", "diet": "identity", "birthday": "identity",
+    "works_at": "work", "job_title": "work", "studies": "work",
+    "lives_in": "places", "visited": "places",
+    "has_pet": "relationships", "has_relation": "relationships", "relationship_status": "relationships",
+    "likes": "preferences", "dislikes": "preferences", "prefers": "preferences", "favorite": "preferences",
+    "allergic_to": "preferences", "habit": "preferences",
+    "plans": "plans", "owns": "possessions",
+}
+PREFERENCE_PREDICATES = frozenset({"likes", "dislikes", "prefers", "favorite", "allergic_to", "habit", "diet"})
+
+
+@dataclass(frozen=True)
+class FactDraft:
+    subject: str
+    predicate: str
+    object: str
+    text: str  # the fact as a sentence, e.g. "Ana lives in Munich"
+    negated: bool = False
+    confidence: float = 0.8
+    qualifier: str = ""  # e.g. the thing a favourite is of ("favorite" + "color")
+
+    @property
+    def kind(self) -> str:
+        return "preference" if self.predicate in PREFERENCE_PREDICATES else "fact"
+
+    @property
+    def category(self) -> str:
+        return CATEGORY.get(self.predicate, "other")
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What makes two facts "the same slot" (object aside)."""
+        return (self.subject.lower(), self.predicate, self.qualifier.lower())
+
+
+class Extractor(Protocol):
+    """Turns one message into fact drafts. ``speaker`` is a name, or "user"."""
+
+    name: str
+
+    def extract(self, text: str, speaker: str, role: str | None) -> list[FactDraft]: ...
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+_SENT = re.compile(r"[^.!?\n]+[.!?]?")
+_HYPOTHETICAL = re.compile(
+    r"\b(if|would|might|(?-i:may)|maybe|perhaps|could|should|wish|wonder|considering|thinking (?:about|of)|"
+    r"not sure|unless|whether|hypothetically|imagine|dream of|want to|wanna|would like to|hoping to)\b",
+    re.I,
+)
+_NEG = re.compile(r"\b(don't|do not|no longer|not anymore|never|didn't|doesn't|isn't|aren't|wasn't|haven't)\b", re.I)
+_RELATIONS = (
+    "wife|husband|partner|girlfriend|boyfriend|fiance|fiancee|sister|brother|mom|mother|dad|father|son|daughter|"
+    "friend|best friend|boss|cousin|aunt|uncle|grandma|grandmother|grandpa|grandfather|roommate|neighbor|neighbour|"
+    "colleague|coworker|niece|nephew"
+)
+_PETS = "dog|cat|puppy|kitten|parrot|bird|rabbit|bunny|hamster|fish|turtle|horse|guinea pig|snake|lizard"
+_PROFESSION = re.compile(
+    r"^(?:a|an)\s+((?:[a-z]+\s){0,2}(?:teacher|nurse|engineer|developer|programmer|doctor|lawyer|student|designer|"
+    r"writer|artist|accountant|manager|chef|cook|scientist|researcher|analyst|consultant|architect|pharmacist|"
+    r"therapist|counselor|counsellor|photographer|musician|journalist|dentist|veterinarian|vet|pilot|"
+    r"firefighter|police officer|mechanic|electrician|plumber|carpenter|librarian|professor|lecturer|"
+    r"translator|editor|marketer|salesperson|cashier|barista|waiter|waitress|entrepreneur|founder|"
+    r"freelancer|data scientist|software engineer|social worker|paramedic|surgeon|physician|tutor|coach))\b",
+    re.I,
+)
+# Object phrase: up to 6 words, stopping at punctuation and clause words.
+_OBJ = r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:\s+(?!and\b|but\b|because\b|so\b|since\b|when\b|with\b|for\b|to\b|last\b|next\b|yesterday\b|today\b|this\b|these\b|those\b|lately\b|nowadays\b|now\b|anymore\b|which\b|who\b|where\b|after\b|before\b|in\b|on\b|at\b)[\w'&.-]+){0,5})"
+_CAP_OBJ = r"(?P<obj>(?-i:[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|la|von|van|the)\b)){0,4}))"
+
+
+def _clean(obj: str) -> str:
+    obj = re.sub(r"^(?:the|a|an|my|our|some)\s+", "", obj.strip(), flags=re.I)
+    return obj.strip(" .,'\"").rstrip(".")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    pattern: re.Pattern[str]
+    predicate: str
+    template: str  # e.g. "{s} lives in {o}"
+    negated: bool = False
+    qualifier_group: str | None = None
+
+
+def _r(pattern: str, predicate: str, template: str, negated: bool = False, qualifier: str | None = None) -> _Rule:
+    return _Rule(re.compile(pattern, re.I), predicate, template, negated, qualifier)
+
+
+_SUBJ = r"(?P<subj>I|my (?P<rel>" + _RELATIONS + r"))"
+# A workplace: a name ("Siemens", "St. Mary's"), or "the <place>" ("the local hospital").
+_PLACE_OBJ = r"(?:" + _CAP_OBJ + r"|the\s+" + _OBJ.replace("(?P<obj>", "(?P<obj2>") + r")"
+_BE = r"(?:'m|’m| am|'s|’s| is| are|'re)"
+# A subject, or "and" eliding it: "I moved to Munich and started a job at Siemens".
+_SUBJX = r"(?:\b" + _SUBJ + r"|\band)"
+
+_RULES: list[_Rule] = [
+    # negations first, so "I don't live in X anymore" is not read as "I live in X"
+    _r(r"\b" + _SUBJ + r"\s+(?:don't|do not|doesn't|does not|no longer)\s+lives?\s+in\s+" + _CAP_OBJ, "lives_in", "{s} no longer lives in {o}", True),
+    _r(r"\b" + _SUBJ + r"\s+(?:moved|moves) (?:out of|away from)\s+" + _CAP_OBJ, "lives_in", "{s} moved away from {o}", True),
+    _r(r"\b" + _SUBJ + r"\s+(?:quit|left|resigned from|got laid off from|was laid off from)\s+(?:my|her|his|their) (?:job|position|role)\s+(?:at|with)\s+" + _CAP_OBJ, "works_at", "{s} no longer works at {o}", True),
+    _r(r"\b" + _SUBJ + r"\s+(?:don't|do not|doesn't|does not|no longer)\s+work\s+(?:at|for)\s+" + _CAP_OBJ, "works_at", "{s} no longer works at {o}", True),
+    _r(r"\b" + _SUBJ + r"\s+(?:don't|do not|doesn't|does not|no longer|never)\s+(?:really\s+)?(?:like|love|enjoy)(?:s|d|ed)?\s+" + _OBJ, "likes", "{s} no longer likes {o}", True),
+    # places
+    _r(_SUBJX + r"\s+(?:(?:just|recently|finally)\s+)?(?:moved|relocated)\s+(?:back\s+)?to\s+" + _CAP_OBJ, "lives_in", "{s} lives in {o}"),
+    _r(r"\b" + _SUBJ + r"(?:\s+(?:still|currently|now))?\s+(?:live|lives|" + _BE.strip() + r"\s+living|(?:'ve|’ve| have|'s|’s| has) lived)\s+in\s+" + _CAP_OBJ, "lives_in", "{s} lives in {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?:originally\s+)?from\s+" + _CAP_OBJ, "from", "{s} is from {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:grew up)\s+in\s+" + _CAP_OBJ, "from", "{s} grew up in {o}"),
+    # work
+    _r(_SUBJX + r"\s+(?:(?:just|recently)\s+)?(?:started|began)\s+(?:a new job|a job|working|work|my new job|as an? \w+)\s+(?:at|for|with)\s+" + _CAP_OBJ, "works_at", "{s} works at {o}"),
+    _r(_SUBJX + r"\s+(?:(?:just|recently)\s+)?(?:got|landed|accepted)\s+(?:a|the|an)\s+(?:new\s+)?(?:(?:job|position|role)(?:\s+offer)?|offer)\s+(?:at|with|from)\s+" + _PLACE_OBJ, "works_at", "{s} works at {o}"),
+    _r(r"\b" + _SUBJ + r"(?:\s+(?:still|currently|now))?\s+works?\s+(?:at|for)\s+" + _PLACE_OBJ, "works_at", "{s} works at {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:(?:just|recently)\s+)?joined\s+" + _CAP_OBJ + r"\s+as\b", "works_at", "{s} works at {o}"),
+    _r(r"\b" + _SUBJ + r"\s+works?\s+as\s+(?P<obj>(?:a|an)\s+(?:[a-z]+\s){0,2}[a-z]+)", "job_title", "{s} works as {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?:(?:now|currently|still)\s+)?(?P<obj>(?:a|an)\s+(?:[a-z]+\s){0,2}[a-z]+)", "job_title", "{s} is {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?:(?:now|currently)\s+)?studying\s+" + _OBJ, "studies", "{s} studies {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:study|studies|majored in|major in)\s+" + _OBJ, "studies", "{s} studies {o}"),
+    # identity
+    _r(r"\bmy name is\s+(?P<obj>(?-i:[A-Z]\w+(?:\s+[A-Z]\w+)?))", "name", "{s}'s name is {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?P<obj>\d{1,3})\s+(?:years old|now)\b", "age", "{s} is {o} years old"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?:now\s+|a\s+|strictly\s+)?(?P<obj>vegetarian|vegan|pescatarian|gluten[- ]free|keto)\b", "diet", "{s} is {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+allergic to\s+" + _OBJ, "allergic_to", "{s} is allergic to {o}"),
+    _r(r"\bmy birthday is\s+(?:on\s+)?(?P<obj>[A-Z]\w+\s+\d{1,2}(?:st|nd|rd|th)?|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?[A-Z]\w+)", "birthday", "{s}'s birthday is {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?P<obj>married|engaged|single|divorced)\b", "relationship_status", "{s} is {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:just\s+)?got (?P<obj>married|engaged|divorced)\b", "relationship_status", "{s} is {o}"),
+    # people and pets
+    _r(r"\bmy (?P<qual>" + _RELATIONS + r")(?:'s name is|,| is named| is called| named| called)?\s+(?P<obj>(?-i:[A-Z][a-z]+))\b", "has_relation", "{s}'s {q} is {o}", False, "qual"),
+    _r(_SUBJX + r"\s+(?:have|has|got|adopted)\s+(?:a|an|two|three|another)\s+(?:new\s+)?(?:\w+\s)?(?P<qual>" + _PETS + r")s?\s+(?:named|called)\s+(?P<obj>(?-i:[A-Z][a-z]+))", "has_pet", "{s} has a {q} named {o}", False, "qual"),
+    _r(r"\bmy (?P<qual>" + _PETS + r")(?:'s name is|,| is named| is called| named| called)\s+(?P<obj>(?-i:[A-Z][a-z]+))", "has_pet", "{s} has a {q} named {o}", False, "qual"),
+    # preferences
+    _r(r"\bmy (?:all[- ]time\s+)?favou?rite (?P<qual>[a-z]+(?: [a-z]+)?) (?:is|are|has to be|would be)\s+" + _OBJ, "favorite", "{s}'s favorite {q} is {o}", False, "qual"),
+    _r(r"\b" + _SUBJ + r"\s+(?:(?:really|absolutely|just|also|totally)\s+)?(?:love|loves|like|likes|enjoy|enjoys|adore|adores)\s+" + _OBJ, "likes", "{s} likes {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?:a\s+)?(?:big|huge|great)?\s*fan of\s+" + _OBJ, "likes", "{s} likes {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?:really\s+)?(?:into|passionate about|obsessed with)\s+" + _OBJ, "likes", "{s} likes {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:hate|hates|dislike|dislikes|can't stand|cannot stand|detest)\s+" + _OBJ, "dislikes", "{s} dislikes {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:prefer|prefers)\s+" + _OBJ, "prefers", "{s} prefers {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but )", "habit", "{s} usually {o}"),
+    # possessions and plans
+    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:bought|purchased|got)\s+(?:a|an|my|the)\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter)\b)" + _OBJ, "owns", "{s} bought {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?:planning|going|about)\s+to\s+" + _OBJ, "plans", "{s} plans to {o}"),
+    _r(_SUBJX + r"\s+(?:visited|went to|traveled to|travelled to)\s+" + _CAP_OBJ, "visited", "{s} visited {o}"),
+]
+
+_NOT_JOBS = re.compile(
+    r"\b(bit|lot|little|fan|big|huge|great|good|bad|part|member|mess|fan|person|kind|sort|mom|dad|mother|father|"
+    r"parent|wife|husband|morning|night|beginner|newbie|natural|first|second|sucker|vegan|vegetarian)\b",
+    re.I,
+)
+
+
+class RuleExtractor:
+    """The offline default: regular patterns over first-person statements."""
+
+    name = "rules"
+
+    def extract(self, text: str, speaker: str, role: str | None) -> list[FactDraft]:
+        if role == "assistant":
+            return []
+        out: list[FactDraft] = []
+        seen: set[tuple[str, str, str, bool]] = set()
+        for m in _SENT.finditer(text):
+            sentence = m.group(0).strip()
+            if not sentence or sentence.endswith("?") or _HYPOTHETICAL.search(sentence):
+                continue
+            taken: list[tuple[int, int]] = []
+            for rule in _RULES:
+                for fm in rule.pattern.finditer(sentence):
+                    span = fm.span()
+                    if any(span[0] < b and a < span[1] for a, b in taken):
+                        continue
+                    draft = self._draft(rule, fm, speaker, sentence)
+                    if draft is None:
+                        continue
+                    key = (draft.subject, draft.predicate, draft.object.lower(), draft.negated)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    taken.append(span)
+                    out.append(draft)
+        return out
+
+    def _draft(self, rule: _Rule, m: re.Match[str], speaker: str, sentence: str) -> FactDraft | None:
+        groups = m.groupdict()
+        obj = _clean(groups.get("obj") or groups.get("obj2") or "")
+        if not obj or len(obj) > 60:
+            return None
+        rel = groups.get("rel")
+        subject = f"{speaker}'s {rel.lower()}" if rel else speaker
+        if rule.predicate == "job_title":
+            job = _PROFESSION.match("a " + obj)
+            if not job or _NOT_JOBS.search(job.group(1)):
+                return None
+            obj = job.group(1)
+        if rule.predicate == "likes" and _NEG.search(sentence[: m.start() + 12]) and not rule.negated:
+            return None  # "I don't really like X" is caught by the negated rule
+        if not rule.negated and _NEG.search(sentence[max(0, m.start() - 3) : m.end()]) and rule.predicate != "relationship_status":
+            return None
+        qualifier = (groups.get(rule.qualifier_group) or "").lower() if rule.qualifier_group else ""
+        text = rule.template.format(s=subject, o=obj, q=qualifier)
+        return FactDraft(subject, rule.predicate, obj, text, rule.negated, 0.8, qualifier)
+
+
+def extract_all(extractor: Extractor, messages: Sequence[tuple[str, str, str | None]]) -> list[list[FactDraft]]:
+    """Run an extractor over (text, speaker, role) triples."""
+    return [extractor.extract(t, s, r) for t, s, r in messages]

@@ -1,0 +1,299 @@
+"""Semantic-memory storage on SQLite: facts with sources, change log with undo, segments."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..consolidate.decide import Decision, Known
+from ..errors import InputError, NotFoundError
+from ..model import Change, Episode, Fact, Segment
+from ..timeutil import iso, now_utc
+from .sqlite import SQLiteStore, scope_token
+
+_FACT_COLS = (
+    "rowid, id, user_id, subject, predicate, qualifier, object, text, kind, category, confidence, valid_from, "
+    "valid_to, recorded_at, superseded_at, superseded_by, status, strength"
+)
+_STATE_COLS = ("status", "valid_to", "superseded_at", "superseded_by", "strength")
+
+
+def _dt(v: str | None) -> datetime | None:
+    return datetime.fromisoformat(v) if v else None
+
+
+class FactStore:
+    """Facts, changes and segments of a :class:`SQLiteStore` (same file, same transactions)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.s = store
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def last_seq(self, user_id: str) -> int:
+        rows = self.s._q("SELECT last_seq FROM consolidation WHERE user_id = ?", (user_id,))
+        return int(rows[0][0]) if rows else 0
+
+    def pending(self, user_id: str, limit: int = 5000) -> list[tuple[int, int, Episode]]:
+        """Episodes not consolidated yet: (rowid, seq, episode), in order."""
+        rows = self.s._q(
+            "SELECT rowid, id, user_id, agent_id, session_id, role, name, content, occurred_at, recorded_at, "
+            "place, metadata, importance, strength, status, seq FROM episodes WHERE user_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (user_id, self.last_seq(user_id), limit),
+        )
+        return [(r[0], r[15], ep) for r, ep in zip(rows, self.s._episodes(rows))]
+
+    def current(self, user_id: str) -> list[Known]:
+        rows = self.s._q(
+            "SELECT id, subject, predicate, qualifier, object FROM facts WHERE user_id = ? AND status = 'current'",
+            (user_id,),
+        )
+        return [Known(*r) for r in rows]
+
+    def _facts(self, rows: list[Any]) -> list[Fact]:
+        sources: dict[int, list[str]] = {}
+        ids = [r[0] for r in rows]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for fr, eid in self.s._q(
+                f"SELECT fs.fact_rowid, e.id FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid "
+                f"WHERE fs.fact_rowid IN ({marks}) ORDER BY e.seq",
+                chunk,
+            ):
+                sources.setdefault(fr, []).append(eid)
+        return [
+            Fact(
+                id=r[1], user_id=r[2], subject=r[3], predicate=r[4], qualifier=r[5], object=r[6], text=r[7],
+                kind=r[8], category=r[9], confidence=r[10], valid_from=_dt(r[11]), valid_to=_dt(r[12]),
+                recorded_at=datetime.fromisoformat(r[13]), superseded_at=_dt(r[14]), superseded_by=r[15],
+                status=r[16], strength=r[17], sources=tuple(sources.get(r[0], ())),
+            )
+            for r in rows
+        ]
+
+    def facts(self, user_id: str, *, status: str | None = "current", subject: str | None = None,
+              predicate: str | None = None, episode_ids: Sequence[str] | None = None) -> list[Fact]:
+        sql = f"SELECT {_FACT_COLS} FROM facts WHERE user_id = ?"
+        params: list[Any] = [user_id]
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        if subject:
+            sql += " AND lower(subject) = lower(?)"
+            params.append(subject)
+        if predicate:
+            sql += " AND predicate = ?"
+            params.append(predicate)
+        if episode_ids is not None:
+            marks = ",".join("?" * len(episode_ids)) or "NULL"
+            sql += (
+                " AND rowid IN (SELECT fs.fact_rowid FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid"
+                f" WHERE e.id IN ({marks}))"
+            )
+            params += list(episode_ids)
+        return self._facts(self.s._q(sql + " ORDER BY rowid", params))
+
+    def get(self, fact_id: str) -> Fact:
+        rows = self.s._q(f"SELECT {_FACT_COLS} FROM facts WHERE id = ?", (fact_id,))
+        if not rows:
+            raise NotFoundError(f"no fact {fact_id!r}", id=fact_id)
+        return self._facts(rows)[0]
+
+    def history(self, fact_id: str) -> list[Fact]:
+        """Every fact of the same slot (subject, predicate, qualifier), oldest first."""
+        f = self.get(fact_id)
+        rows = self.s._q(
+            f"SELECT {_FACT_COLS} FROM facts WHERE user_id = ? AND lower(subject) = lower(?) AND predicate = ? "
+            "AND qualifier = ? ORDER BY rowid",
+            (f.user_id, f.subject, f.predicate, f.qualifier),
+        )
+        return self._facts(rows)
+
+    def changes(self, user_id: str, limit: int = 100) -> list[Change]:
+        rows = self.s._q(
+            "SELECT id, user_id, kind, fact_id, created_at, undone_at FROM changes WHERE user_id = ? "
+            "ORDER BY rowid DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [Change(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), _dt(r[5])) for r in rows]
+
+    def segments(self, user_id: str, session_id: str | None = None) -> list[Segment]:
+        sql = "SELECT rowid, id, session_id, first_seq, last_seq, summary FROM segments WHERE user_id = ?"
+        params: list[Any] = [user_id]
+        if session_id is not None:
+            sql += " AND session_id = ?"
+            params.append(session_id)
+        out = []
+        for r in self.s._q(sql + " ORDER BY first_seq", params):
+            ids = [x[0] for x in self.s._q(
+                "SELECT id FROM episodes WHERE user_id = ? AND seq BETWEEN ? AND ? AND session_id IS ? ORDER BY seq",
+                (user_id, r[3], r[4], r[2]),
+            )]
+            out.append(Segment(r[1], r[2], tuple(ids), r[5]))
+        return out
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        user_id: str,
+        steps: Sequence[tuple[Decision, int, Episode]],
+        last_seq: int,
+        vectors: dict[str, np.ndarray],
+        model: str | None,
+        fact_hashes: dict[str, str],
+        segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
+    ) -> list[str]:
+        """Apply decisions (each with its source episode rowid and episode) in one transaction."""
+        change_ids: list[str] = []
+        now = iso(now_utc())
+        token = scope_token(user_id)
+        with self.s._tx() as c:
+            if model and vectors:
+                c.executemany(
+                    "INSERT OR IGNORE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
+                    [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+                )
+            for d, ep_rowid, ep in steps:
+                if d.action == "ignore":
+                    continue
+                before = []
+                for fid in d.closes + ([d.merge_into] if d.merge_into else []):
+                    row = c.execute(f"SELECT id, {', '.join(_STATE_COLS)} FROM facts WHERE id = ?", (fid,)).fetchone()
+                    if row:
+                        before.append(dict(zip(("id", *_STATE_COLS), row)))
+                created: list[str] = []
+                sources_added: list[str] = []
+                valid_from = iso(ep.event_time)
+                if d.action == "merge":
+                    assert d.merge_into
+                    frow = c.execute("SELECT rowid FROM facts WHERE id = ?", (d.merge_into,)).fetchone()[0]
+                    cur = c.execute("INSERT OR IGNORE INTO fact_sources VALUES (?, ?)", (frow, ep_rowid))
+                    if cur.rowcount:
+                        sources_added.append(d.merge_into)
+                    c.execute("UPDATE facts SET strength = strength + 1 WHERE rowid = ?", (frow,))
+                    kind, fact_id = "merge", d.merge_into
+                    fact_id_opt: str | None = fact_id
+                else:
+                    new_id = None
+                    if d.action == "add":
+                        dr = d.draft
+                        new_id = d.new_id or "fact_" + uuid.uuid4().hex
+                        cur = c.execute(
+                            "INSERT INTO facts(id, user_id, subject, predicate, qualifier, object, text, kind, category, "
+                            "confidence, valid_from, recorded_at, extractor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (new_id, user_id, dr.subject, dr.predicate, dr.qualifier, dr.object, dr.text, dr.kind,
+                             dr.category, dr.confidence, valid_from, now, "rules"),
+                        )
+                        frow = cur.lastrowid
+                        c.execute("INSERT INTO fact_sources VALUES (?, ?)", (frow, ep_rowid))
+                        created.append(new_id)
+                        vh = fact_hashes.get(dr.text)
+                        ucur = c.execute(
+                            "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, "
+                            "vector_hash, fact_rowid) VALUES (?, ?, -1, 0, 0, ?, ?, ?, ?, ?)",
+                            (ep_rowid, user_id, dr.text, ep.speaker or "", token, vh if model else None, frow),
+                        )
+                        c.execute(
+                            "INSERT INTO units_fts(rowid, text, speaker, scope) VALUES (?, ?, ?, ?)",
+                            (ucur.lastrowid, dr.text, ep.speaker or "", token),
+                        )
+                    status = "retracted" if d.action == "retract" else "superseded"
+                    for fid in d.closes:
+                        c.execute(
+                            "UPDATE facts SET status = ?, valid_to = ?, superseded_at = ?, superseded_by = ? "
+                            "WHERE id = ? AND status = 'current'",
+                            (status, valid_from, now, new_id, fid),
+                        )
+                    kind = "retract" if d.action == "retract" else ("supersede" if d.closes else "add")
+                    fact_id_opt = new_id or (d.closes[0] if d.closes else None)
+                cid = "chg_" + uuid.uuid4().hex
+                c.execute(
+                    "INSERT INTO changes(id, user_id, kind, fact_id, created_at, before, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (cid, user_id, kind, fact_id_opt, now, json.dumps(before),
+                     json.dumps({"facts": created, "sources": [[f, ep_rowid] for f in sources_added]})),
+                )
+                change_ids.append(cid)
+            for session_id, first, last, summary, summary_rowid in segments:
+                c.execute(
+                    "INSERT INTO segments(id, user_id, session_id, first_seq, last_seq, summary, summary_episode_rowid) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ("seg_" + uuid.uuid4().hex, user_id, session_id, first, last, summary, summary_rowid),
+                )
+            c.execute(
+                "INSERT INTO consolidation(user_id, last_seq) VALUES (?, ?) "
+                "ON CONFLICT(user_id) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
+                (user_id, last_seq),
+            )
+            c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (user_id,))
+        return change_ids
+
+    def undo(self, change_id: str) -> Change:
+        with self.s._tx() as c:
+            row = c.execute(
+                "SELECT id, user_id, kind, fact_id, created_at, undone_at, before, created FROM changes WHERE id = ?",
+                (change_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no change {change_id!r}", id=change_id)
+            if row[5]:
+                raise InputError(f"change {change_id} was already undone at {row[5]}", id=change_id)
+            created = json.loads(row[7])
+            touched = set(created["facts"]) | {b["id"] for b in json.loads(row[6])} | ({row[3]} if row[3] else set())
+            later = [
+                r for r in c.execute(
+                    "SELECT fact_id, before, created FROM changes WHERE user_id = ? AND undone_at IS NULL "
+                    "AND rowid > (SELECT rowid FROM changes WHERE id = ?)",
+                    (row[1], change_id),
+                )
+                if r[0] in touched
+                or touched & {b["id"] for b in json.loads(r[1])}
+                or touched & {f for f, _ in json.loads(r[2])["sources"]}
+            ]
+            if later:
+                raise InputError(
+                    f"change {change_id} has later changes that depend on it; undo those first", id=change_id
+                )
+            for st in json.loads(row[6]):
+                c.execute(
+                    "UPDATE facts SET status = ?, valid_to = ?, superseded_at = ?, superseded_by = ?, strength = ? WHERE id = ?",
+                    (st["status"], st["valid_to"], st["superseded_at"], st["superseded_by"], st["strength"], st["id"]),
+                )
+            for fid, ep_rowid in created["sources"]:
+                c.execute(
+                    "DELETE FROM fact_sources WHERE episode_rowid = ? AND fact_rowid = (SELECT rowid FROM facts WHERE id = ?)",
+                    (ep_rowid, fid),
+                )
+            for fid in created["facts"]:
+                self._drop_fact(c, fid)
+            now = iso(now_utc())
+            c.execute("UPDATE changes SET undone_at = ? WHERE id = ?", (now, change_id))
+            c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (row[1],))
+        return Change(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]), datetime.fromisoformat(now))
+
+    @staticmethod
+    def _drop_fact(c: Any, fact_id: str) -> None:
+        """Delete a fact, its key units (and their index rows), and reopen what it superseded."""
+        frow = c.execute("SELECT rowid FROM facts WHERE id = ?", (fact_id,)).fetchone()
+        if frow is None:
+            return
+        for u_rowid, text, speaker, scope in c.execute(
+            "SELECT rowid, text, speaker, scope FROM units WHERE fact_rowid = ?", (frow[0],)
+        ).fetchall():
+            c.execute(
+                "INSERT INTO units_fts(units_fts, rowid, text, speaker, scope) VALUES ('delete', ?, ?, ?, ?)",
+                (u_rowid, text, speaker, scope),
+            )
+            c.execute("DELETE FROM units WHERE rowid = ?", (u_rowid,))
+        c.execute(
+            "UPDATE facts SET status = 'current', valid_to = NULL, superseded_at = NULL, superseded_by = NULL "
+            "WHERE superseded_by = ?",
+            (fact_id,),
+        )
+        c.execute("DELETE FROM facts WHERE rowid = ?", (frow[0],))
