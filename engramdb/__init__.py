@@ -1,5 +1,7 @@
 """engramdb — long-term memory for LLM agents: episodic memory with hybrid recall, offline."""
 
+from .consolidate.extract import Extractor, FactDraft, RuleExtractor
+from .consolidate.llm import LLMExtractor
 from .encode.embedders import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformersEmbedder, default_embedder
 from .errors import (
     ContentError,
@@ -18,7 +20,8 @@ from .errors import (
     UnknownUserError,
 )
 from .memory import Memory
-from .model import Episode, Hit, StoreStats
+from .llm.client import OpenAICompatible
+from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
 from .plugins import hookimpl
 from .recall.fusion import Weights
 from .recall.packing import Context, pack
@@ -27,25 +30,35 @@ from .recall.search import RecallOptions
 __version__ = "0.1.0"
 
 __all__ = [
+    "Change",
     "ContentError",
     "Context",
     "DatasetError",
     "Embedder",
     "EmbedderError",
     "EngramError",
+    "Entity",
     "Episode",
+    "Explanation",
+    "Extractor",
+    "Fact",
+    "FactDraft",
     "HashEmbedder",
     "Hit",
     "InputError",
     "LLMError",
+    "LLMExtractor",
     "LimitError",
     "Memory",
     "MigrationError",
     "MissingDependencyError",
     "NotFoundError",
     "OnnxEmbedder",
+    "OpenAICompatible",
     "RecallOptions",
+    "RuleExtractor",
     "ScopeError",
+    "Segment",
     "SentenceTransformersEmbedder",
     "StoreError",
     "StoreStats",

@@ -267,6 +267,114 @@ def timeline(db: str, user_id: str, query: str | None, start: str | None, end: s
     console.print(t)
 
 
+def _fact_table(facts: list[Any], title: str | None = None) -> Table:
+    t = Table(title=title)
+    for col in ("id", "status", "fact", "valid", "sources"):
+        t.add_column(col, overflow="fold")
+    for f in facts:
+        valid = f"{f.valid_from:%Y-%m-%d}" if f.valid_from else ""
+        valid += f" → {f.valid_to:%Y-%m-%d}" if f.valid_to else ""
+        t.add_row(f.id, f.status, f.text, valid, str(len(f.sources)))
+    return t
+
+
+@main.command()
+@db_option
+@user_option()
+@json_option
+@handle_errors
+def consolidate(db: str, user_id: str, as_json: bool) -> None:
+    """Turn new episodes into facts, supersessions and segments (offline rules)."""
+    with _open(db) as mem:
+        r = mem.consolidate(user_id=user_id)
+    data = {k: v for k, v in r.__dict__.items() if k != "changes"}
+    click.echo(json.dumps(data) if as_json else ", ".join(f"{k} {v}" for k, v in data.items()))
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--all", "show_all", is_flag=True, help="Include superseded and retracted facts.")
+@click.option("--subject", default=None, help="Only facts about this subject.")
+@json_option
+@handle_errors
+def facts(db: str, user_id: str, show_all: bool, subject: str | None, as_json: bool) -> None:
+    """Facts consolidated from a user's episodes (current ones unless --all)."""
+    with _open(db, embedder=None) as mem:
+        fs = mem.facts(user_id=user_id, status=None if show_all else "current", subject=subject)
+    if as_json:
+        click.echo(json.dumps([f.to_dict() for f in fs], indent=1, ensure_ascii=False))
+    else:
+        console.print(_fact_table(fs))
+
+
+@main.command()
+@db_option
+@user_option()
+@json_option
+@handle_errors
+def profile(db: str, user_id: str, as_json: bool) -> None:
+    """Current facts grouped by person and topic (identity, work, places, preferences…)."""
+    with _open(db, embedder=None) as mem:
+        prof = mem.profile(user_id=user_id)
+    if as_json:
+        click.echo(json.dumps({s: {c: [f.text for f in fs] for c, fs in cats.items()} for s, cats in prof.items()}, indent=1))
+        return
+    for subject, cats in prof.items():
+        console.rule(subject)
+        for cat, fs in sorted(cats.items()):
+            console.print(f"[bold]{cat}[/]: " + "; ".join(f.text for f in fs), markup=True)
+
+
+@main.command()
+@db_option
+@json_option
+@click.argument("fact_id")
+@handle_errors
+def history(db: str, as_json: bool, fact_id: str) -> None:
+    """The chain of values a fact's slot has had (e.g. every place lived in), with sources."""
+    with _open(db, embedder=None) as mem:
+        chain = mem.history(fact_id)
+    if as_json:
+        click.echo(json.dumps([f.to_dict() for f in chain], indent=1, ensure_ascii=False))
+    else:
+        console.print(_fact_table(chain))
+
+
+@main.command()
+@db_option
+@click.argument("change_id")
+@handle_errors
+def undo(db: str, change_id: str) -> None:
+    """Revert one consolidation change (see `changes`)."""
+    with _open(db, embedder=None) as mem:
+        ch = mem.undo(change_id)
+    click.echo(f"undone {ch.kind} {ch.id}")
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--limit", "-n", default=20, show_default=True, help="How many changes.")
+@json_option
+@handle_errors
+def changes(db: str, user_id: str, limit: int, as_json: bool) -> None:
+    """The consolidation log, newest first."""
+    with _open(db, embedder=None) as mem:
+        log = mem.changes(user_id=user_id, limit=limit)
+    rows = [{"id": c.id, "kind": c.kind, "fact_id": c.fact_id, "created_at": c.created_at.isoformat(),
+             "undone_at": c.undone_at.isoformat() if c.undone_at else None} for c in log]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    t = Table()
+    for col in ("id", "kind", "fact_id", "created_at", "undone_at"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(*[str(r[k] or "") for k in ("id", "kind", "fact_id", "created_at", "undone_at")])
+    console.print(t)
+
+
 @main.command(name="list")
 @db_option
 @user_option()

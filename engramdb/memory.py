@@ -23,7 +23,7 @@ from .encode.embedders import Embedder, make_embedder
 from .encode.text import split_passages
 from .encode.timex import find_times
 from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
-from .model import Change, Episode, Explanation, Fact, Hit, Segment, StoreStats
+from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
 from .recall.packing import PASSAGE_JOIN, Context, pack
 from .recall.query import analyse
 from .recall.scope import ScopeIndex
@@ -282,6 +282,10 @@ class Memory:
         """Revert one consolidation change (restores what it superseded, drops what it added)."""
         check_text(change_id, field_name="change_id", limit=256)
         return self._semantic().undo(change_id)
+
+    def entities(self, *, user_id: str) -> builtins.list[Entity]:
+        """People, places, organisations, pets and products named in the user's facts."""
+        return self._semantic().entities(self._known_user(user_id))
 
     def segments(self, *, user_id: str, session_id: str | None = None) -> builtins.list[Segment]:
         """Topic segments of a user's sessions, with extractive summaries."""

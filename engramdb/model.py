@@ -168,6 +168,18 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Entity:
+    """A person, place, organisation, pet or product named in a user's memory."""
+
+    id: str
+    name: str
+    kind: str
+    aliases: tuple[str, ...] = ()
+    facts: int = 0
+    episodes: int = 0
+
+
+@dataclass(frozen=True)
 class Segment:
     """A run of episodes of one session about one topic, with an extractive summary."""
 

@@ -124,3 +124,21 @@ def test_every_command_has_help_and_is_in_readme() -> None:
         for p in cmd.params:
             if isinstance(p, click.Option):
                 assert p.help, f"{name} {p.opts} has no help text"
+
+
+def test_semantic_commands(run) -> None:  # type: ignore[no-untyped-def]
+    run("add", "--user", "u", "--time", "2022-01-01", "I live in Berlin and I work at Siemens.")
+    run("add", "--user", "u", "--time", "2023-03-01", "I moved to Munich!")
+    facts = json.loads(run("facts", "--user", "u", "--json").output)
+    assert {f["object"] for f in facts} == {"Munich", "Siemens"}
+    munich = next(f for f in facts if f["object"] == "Munich")
+    chain = json.loads(run("history", munich["id"], "--json").output)
+    assert [f["object"] for f in chain] == ["Berlin", "Munich"]
+    assert "Munich" in run("profile", "--user", "u").output
+    assert json.loads(run("profile", "--user", "u", "--json").output)["user"]["places"] == ["user lives in Munich"]
+    log = json.loads(run("changes", "--user", "u", "--json").output)
+    sup = next(c for c in log if c["kind"] == "supersede")
+    run("undo", sup["id"])
+    assert {f["object"] for f in json.loads(run("facts", "--user", "u", "--json").output)} == {"Berlin", "Siemens"}
+    assert "episodes 0" in run("consolidate", "--user", "u").output
+    assert len(json.loads(run("facts", "--user", "u", "--all", "--json").output)) == 2

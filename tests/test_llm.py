@@ -113,3 +113,27 @@ def test_end_to_end_qa_with_stand_in(stand_in: str, tmp_path: Path) -> None:
     assert doc["qa"]["all"]["n"] == 2
     assert doc["qa"]["single-session-user"]["accuracy"] == 1.0
     assert "end-to-end QA accuracy" in r.output
+
+
+def test_llm_extractor_uses_the_same_schema(stand_in: str) -> None:
+    from engramdb.consolidate.llm import LLMExtractor, parse
+
+    drafts = parse('```json\n[{"subject": "Ana", "predicate": "lives_in", "object": "Lisbon"},'
+                   ' {"predicate": "bogus", "object": "x"}, "junk"]\n```', "Ana")
+    assert [(d.subject, d.predicate, d.object) for d in drafts] == [("Ana", "lives_in", "Lisbon")]
+    assert parse("no json here", "Ana") == []
+    # through the stand-in server: it answers "I don't know" (no JSON) -> no facts, no error
+    ext = LLMExtractor(OpenAICompatible(stand_in, "scripted"))
+    assert ext.extract("I live in Lisbon", "Ana", "user") == []
+    assert ext.extract("anything", "assistant", "assistant") == []
+
+
+def test_llm_extractor_falls_back_when_the_endpoint_fails(stand_in: str) -> None:
+    from engramdb.consolidate.extract import RuleExtractor
+    from engramdb.consolidate.llm import LLMExtractor
+
+    _ScriptedChat.fail_with = 400
+    ext = LLMExtractor(OpenAICompatible(stand_in, "scripted", retries=0), fallback=RuleExtractor())
+    assert [d.object for d in ext.extract("I live in Lisbon.", "Ana", "user")] == ["Lisbon"]
+    with pytest.raises(LLMError):
+        LLMExtractor(OpenAICompatible(stand_in, "scripted", retries=0)).extract("I live in Lisbon.", "Ana", "user")

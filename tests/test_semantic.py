@@ -151,3 +151,12 @@ def test_consolidation_can_be_deferred_and_run_later(tmp_path: Path) -> None:
         report = m.consolidate(user_id="u")
         assert report.facts_added == 1 and report.episodes == 1
         assert m.consolidate(user_id="u").episodes == 0  # idempotent
+
+
+def test_entities_with_aliases(tmp_path: Path) -> None:
+    with Memory(tmp_path / "e.db", embedder=None) as m:
+        m.add(["My wife Elena is a teacher.", "I have a dog named Rex.", "I work at Siemens."], user_id="u")
+        ents = {e.name: e for e in m.entities(user_id="u")}
+        assert ents["Elena"].kind == "person" and "user's wife" in ents["Elena"].aliases
+        assert ents["Rex"].kind == "pet" and ents["Siemens"].kind == "organisation"
+        assert ents["Siemens"].facts == 1 and ents["Siemens"].episodes == 1

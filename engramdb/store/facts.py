@@ -10,8 +10,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..consolidate.decide import Decision, Known
+from ..consolidate.extract import FactDraft
 from ..errors import InputError, NotFoundError
-from ..model import Change, Episode, Fact, Segment
+from ..model import Change, Entity, Episode, Fact, Segment
 from ..timeutil import iso, now_utc
 from .sqlite import SQLiteStore, scope_token
 
@@ -20,6 +21,24 @@ _FACT_COLS = (
     "valid_to, recorded_at, superseded_at, superseded_by, status, strength"
 )
 _STATE_COLS = ("status", "valid_to", "superseded_at", "superseded_by", "strength")
+
+
+_OBJECT_KIND = {
+    "lives_in": "place", "from": "place", "visited": "place", "works_at": "organisation",
+    "has_pet": "pet", "has_relation": "person", "owns": "product",
+}
+
+
+def _entities_of(d: FactDraft) -> list[tuple[str, str, str | None]]:
+    """(name, kind, alias) of the entities a fact names: its subject and typed objects."""
+    out: list[tuple[str, str, str | None]] = []
+    if "'s " not in d.subject:
+        out.append((d.subject, "person", None))
+    kind = _OBJECT_KIND.get(d.predicate)
+    if kind:
+        alias = f"{d.subject}'s {d.qualifier}" if d.predicate == "has_relation" and d.qualifier else None
+        out.append((d.object, kind, alias))
+    return out
 
 
 def _dt(v: str | None) -> datetime | None:
@@ -191,9 +210,11 @@ class FactStore:
                             (new_id, user_id, dr.subject, dr.predicate, dr.qualifier, dr.object, dr.text, dr.kind,
                              dr.category, dr.confidence, valid_from, now, "rules"),
                         )
-                        frow = cur.lastrowid
+                        frow = int(cur.lastrowid or 0)
                         c.execute("INSERT INTO fact_sources VALUES (?, ?)", (frow, ep_rowid))
                         created.append(new_id)
+                        for name, kind, alias in _entities_of(dr):
+                            self._link_entity(c, user_id, name, kind, alias, ep_rowid, frow)
                         vh = fact_hashes.get(dr.text)
                         ucur = c.execute(
                             "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, "
@@ -276,6 +297,30 @@ class FactStore:
             c.execute("UPDATE changes SET undone_at = ? WHERE id = ?", (now, change_id))
             c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (row[1],))
         return Change(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]), datetime.fromisoformat(now))
+
+    @staticmethod
+    def _link_entity(c: Any, user_id: str, name: str, kind: str, alias: str | None, ep_rowid: int, frow: int) -> None:
+        row = c.execute("SELECT rowid, aliases FROM entities WHERE user_id = ? AND name = ?", (user_id, name)).fetchone()
+        if row is None:
+            cur = c.execute(
+                "INSERT INTO entities(id, user_id, name, kind, aliases) VALUES (?, ?, ?, ?, ?)",
+                ("ent_" + uuid.uuid4().hex, user_id, name, kind, json.dumps([alias] if alias else [])),
+            )
+            erow = cur.lastrowid
+        else:
+            erow, aliases = row[0], json.loads(row[1])
+            if alias and alias not in aliases:
+                c.execute("UPDATE entities SET aliases = ? WHERE rowid = ?", (json.dumps(aliases + [alias]), erow))
+        c.execute("INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid) VALUES (?, ?, ?)", (erow, ep_rowid, frow))
+
+    def entities(self, user_id: str) -> list[Entity]:
+        rows = self.s._q(
+            "SELECT en.id, en.name, en.kind, en.aliases, COUNT(DISTINCT l.fact_rowid), COUNT(DISTINCT l.episode_rowid) "
+            "FROM entities en LEFT JOIN entity_links l ON l.entity_rowid = en.rowid WHERE en.user_id = ? "
+            "GROUP BY en.rowid ORDER BY en.name",
+            (user_id,),
+        )
+        return [Entity(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows]
 
     @staticmethod
     def _drop_fact(c: Any, fact_id: str) -> None:
