@@ -247,7 +247,7 @@ class Memory:
         emb = self.embedder
         pending = facts.pending(user)
         vecs = self.store.episode_vectors(user, emb.model_id, [r for r, _, _ in pending]) if emb and pending else {}
-        return consolidation.run(facts, user, self.extractor, emb, vecs)
+        return consolidation.run(facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, vecs)
 
     def facts(
         self,

@@ -282,10 +282,12 @@ def test_index_stays_current_across_instances(tmp_path: Path, real_embedder: obj
 
 def test_embeddings_are_cached_by_content(tmp_path: Path, real_embedder: object) -> None:
     with Memory(tmp_path / "m.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
-        m.add(["I like green tea", "I run on Sundays"], user_id="u1")
+        m.add(["The sky was grey all day", "Trains were late again"], user_id="u1")
         assert m.embedded_texts == 2
-        m.add(["I like green tea", "I run on Sundays"], user_id="u2")  # same text, other user
-        assert m.embedded_texts == 2
+        m.add(["I like green tea"], user_id="u1")  # the message and its fact key ("user likes green tea")
+        assert m.embedded_texts == 4
+        m.add(["The sky was grey all day", "Trains were late again", "I like green tea"], user_id="u2")
+        assert m.embedded_texts == 4  # same texts, other user: all from the cache
 
 
 def test_shared_embedding_cache_across_files(tmp_path: Path, real_embedder: object) -> None:

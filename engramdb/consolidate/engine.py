@@ -12,11 +12,10 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from ..encode.embedders import Embedder
 from ..model import Episode
 from ..store.facts import FactStore
 from .decide import Decision, Known, decide
@@ -92,15 +91,23 @@ def summary_of(texts: Sequence[str], vectors: np.ndarray) -> tuple[int, str]:
     return best, sentence[:300]
 
 
+VectorsFor = Callable[[str, dict[str, str]], dict[str, np.ndarray]]
+
+
 def run(
     facts: FactStore,
     user_id: str,
     extractor: Extractor,
-    embedder: Embedder | None,
+    model: str | None,
+    vectors_for: VectorsFor,
     episode_vectors: dict[int, np.ndarray],
     batch: int = 5000,
 ) -> Report:
-    """Consolidate a user's pending episodes (``episode_vectors``: rowid -> first-passage vector)."""
+    """Consolidate a user's pending episodes.
+
+    ``vectors_for(model, {hash: text})`` returns the vectors the store lacks (cached or
+    computed); ``episode_vectors``: rowid -> first-passage vector, for segmentation.
+    """
     totals = dict(episodes=0, added=0, merged=0, superseded=0, retracted=0, segments=0)
     changes: list[str] = []
     while True:
@@ -111,12 +118,7 @@ def run(
         steps = decide_all(facts.current(user_id), drafts)
         texts = {d.draft.text for d, _, _ in steps if d.action == "add"}
         hashes = {t: hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts}
-        vectors: dict[str, np.ndarray] = {}
-        if embedder is not None and texts:
-            known = facts.s.get_vectors(embedder.model_id, list(hashes.values()))
-            missing = [t for t in texts if hashes[t] not in known]
-            if missing:
-                vectors = dict(zip((hashes[t] for t in missing), embedder.embed(missing)))
+        vectors = vectors_for(model, {hashes[t]: t for t in texts}) if model and texts else {}
         segs = []
         by_session: dict[str | None, list[tuple[int, int, Episode]]] = {}
         for rowid, seq, ep in pending:
@@ -127,9 +129,7 @@ def run(
             for a, b in segment(vecs) if dim else [(0, len(items))]:
                 best, summary = summary_of([e.text for _, _, e in items[a:b]], vecs[a:b]) if dim else (0, items[a][2].text[:300])
                 segs.append((session_id, items[a][1], items[b - 1][1], summary, items[a + best][0]))
-        changes += facts.apply(
-            user_id, steps, pending[-1][1], vectors, embedder.model_id if embedder else None, hashes, segs
-        )
+        changes += facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs)
         totals["episodes"] += len(pending)
         totals["segments"] += len(segs)
         for d, _, _ in steps:

@@ -403,18 +403,19 @@ class SQLiteStore:
 
     def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]:
         """First-passage vector of each episode (for segmentation)."""
-        out: dict[int, np.ndarray] = {}
+        hashes: dict[int, str] = {}
         ids = list(rowids)
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for r, blob in self._q(
-                "SELECT u.episode_rowid, v.vector FROM units u JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
-                f"WHERE u.ord = 0 AND u.episode_rowid IN ({marks})",
-                [model, *chunk],
+            for r, h in self._q(
+                f"SELECT episode_rowid, vector_hash FROM units WHERE episode_rowid IN ({marks}) "
+                "AND ord = 0 AND vector_hash IS NOT NULL",
+                chunk,
             ):
-                out[int(r)] = np.frombuffer(blob, dtype=np.float32)
-        return out
+                hashes[int(r)] = h
+        vectors = self.get_vectors(model, list(hashes.values()))
+        return {r: vectors[h] for r, h in hashes.items() if h in vectors}
 
     def unit_texts(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
         out: dict[int, tuple[int, int, str]] = {}
