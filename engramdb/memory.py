@@ -377,9 +377,19 @@ class Memory:
         opts = options or self.recall_options
         scope = self._scope(user)
         qvec = self._query_vector(query) if opts.weights.dense > 0 else None
-        groups = recall(
-            scope, self.store, query, qvec, limit=limit, as_of_ts=as_of_ts, analysis=analyse(query, asked), options=opts
-        )
+        analysis = analyse(query, asked)
+        if analysis.anchor is not None and opts.weights.time > 0:
+            # "before I moved to Berlin": find that event first, then favour what lies before it
+            event = analysis.anchor[1]
+            evec = self._query_vector(event) if opts.weights.dense > 0 else None
+            found = recall(scope, self.store, event, evec, limit=1, as_of_ts=as_of_ts, options=opts)
+            if found:
+                pivot = float(scope.ep_ts[found[0].episodes[0]])
+                lo = scope.ep_event_lo[found[0].episodes[0]]
+                analysis = analysis.relative_to(float(lo) if lo == lo else pivot)  # lo == lo: not NaN
+                query = analysis.core or query  # recall what is asked about, not the event itself
+                qvec = self._query_vector(query) if opts.weights.dense > 0 else None
+        groups = recall(scope, self.store, query, qvec, limit=limit, as_of_ts=as_of_ts, analysis=analysis, options=opts)
         return self._hits(scope, groups)
 
     def context(

@@ -83,3 +83,25 @@ def test_cli_timeline(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert r.output.index("Madrid") < r.output.index("beagle") < r.output.index("hatchback")
     assert "yesterday → 2023-03-05" in r.output
+
+
+def test_before_and_after_an_event(mem: Memory) -> None:
+    mem.add("I bought a red tent for camping.", user_id="u", session_id="a", timestamp="2023-01-05")
+    mem.add("I moved to Berlin, the flat is lovely.", user_id="u", session_id="b", timestamp="2023-03-01")
+    mem.add("I bought a blue sofa for the new flat.", user_id="u", session_id="c", timestamp="2023-04-10")
+    before = mem.search("What did I buy before I moved to Berlin?", user_id="u", now="2023-06-01")
+    assert "red tent" in before[0].text
+    after = mem.search("What did I buy after I moved to Berlin?", user_id="u", now="2023-06-01")
+    assert "blue sofa" in after[0].text
+
+
+def test_query_analysis_anchor() -> None:
+    from datetime import datetime, timezone
+
+    from engramdb.recall.query import analyse
+
+    now = datetime(2023, 6, 1, tzinfo=timezone.utc)
+    assert analyse("What did I buy before I moved to Berlin?", now).anchor == ("before", "I moved to Berlin")
+    assert analyse("What did I do after the trip to Japan", now).anchor == ("after", "the trip to Japan")
+    a = analyse("What did I do before May 2023?", now)
+    assert a.anchor is None and a.ranges

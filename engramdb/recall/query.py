@@ -29,6 +29,12 @@ _WHEN = re.compile(
     re.I,
 )
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
+# "before I moved to Berlin", "after the trip to Japan": a constraint relative to an event.
+_ANCHOR = re.compile(
+    r"\b(?P<rel>before|after|since|prior to)\s+(?P<event>(?:I|we|my|our|the|he|she|they|you)\b[^?.,;!]{3,80})",
+    re.I,
+)
+_OPEN = 1e12  # seconds: an open end of a half-open range
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,16 @@ class QueryAnalysis:
     order: str | None = None  # "earliest" | "latest" | "compare"
     asks_when: bool = False
     time_words: tuple[str, ...] = field(default_factory=tuple)
+    anchor: tuple[str, str] | None = None  # ("before" | "after", event text)
+    core: str = ""  # the question without the anchor clause: what is asked about
+
+    def relative_to(self, pivot: float) -> QueryAnalysis:
+        """This analysis plus the half-open range before/after an event at ``pivot``."""
+        if self.anchor is None:
+            return self
+        day = 86400.0  # the event's own day is neither before nor after it
+        r = TimeRange(-_OPEN, pivot - day, False) if self.anchor[0] == "before" else TimeRange(pivot + day, _OPEN, False)
+        return QueryAnalysis(self.ranges + (r,), self.order, self.asks_when, self.time_words, None, self.core)
 
 
 def _ts(d: date, end: bool = False) -> float:
@@ -65,7 +81,14 @@ def analyse(query: str, now: datetime | None) -> QueryAnalysis:
         order = "earliest"
     else:
         order = None
-    return QueryAnalysis(tuple(ranges), order, bool(_WHEN.search(query)), tuple(words))
+    anchor = None
+    m = _ANCHOR.search(query)
+    if m and not (now is not None and find_times(m.group(0), now)):  # "before May" is a time range
+        anchor = ("before" if m.group("rel").lower() in ("before", "prior to") else "after", m.group("event").strip())
+        core = (query[: m.start()] + query[m.end() :]).strip()
+    else:
+        core = query
+    return QueryAnalysis(tuple(ranges), order, bool(_WHEN.search(query)), tuple(words), anchor, core)
 
 
 def range_closeness(ep_ts: np.ndarray, ev_lo: np.ndarray, ev_hi: np.ndarray, r: TimeRange) -> np.ndarray:
@@ -75,10 +98,13 @@ def range_closeness(ep_ts: np.ndarray, ev_lo: np.ndarray, ev_hi: np.ndarray, r: 
     "two weeks ago" said on a Wednesday may well mean the Sunday before that week.
     """
     day = 86400.0
-    margin = max(3 * day, 0.5 * (r.hi - r.lo))
+    half_open = r.hi - r.lo > _OPEN / 2  # before/after an event: a hard edge, no margin
+    margin = 0.0 if half_open else max(3 * day, 0.5 * (r.hi - r.lo))
 
     def closeness(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         gap = np.maximum(0.0, np.maximum(r.lo - hi, lo - r.hi))
+        if margin == 0:
+            return np.asarray(gap == 0, dtype=np.float64)
         return np.clip(1.0 - gap / margin, 0.0, 1.0)
 
     said = closeness(ep_ts, ep_ts)
