@@ -85,6 +85,8 @@ def recall(
 
     # 2. Fuse per unit, then per episode (best unit).
     unit_score = fuse(lex_n, dense_n, w)
+    if w.facts != 1.0:
+        unit_score = np.where(scope.unit_is_key, unit_score * w.facts, unit_score)
     cand = np.flatnonzero(unit_score > 0)
     ep_base = max_by_group(unit_score[cand], scope.unit_ep[cand], n_eps)
 
