@@ -52,7 +52,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "no-neighbours": {"recall": RecallOptions(weights=Weights(_W.lexical, _W.dense, 0, _W.session))},
     "no-session": {"recall": RecallOptions(weights=Weights(_W.lexical, _W.dense, _W.neighbours, 0))},
     "no-context": {"recall": RecallOptions(weights=Weights(_W.lexical, _W.dense, 0, 0))},
-    "no-merge": {"recall": RecallOptions(merge_adjacent=False)},
+    "merge": {"recall": RecallOptions(merge_adjacent=True)},
     "rrf": {"recall": RecallOptions(weights=Weights(method="rrf"))},
     "whole-turns": {"passage_tokens": 1_000_000},
     "first-passage": {"dense_passages": 1},
