@@ -40,6 +40,11 @@ MAX_LIMIT = 1000
 Clock = Callable[[], datetime]
 
 
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise LimitError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit", value=limit)
+
+
 def open_store(target: str | os.PathLike[str]) -> Store:
     """A store for a path (SQLite file, ``:memory:``) or a database URL."""
     text = str(target)
@@ -370,8 +375,7 @@ class Memory:
         """
         user = self._known_user(user_id)
         check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise LimitError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit", value=limit)
+        _check_limit(limit)
         asked = parse_timestamp(now, field="now") if now is not None else self._clock()
         as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None
         opts = options or self.recall_options
@@ -429,8 +433,7 @@ class Memory:
         episode counts if it was said, or mentions a time, inside it).
         """
         user = self._known_user(user_id)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise LimitError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit", value=limit)
+        _check_limit(limit)
         lo = parse_timestamp(start, field="start") if start is not None else None
         hi = parse_timestamp(end, field="end") if end is not None else None
         if lo and hi and lo > hi:
