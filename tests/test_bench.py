@@ -134,8 +134,9 @@ def test_bench_cli_end_to_end(tmp_path: Path, kind: str, fixture: str) -> None:
     )
     assert res.exit_code == 0, res.output
     doc = json.loads((out / f"{kind}-default.json").read_text())
-    assert (out / "summary.md").read_text().startswith("# engramdb bench")
-    assert (out / "recall_vs_budget.png").stat().st_size > 1000 and (out / "latency.png").exists()
+    assert (out / f"{kind}-default-summary.md").read_text().startswith("# engramdb bench")
+    assert (out / f"{kind}-default-recall_vs_budget.png").stat().st_size > 1000
+    assert (out / f"{kind}-default-latency.png").exists()
     assert doc["meta"]["budgets"] == [50, 1000]
     # the summary agrees with the independent scorer applied to the stored rankings
     for q in doc["questions"]:

@@ -51,7 +51,7 @@ def _run(kind: str, path: str, config: str, budgets: tuple[int, ...], report: st
     if report:
         name = f"{kind}-{config}"
         folder = R.write_report(doc, report, name)
-        _cli.err_console.print(f"report: {folder / 'summary.md'} (per-question results: {folder / (name + '.json')})")
+        _cli.err_console.print(f"report: {folder / (name + '-summary.md')} (per-question results: {folder / (name + '.json')})")
 
 
 def _bench_command(kind: str, help_text: str) -> click.Command:
@@ -60,7 +60,7 @@ def _bench_command(kind: str, help_text: str) -> click.Command:
     @click.option("--config", default="default", show_default=True, type=click.Choice(list(runner.CONFIGS)),
                   help="Engine configuration: default, the bm25 baseline, or an ablation.")
     @click.option("--budget", "budgets", multiple=True, type=int, help="Token budget for er@B (repeatable). Default: 500 1000 2000 4000.")
-    @click.option("--report", default=None, type=click.Path(file_okay=False), help="Folder for summary.md, plots and the JSON results.")
+    @click.option("--report", default=None, type=click.Path(file_okay=False), help="Folder for <dataset>-<config>-summary.md, plots and the JSON results.")
     @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Write per-question results as JSON here.")
     @click.option("--limit", default=None, type=int, help="Only the first N questions.")
     @click.option("--jobs", "-j", default=1, show_default=True, help="Parallel worker processes.")

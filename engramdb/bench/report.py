@@ -91,11 +91,14 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 
 def write_report(doc: dict[str, Any], folder: str | Path, name: str = "run") -> Path:
-    """A folder with ``<name>.json``, ``summary.md`` and PNG plots (needs matplotlib)."""
+    """A folder with ``<name>.json``, ``<name>-summary.md`` and ``<name>-*.png`` plots (matplotlib).
+
+    Names are prefixed so several runs (datasets, configs) can share one report folder.
+    """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     write_json(doc, out / f"{name}.json")
-    plots = _plots(doc, out)
+    plots = _plots(doc, out, name)
     meta, cost = doc["meta"], doc["cost"]
     metrics = headline_metrics(doc)
     lines = [
@@ -114,11 +117,11 @@ def write_report(doc: dict[str, Any], folder: str | Path, name: str = "run") -> 
     lines += ["", "Abstention questions (LongMemEval `_abs`, LoCoMo category 5) are excluded from recall."]
     for p in plots:
         lines += ["", f"![{p.stem}]({p.name})"]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / f"{name}-summary.md").write_text("\n".join(lines) + "\n")
     return out
 
 
-def _plots(doc: dict[str, Any], out: Path) -> list[Path]:
+def _plots(doc: dict[str, Any], out: Path, name: str) -> list[Path]:
     try:
         import matplotlib
 
@@ -133,6 +136,7 @@ def _plots(doc: dict[str, Any], out: Path) -> list[Path]:
         ys = [row.get(f"er@{b}", float("nan")) for b in budgets]
         ax.plot(budgets, ys, marker="o", label=f"{cat} (n={int(row['n'])})", linewidth=2.5 if cat == "all" else 1.2)
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(budgets, [str(b) for b in budgets])
     ax.set_xlabel("token budget")
     ax.set_ylabel("evidence recall (all evidence inside budget)")
@@ -141,7 +145,7 @@ def _plots(doc: dict[str, Any], out: Path) -> list[Path]:
     ax.legend(fontsize=8)
     ax.set_title(f"{doc['meta']['dataset']}: recall vs budget")
     fig.tight_layout()
-    paths.append(out / "recall_vs_budget.png")
+    paths.append(out / f"{name}-recall_vs_budget.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -150,7 +154,7 @@ def _plots(doc: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("questions")
     ax.set_title(f"p50 {doc['cost']['search_ms_p50']} ms · p95 {doc['cost']['search_ms_p95']} ms")
     fig.tight_layout()
-    paths.append(out / "latency.png")
+    paths.append(out / f"{name}-latency.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths
