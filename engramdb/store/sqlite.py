@@ -355,11 +355,12 @@ class SQLiteStore:
 
     def lexical(self, user_id: str, match: str, limit: int) -> list[tuple[int, float]]:
         # bm25() is lower-is-better; weights: text 1.0, speaker 0.5, scope 0 (a filter only).
+        # The scope token restricts the match to the user's rows inside the index (callers also
+        # drop any rowid that is not in the user's own index).
         rows = self._q(
-            "SELECT units_fts.rowid, -bm25(units_fts, 1.0, 0.5, 0.0) AS score FROM units_fts "
-            "JOIN units ON units.rowid = units_fts.rowid "
-            "WHERE units_fts MATCH ? AND units.user_id = ? ORDER BY score DESC LIMIT ?",
-            (f'scope : "{scope_token(user_id)}" AND ({match})', user_id, limit),
+            "SELECT rowid, -bm25(units_fts, 1.0, 0.5, 0.0) AS score FROM units_fts "
+            "WHERE units_fts MATCH ? ORDER BY score DESC LIMIT ?",
+            (f'scope : "{scope_token(user_id)}" AND ({match})', limit),
         )
         return [(int(r[0]), float(r[1])) for r in rows]
 
