@@ -8,6 +8,7 @@ import os
 import threading
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, Sto
 from .recall.packing import PASSAGE_JOIN, Context, pack
 from .recall.query import analyse
 from .recall.scope import ScopeIndex
-from .recall.search import RecallOptions, RankedGroup, recall
+from .recall.search import RankedGroup, RecallOptions, lexical_candidates, recall
 from .store.base import NewEpisode, NewUnit, Store
 from .store.facts import FactStore
 from .store.sqlite import SQLiteStore
@@ -116,6 +117,7 @@ class Memory:
         self._scopes: OrderedDict[str, ScopeIndex] = OrderedDict()
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engramdb-fts")
         self.embedded_texts = 0  # how many texts this instance sent to the model (cache misses)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -129,6 +131,7 @@ class Memory:
         self.close()
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self.store.close()
         if self._cache is not None:
             self._cache.close()
@@ -380,8 +383,15 @@ class Memory:
         as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None
         opts = options or self.recall_options
         scope = self._scope(user)
-        qvec = self._query_vector(query) if opts.weights.dense > 0 else None
         analysis = analyse(query, asked)
+        lexical = None
+        if opts.weights.lexical > 0 and analysis.anchor is None:
+            # full text runs in a worker while the query is embedded (both release the GIL)
+            pending = self._pool.submit(lexical_candidates, self.store, user, query, opts.candidates)
+            qvec = self._query_vector(query) if opts.weights.dense > 0 else None
+            lexical = pending.result()
+        else:
+            qvec = self._query_vector(query) if opts.weights.dense > 0 else None
         if analysis.anchor is not None and opts.weights.time > 0:
             # "before I moved to Berlin": find that event first, then favour what lies before it
             event = analysis.anchor[1]
@@ -393,7 +403,9 @@ class Memory:
                 analysis = analysis.relative_to(float(lo) if lo == lo else pivot)  # lo == lo: not NaN
                 query = analysis.core or query  # recall what is asked about, not the event itself
                 qvec = self._query_vector(query) if opts.weights.dense > 0 else None
-        groups = recall(scope, self.store, query, qvec, limit=limit, as_of_ts=as_of_ts, analysis=analysis, options=opts)
+        groups = recall(
+            scope, self.store, query, qvec, limit=limit, as_of_ts=as_of_ts, analysis=analysis, options=opts, lexical=lexical
+        )
         return self._hits(scope, groups)
 
     def context(

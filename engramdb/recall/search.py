@@ -60,7 +60,13 @@ def recall(
     as_of_ts: float | None = None,
     analysis: QueryAnalysis = QueryAnalysis(),
     options: RecallOptions = RecallOptions(),
+    lexical: list[tuple[int, float]] | None = None,
 ) -> list[RankedGroup]:
+    """Rank one user's episodes for ``query``.
+
+    ``lexical``: full-text candidates already fetched (see :func:`lexical_candidates`), so a
+    caller can run that lookup while it embeds the query.
+    """
     w = options.weights
     n_units = scope.unit_rowid.size
     n_eps = scope.ep_rowid.size
@@ -70,12 +76,12 @@ def recall(
     # 1. Candidates.
     lex_raw = np.zeros(n_units)
     if w.lexical > 0:
-        match = fts_query(query_terms(query))
-        if match:
-            for rowid, score in store.lexical(scope.user_id, match, options.candidates):
-                pos = scope.unit_position(rowid)
-                if pos is not None:
-                    lex_raw[pos] = max(score, 0.0)
+        if lexical is None:
+            lexical = lexical_candidates(store, scope.user_id, query, options.candidates)
+        for rowid, score in lexical:
+            pos = scope.unit_position(rowid)
+            if pos is not None:
+                lex_raw[pos] = max(score, 0.0)
     dense_n = np.zeros(n_units)
     cos_raw = np.zeros(n_units)
     if w.dense > 0 and query_vector is not None:
@@ -165,6 +171,11 @@ def recall(
     for g in groups:
         g.episodes.sort(key=lambda e: (scope.ep_ts[e], e))
     return groups
+
+
+def lexical_candidates(store: Store, user_id: str, query: str, limit: int) -> list[tuple[int, float]]:
+    match = fts_query(query_terms(query))
+    return store.lexical(user_id, match, limit) if match else []
 
 
 def _time_signals(
