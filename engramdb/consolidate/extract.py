@@ -225,7 +225,3 @@ class RuleExtractor:
         text = rule.template.format(s=subject, o=obj, q=qualifier)
         return FactDraft(subject, rule.predicate, obj, text, rule.negated, 0.8, qualifier)
 
-
-def extract_all(extractor: Extractor, messages: Sequence[tuple[str, str, str | None]]) -> list[list[FactDraft]]:
-    """Run an extractor over (text, speaker, role) triples."""
-    return [extractor.extract(t, s, r) for t, s, r in messages]

@@ -230,10 +230,8 @@ class HashEmbedder(Embedder):
     def __init__(self, dimensions: int = 64) -> None:
         self.dimensions = dimensions
         self.model_id = f"hash-bow-{dimensions}"
-        self.calls = 0
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):
