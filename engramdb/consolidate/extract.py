@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 #: Predicates that hold one value at a time: a new value supersedes the old one.
 SINGLE_VALUED = frozenset(
