@@ -278,6 +278,13 @@ def _fact_table(facts: list[Any], title: str | None = None) -> Table:
     return t
 
 
+def _print_facts(facts: list[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([f.to_dict() for f in facts], indent=1, ensure_ascii=False))
+    else:
+        console.print(_fact_table(facts))
+
+
 @main.command()
 @db_option
 @user_option()
@@ -302,10 +309,7 @@ def facts(db: str, user_id: str, show_all: bool, subject: str | None, as_json: b
     """Facts consolidated from a user's episodes (current ones unless --all)."""
     with _open(db, embedder=None) as mem:
         fs = mem.facts(user_id=user_id, status=None if show_all else "current", subject=subject)
-    if as_json:
-        click.echo(json.dumps([f.to_dict() for f in fs], indent=1, ensure_ascii=False))
-    else:
-        console.print(_fact_table(fs))
+    _print_facts(fs, as_json)
 
 
 @main.command()
@@ -335,10 +339,7 @@ def history(db: str, as_json: bool, fact_id: str) -> None:
     """The chain of values a fact's slot has had (e.g. every place lived in), with sources."""
     with _open(db, embedder=None) as mem:
         chain = mem.history(fact_id)
-    if as_json:
-        click.echo(json.dumps([f.to_dict() for f in chain], indent=1, ensure_ascii=False))
-    else:
-        console.print(_fact_table(chain))
+    _print_facts(chain, as_json)
 
 
 @main.command()

@@ -384,14 +384,14 @@ class Memory:
         opts = options or self.recall_options
         scope = self._scope(user)
         analysis = analyse(query, asked)
-        lexical = None
-        if opts.weights.lexical > 0 and analysis.anchor is None:
-            # full text runs in a worker while the query is embedded (both release the GIL)
-            pending = self._pool.submit(lexical_candidates, self.store, user, query, opts.candidates)
-            qvec = self._query_vector(query) if opts.weights.dense > 0 else None
-            lexical = pending.result()
-        else:
-            qvec = self._query_vector(query) if opts.weights.dense > 0 else None
+        # Full text runs in a worker while the query is embedded (both release the GIL).
+        pending = (
+            self._pool.submit(lexical_candidates, self.store, user, query, opts.candidates)
+            if opts.weights.lexical > 0 and analysis.anchor is None
+            else None
+        )
+        qvec = self._query_vector(query) if opts.weights.dense > 0 else None
+        lexical = pending.result() if pending is not None else None
         if analysis.anchor is not None and opts.weights.time > 0:
             # "before I moved to Berlin": find that event first, then favour what lies before it
             event = analysis.anchor[1]
