@@ -28,7 +28,7 @@ from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, Sto
 from .recall.packing import PASSAGE_JOIN, Context, pack
 from .recall.query import analyse
 from .recall.scope import ScopeIndex
-from .recall.search import RankedGroup, RecallOptions, lexical_candidates, recall
+from .recall.search import RankedGroup, RecallOptions, recall
 from .store.base import NewEpisode, NewUnit, Store
 from .store.facts import FactStore
 from .store.sqlite import SQLiteStore
@@ -117,7 +117,7 @@ class Memory:
         self._scopes: OrderedDict[str, ScopeIndex] = OrderedDict()
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engramdb-fts")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engramdb-lexical")
         self.embedded_texts = 0  # how many texts this instance sent to the model (cache misses)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -386,7 +386,7 @@ class Memory:
         analysis = analyse(query, asked)
         # Full text runs in a worker while the query is embedded (both release the GIL).
         pending = (
-            self._pool.submit(lexical_candidates, self.store, user, query, opts.candidates)
+            self._pool.submit(scope.lexical_search, query, opts.candidates)
             if opts.weights.lexical > 0 and analysis.anchor is None
             else None
         )

@@ -19,10 +19,13 @@ from engramdb import (
     LimitError,
     Memory,
     NotFoundError,
+    RecallOptions,
     ScopeError,
     TimestampError,
     UnknownUserError,
+    Weights,
 )
+from engramdb.index.lexical import decode_terms, query_keys
 from engramdb.store.schema import schema_version
 from engramdb.validate import MAX_CONTENT_CHARS, MAX_MESSAGES_PER_ADD
 
@@ -229,10 +232,16 @@ def test_bad_input_is_typed_and_leaves_store_unchanged(
     "query",
     ['"unbalanced', "NEAR(a b)", "a AND OR NOT b", "col:value", "*", "^start", "(((", "-minus +plus", "emoji 🎉 ü"],
 )
-def test_fts_syntax_in_queries_never_raises(mem: Memory, query: str) -> None:
-    mem.add("a b col value start minus plus emoji ü", user_id="u")
-    mem.search(query, user_id="u")
+def test_query_syntax_is_plain_text(mem: Memory, query: str) -> None:
+    [eid] = mem.add("unbalanced near col value start minus plus emoji ü", user_id="u")
+    mem.add("something else entirely", user_id="u")
+    hits = mem.search(query, user_id="u", options=RecallOptions(weights=Weights(dense=0.0)))
     mem.context(query, user_id="u", budget_tokens=50)
+    words_in_query = query not in ("*", "(((", "a AND OR NOT b")
+    if words_in_query:
+        assert hits[0].episodes[0].id == eid and hits[0].signals["lexical"] == 1.0
+    else:
+        assert hits == []
 
 
 @pytest.mark.parametrize("bad", ["", "   ", 42, None, "x" * 20_000])
@@ -263,7 +272,8 @@ def test_delete_removes_from_every_index(tmp_path: Path, real_embedder: object) 
         assert all(e.id != gone for h in m.search("passport number expires", user_id="u") for e in h.episodes)
         assert [e.id for e in m.list(user_id="u")] == [keep]
     with sqlite3.connect(db) as c:
-        assert c.execute("SELECT COUNT(*) FROM units_fts WHERE units_fts MATCH 'passport'").fetchone()[0] == 0
+        _, keys, _, _ = decode_terms([r[0] for r in c.execute("SELECT terms FROM units")])
+        assert query_keys("passport")[0] not in set(keys.tolist())
         assert c.execute("SELECT COUNT(*) FROM units").fetchone()[0] == 1
         assert c.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 1  # the deleted text's vector is gone
         assert c.execute("SELECT COUNT(*) FROM episodes WHERE content LIKE '%passport%'").fetchone()[0] == 0
@@ -314,7 +324,7 @@ def test_reopen_keeps_data_and_schema(tmp_path: Path, real_embedder: object) -> 
         m.add("persisted across opens", user_id="u")
     with Memory(db, embedder=real_embedder) as m:  # type: ignore[arg-type]
         assert m.search("persisted", user_id="u")[0].text == "persisted across opens"
-        assert m.stats().schema_version == schema_version() == "0003_semantic"
+        assert m.stats().schema_version == schema_version() == "0004_unit_terms"
 
 
 def test_acknowledged_add_survives_a_killed_process(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
-"""Pure text helpers: passages, token counting, query terms and FTS escaping."""
+"""Pure text helpers: passages, token counting, words and query terms."""
 
-from engramdb.encode.text import count_tokens, fts_query, query_terms, split_passages
+from engramdb.encode.text import count_tokens, query_terms, split_passages, words
 
 
 def test_short_text_is_one_passage_with_offsets() -> None:
@@ -39,9 +39,9 @@ def test_query_terms_drop_stopwords_and_repeats() -> None:
     ]
 
 
-def test_fts_query_quotes_every_term() -> None:
-    assert fts_query(["a1", "b"]) == '"a1" OR "b"'
-    assert fts_query([]) is None
+def test_words_fold_case_and_accents_and_split_on_underscores() -> None:
+    assert words("Café in São_Paulo, ÉTÉ 2023!") == ["cafe", "in", "sao", "paulo", "ete", "2023"]
+    assert words("") == []
 
 
 def test_count_tokens_counts_words_and_punctuation() -> None:

@@ -129,6 +129,9 @@ class OnnxEmbedder(Embedder):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
+        # Idle workers sleep instead of spinning: spinning threads steal the cores that search
+        # needs right after embedding a query (measured: ~10 ms more per search at 100k).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9*#-])|\n+")
 
 #: Words too common to help lexical recall. Short on purpose: question words like
@@ -102,25 +103,20 @@ def _passage(text: str, start: int, end: int) -> Passage:
     return Passage(start + lead, start + lead + len(stripped), stripped)
 
 
+def words(text: str) -> list[str]:
+    """The words of a text as full-text search sees them: letters and digits, lower-cased,
+    accents removed ("Café" -> "cafe"), split at anything else (incl. underscores)."""
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _WORD.findall(text.lower())
+
+
+def is_content(word: str) -> bool:
+    """Words worth indexing and querying: not a stopword, not a lone letter."""
+    return (len(word) > 1 or word.isdigit()) and word not in STOPWORDS
+
+
 def query_terms(query: str) -> list[str]:
     """Content words of a query, lower-cased, stopwords dropped, order kept, no repeats."""
-    seen: dict[str, None] = {}
-    for w in _WORD.findall(query.lower()):
-        w = w.replace("_", "")
-        if len(w) < 2 and not w.isdigit():
-            continue
-        if w in STOPWORDS or w in seen:
-            continue
-        seen[w] = None
-    return list(seen)
-
-
-def fts_query(terms: list[str]) -> str | None:
-    """An FTS5 MATCH expression OR-ing the terms, each quoted so FTS syntax cannot leak in.
-
-    Terms come from :func:`query_terms` (word characters only), and are still quoted with
-    embedded quotes doubled, so any user text is safe here.
-    """
-    if not terms:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    return list(dict.fromkeys(w for w in words(query) if is_content(w)))

@@ -1,4 +1,5 @@
-"""The in-memory recall index of one user: unit vectors plus the episode graph around them.
+"""The in-memory recall index of one user: unit vectors, full-text postings, and the episode
+graph around them.
 
 Built from the store on first use and kept current: writes bump the user's version, and the
 next search appends new rows (or rebuilds, after a delete).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..index.lexical import LexicalIndex, query_keys
 from ..index.vector import ExactIndex, VectorIndex
 from ..store.base import ScopeRows, Store
 
@@ -18,6 +20,7 @@ class ScopeIndex:
         self.model = model
         self.version = -1
         self.vectors: VectorIndex = ExactIndex()
+        self.lexical = LexicalIndex()
         self.unit_rowid = np.zeros(0, dtype=np.int64)
         self.unit_ep = np.zeros(0, dtype=np.int64)  # position of the unit's episode
         self.unit_is_key = np.zeros(0, dtype=bool)  # fact keys: recall their episode, never shown
@@ -40,8 +43,9 @@ class ScopeIndex:
     def n_sessions(self) -> int:
         return len(self._session_ids)
 
-    def unit_position(self, rowid: int) -> int | None:
-        return self._unit_pos.get(rowid)
+    def lexical_search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k units by BM25 for ``query``: (unit positions, scores), best first."""
+        return self.lexical.search(query_keys(query), k)
 
     def refresh(self, store: Store) -> None:
         """Bring the index up to date with the store (cheap when nothing changed)."""
@@ -100,3 +104,4 @@ class ScopeIndex:
             if self.ep_first_unit[e] < 0 and not rows.unit_is_key[i]:
                 self.ep_first_unit[e] = base + i
         self.vectors.append(rows.unit_vector, rows.has_vector)
+        self.lexical.append(rows.unit_terms, rows.unit_speaker)

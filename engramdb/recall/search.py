@@ -1,6 +1,6 @@
 """Hybrid recall over one user's scope: gather, fuse, spread to context, group into hits.
 
-1. candidates: full-text (FTS5 BM25 over units) and dense (cosine over unit vectors);
+1. candidates: full-text (BM25 over units) and dense (cosine over unit vectors);
 2. fuse the normalised signals per unit; an episode scores as its best unit;
 3. context: an episode gains from its neighbours in the conversation and from its session
    (what surrounds a memory helps recall it — temporal contiguity);
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..encode.text import fts_query, query_terms
 from ..store.base import Store
 from .fusion import (
     Weights,
@@ -60,12 +59,12 @@ def recall(
     as_of_ts: float | None = None,
     analysis: QueryAnalysis = QueryAnalysis(),
     options: RecallOptions = RecallOptions(),
-    lexical: list[tuple[int, float]] | None = None,
+    lexical: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[RankedGroup]:
     """Rank one user's episodes for ``query``.
 
-    ``lexical``: full-text candidates already fetched (see :func:`lexical_candidates`), so a
-    caller can run that lookup while it embeds the query.
+    ``lexical``: full-text candidates already found (``scope.lexical_search``), so a caller
+    can look them up while it embeds the query.
     """
     w = options.weights
     n_units = scope.unit_rowid.size
@@ -76,12 +75,8 @@ def recall(
     # 1. Candidates.
     lex_raw = np.zeros(n_units)
     if w.lexical > 0:
-        if lexical is None:
-            lexical = lexical_candidates(store, scope.user_id, query, options.candidates)
-        for rowid, score in lexical:
-            pos = scope.unit_position(rowid)
-            if pos is not None:
-                lex_raw[pos] = max(score, 0.0)
+        pos, score = lexical if lexical is not None else scope.lexical_search(query, options.candidates)
+        lex_raw[pos] = score
     dense_n = np.zeros(n_units)
     cos_raw = np.zeros(n_units)
     if w.dense > 0 and query_vector is not None:
@@ -171,11 +166,6 @@ def recall(
     for g in groups:
         g.episodes.sort(key=lambda e: (scope.ep_ts[e], e))
     return groups
-
-
-def lexical_candidates(store: Store, user_id: str, query: str, limit: int) -> list[tuple[int, float]]:
-    match = fts_query(query_terms(query))
-    return store.lexical(user_id, match, limit) if match else []
 
 
 def _time_signals(

@@ -53,6 +53,8 @@ class ScopeRows:
     unit_is_key: np.ndarray  # bool [U], a derived key (a fact) rather than a passage of the text
     unit_vector: np.ndarray  # float32 [U, D], zero rows where has_vector is False
     has_vector: np.ndarray  # bool [U]
+    unit_terms: list[bytes]  # [U], full-text terms (engramdb.index.lexical.encode_terms)
+    unit_speaker: list[str]  # [U]
     episode_rowid: np.ndarray  # int64 [E], ordered by seq
     episode_session: list[str | None]
     episode_ts: np.ndarray  # float64 [E], occurred_at as epoch seconds
@@ -101,9 +103,6 @@ class Store(Protocol):
     ) -> list[Episode]: ...
 
     def delete_episode(self, user_id: str | None, episode_id: str) -> bool: ...
-
-    def lexical(self, user_id: str, match: str, limit: int) -> list[tuple[int, float]]:
-        """Full-text candidates: (unit rowid, score), best first; higher is better."""
 
     def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
         """Units with rowid > after_unit and episodes with seq > after_seq, in order."""

@@ -14,7 +14,8 @@ from ..consolidate.extract import FactDraft
 from ..errors import InputError, NotFoundError
 from ..model import Change, Entity, Episode, Fact, Segment
 from ..timeutil import iso, now_utc
-from .sqlite import SQLiteStore, scope_token
+from ..index.lexical import encode_terms
+from .sqlite import SQLiteStore
 
 _FACT_COLS = (
     "rowid, id, user_id, subject, predicate, qualifier, object, text, kind, category, confidence, valid_from, "
@@ -172,7 +173,6 @@ class FactStore:
         """Apply decisions (each with its source episode rowid and episode) in one transaction."""
         change_ids: list[str] = []
         now = iso(now_utc())
-        token = scope_token(user_id)
         with self.s._tx() as c:
             if model and vectors:
                 c.executemany(
@@ -216,14 +216,11 @@ class FactStore:
                         for name, kind, alias in _entities_of(dr):
                             self._link_entity(c, user_id, name, kind, alias, ep_rowid, frow)
                         vh = fact_hashes.get(dr.text)
-                        ucur = c.execute(
-                            "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, "
-                            "vector_hash, fact_rowid) VALUES (?, ?, -1, 0, 0, ?, ?, ?, ?, ?)",
-                            (ep_rowid, user_id, dr.text, ep.speaker or "", token, vh if model else None, frow),
-                        )
                         c.execute(
-                            "INSERT INTO units_fts(rowid, text, speaker, scope) VALUES (?, ?, ?, ?)",
-                            (ucur.lastrowid, dr.text, ep.speaker or "", token),
+                            "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, "
+                            "vector_hash, fact_rowid, terms) VALUES (?, ?, -1, 0, 0, ?, ?, '', ?, ?, ?)",
+                            (ep_rowid, user_id, dr.text, ep.speaker or "", vh if model else None, frow,
+                             encode_terms(dr.text)),
                         )
                     status = "retracted" if d.action == "retract" else "superseded"
                     for fid in d.closes:
@@ -324,18 +321,11 @@ class FactStore:
 
     @staticmethod
     def _drop_fact(c: Any, fact_id: str) -> None:
-        """Delete a fact, its key units (and their index rows), and reopen what it superseded."""
+        """Delete a fact and its key units, and reopen what it superseded."""
         frow = c.execute("SELECT rowid FROM facts WHERE id = ?", (fact_id,)).fetchone()
         if frow is None:
             return
-        for u_rowid, text, speaker, scope in c.execute(
-            "SELECT rowid, text, speaker, scope FROM units WHERE fact_rowid = ?", (frow[0],)
-        ).fetchall():
-            c.execute(
-                "INSERT INTO units_fts(units_fts, rowid, text, speaker, scope) VALUES ('delete', ?, ?, ?, ?)",
-                (u_rowid, text, speaker, scope),
-            )
-            c.execute("DELETE FROM units WHERE rowid = ?", (u_rowid,))
+        c.execute("DELETE FROM units WHERE fact_rowid = ?", (frow[0],))
         c.execute(
             "UPDATE facts SET status = 'current', valid_to = NULL, superseded_at = NULL, superseded_by = NULL "
             "WHERE superseded_by = ?",

@@ -6,25 +6,28 @@ Backends differ only in dialect; a migration gives its SQL per dialect where the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 MigrationFn = Callable[[str], list[str]]
+#: A data step run after the statements, in the same transaction: (connection, dialect).
+BackfillFn = Callable[[Any, str], None]
 
 
 @dataclass(frozen=True)
 class Migration:
     name: str
     statements: MigrationFn  # dialect -> SQL statements
+    backfill: BackfillFn | None = None
 
 
 MIGRATIONS: list[Migration] = []
 
 
-def migration(name: str) -> Callable[[MigrationFn], MigrationFn]:
+def migration(name: str, backfill: BackfillFn | None = None) -> Callable[[MigrationFn], MigrationFn]:
     def decorate(fn: MigrationFn) -> MigrationFn:
         if any(m.name == name for m in MIGRATIONS):
             raise ValueError(f"duplicate migration {name}")  # programming error, import time
-        MIGRATIONS.append(Migration(name, fn))
+        MIGRATIONS.append(Migration(name, fn, backfill))
         return fn
 
     return decorate
@@ -200,4 +203,22 @@ def _m0003(dialect: str) -> list[str]:
         )""",
         # A unit may be a fact used as a recall key for its source episode.
         "ALTER TABLE units ADD COLUMN fact_rowid INTEGER REFERENCES facts(rowid) ON DELETE CASCADE",
+    ]
+
+
+def _backfill_terms(conn: Any, dialect: str) -> None:
+    from ..index.lexical import encode_terms  # the index format lives with the index
+
+    rows = conn.execute("SELECT rowid, text FROM units WHERE terms IS NULL").fetchall()
+    conn.executemany("UPDATE units SET terms = ? WHERE rowid = ?", [(encode_terms(t), r) for r, t in rows])
+
+
+@migration("0004_unit_terms", backfill=_backfill_terms)
+def _m0004(dialect: str) -> list[str]:
+    # Full text moves from FTS5 to an in-memory BM25 index (engramdb.index.lexical) built from
+    # each unit's terms, stored beside it; the FTS5 table and the per-user scope tokens go.
+    return [
+        "ALTER TABLE units ADD COLUMN terms BLOB",
+        "DROP TABLE units_fts",
+        "UPDATE units SET scope = ''",
     ]

@@ -1,8 +1,7 @@
-"""SQLite backend: one file (or ``:memory:``), WAL, FTS5 for full text, vectors as BLOBs."""
+"""SQLite backend: one file (or ``:memory:``), WAL; vectors and each unit's full-text terms as BLOBs."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -18,6 +17,7 @@ from ..errors import MigrationError, StoreError
 from ..encode.timex import TimeMention
 from ..model import Episode, StoreStats
 from ..timeutil import iso, now_utc, to_utc
+from ..index.lexical import encode_terms
 from .base import NewEpisode, ScopeRows
 from .schema import MIGRATIONS, schema_version
 
@@ -30,11 +30,6 @@ _EPISODE_COLS = (
 def _day_ts(d: date, end: bool = False) -> float:
     """Epoch seconds of the start (or the last second) of a UTC day."""
     return datetime.combine(d, time(23, 59, 59) if end else time(0), tzinfo=timezone.utc).timestamp()
-
-
-def scope_token(user_id: str) -> str:
-    """A single FTS token naming a user: any user_id maps to letters and digits only."""
-    return "u" + hashlib.sha1(user_id.encode("utf-8")).hexdigest()[:20]
 
 
 def _episode(row: sqlite3.Row | tuple[Any, ...], times: tuple[TimeMention, ...] = ()) -> Episode:
@@ -145,6 +140,8 @@ class SQLiteStore:
                 with self._tx() as c:
                     for stmt in m.statements(self.dialect):
                         c.execute(stmt)
+                    if m.backfill is not None:
+                        m.backfill(c, self.dialect)
                     c.execute("INSERT INTO schema_migrations VALUES (?, ?)", (m.name, iso(now_utc())))
             except sqlite3.DatabaseError as exc:
                 raise MigrationError(f"migration {m.name} failed on {self.path}: {exc}", path=self.path) from exc
@@ -165,7 +162,6 @@ class SQLiteStore:
             )
             c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (user_id,))
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) FROM episodes WHERE user_id = ?", (user_id,)).fetchone()[0]
-            token = scope_token(user_id)
             if model and vectors:
                 c.executemany(
                     "INSERT OR IGNORE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
@@ -195,16 +191,14 @@ class SQLiteStore:
                             for t in ep.times
                         ],
                     )
-                for u in ep.units:
-                    ucur = c.execute(
-                        "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, vector_hash) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (ep_rowid, user_id, u.ord, u.start, u.end, u.text, u.speaker, token, u.vector_hash),
-                    )
-                    c.execute(
-                        "INSERT INTO units_fts(rowid, text, speaker, scope) VALUES (?, ?, ?, ?)",
-                        (ucur.lastrowid, u.text, u.speaker, token),
-                    )
+                c.executemany(
+                    "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, "
+                    "vector_hash, terms) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
+                    [
+                        (ep_rowid, user_id, u.ord, u.start, u.end, u.text, u.speaker, u.vector_hash, encode_terms(u.text))
+                        for u in ep.units
+                    ],
+                )
 
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -249,19 +243,14 @@ class SQLiteStore:
                 else:
                     c.execute("UPDATE units SET episode_rowid = ? WHERE fact_rowid = ?", (other[0], frow))
             c.execute("UPDATE segments SET summary_episode_rowid = NULL WHERE summary_episode_rowid = ?", (ep_rowid,))
-            units = c.execute(
-                "SELECT rowid, text, speaker, scope, vector_hash FROM units WHERE episode_rowid = ?", (ep_rowid,)
-            ).fetchall()
-            for u_rowid, text, speaker, scope, _ in units:
-                c.execute(
-                    "INSERT INTO units_fts(units_fts, rowid, text, speaker, scope) VALUES ('delete', ?, ?, ?, ?)",
-                    (u_rowid, text, speaker, scope),
-                )
+            hashes = {r[0] for r in c.execute(
+                "SELECT vector_hash FROM units WHERE episode_rowid = ? AND vector_hash IS NOT NULL", (ep_rowid,)
+            )}
             c.execute("DELETE FROM units WHERE episode_rowid = ?", (ep_rowid,))
             c.execute("DELETE FROM episode_times WHERE episode_rowid = ?", (ep_rowid,))
             c.execute("DELETE FROM episodes WHERE rowid = ?", (ep_rowid,))
             # A vector is derived from the deleted text: drop it unless other units still use it.
-            for h in {u[4] for u in units if u[4]}:
+            for h in hashes:
                 c.execute(
                     "DELETE FROM vectors WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM units WHERE vector_hash = ?)",
                     (h, h),
@@ -353,34 +342,22 @@ class SQLiteStore:
         eps.sort(key=lambda e: (e.event_time, e.seq))
         return eps[:limit]
 
-    def lexical(self, user_id: str, match: str, limit: int) -> list[tuple[int, float]]:
-        # bm25() is lower-is-better; weights: text 1.0, speaker 0.5, scope 0 (a filter only).
-        # The scope token restricts the match to the user's rows inside the index (callers also
-        # drop any rowid that is not in the user's own index).
-        rows = self._q(
-            "SELECT rowid, -bm25(units_fts, 1.0, 0.5, 0.0) AS score FROM units_fts "
-            "WHERE units_fts MATCH ? ORDER BY score DESC LIMIT ?",
-            (f'scope : "{scope_token(user_id)}" AND ({match})', limit),
-        )
-        return [(int(r[0]), float(r[1])) for r in rows]
-
     def unit_count(self, user_id: str) -> int:
         return int(self._q("SELECT COUNT(*) FROM units WHERE user_id = ?", (user_id,))[0][0])
 
     def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
         units = self._q(
-            "SELECT u.rowid, u.episode_rowid, v.vector, u.fact_rowid IS NOT NULL FROM units u "
+            "SELECT u.rowid, u.episode_rowid, v.vector, u.fact_rowid IS NOT NULL, u.terms, u.speaker FROM units u "
             "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
             "WHERE u.user_id = ? AND u.rowid > ? ORDER BY u.rowid",
             (model or "", user_id, after_unit),
         )
         dim = next((len(r[2]) // 4 for r in units if r[2] is not None), 0)
+        has = np.fromiter((r[2] is not None and len(r[2]) == 4 * dim for r in units), dtype=bool, count=len(units))
         vec = np.zeros((len(units), dim), dtype=np.float32)
-        has = np.zeros(len(units), dtype=bool)
-        for i, r in enumerate(units):
-            if r[2] is not None and len(r[2]) // 4 == dim:
-                vec[i] = np.frombuffer(r[2], dtype=np.float32)
-                has[i] = True
+        if has.any():
+            blobs = b"".join(r[2] for r, ok in zip(units, has.tolist()) if ok)
+            vec[has] = np.frombuffer(blobs, dtype=np.float32).reshape(-1, dim)
         eps = self._q(
             "SELECT e.rowid, e.session_id, e.occurred_ts, e.recorded_ts, e.seq, MIN(t.start_ts), MAX(t.end_ts) "
             "FROM episodes e LEFT JOIN episode_times t ON t.episode_rowid = e.rowid "
@@ -391,6 +368,8 @@ class SQLiteStore:
             unit_rowid=np.array([r[0] for r in units], dtype=np.int64),
             unit_episode=np.array([r[1] for r in units], dtype=np.int64),
             unit_is_key=np.array([bool(r[3]) for r in units], dtype=bool),
+            unit_terms=[r[4] for r in units],
+            unit_speaker=[r[5] for r in units],
             unit_vector=vec,
             has_vector=has,
             episode_rowid=np.array([r[0] for r in eps], dtype=np.int64),

@@ -1,0 +1,99 @@
+"""The in-memory BM25 index: pure logic, checked against SQLite FTS5's own bm25()."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import numpy as np
+import pytest
+
+from engramdb.index.lexical import LexicalIndex, decode_terms, encode_terms, query_keys, term_key
+
+DOCS = [
+    "I adopted a kitten from the shelter last week",
+    "The shelter runs an adoption day every Saturday",
+    "My sister is running a marathon in Berlin",
+    "We ran into my old teacher at the farmers market",
+    "Caroline went to the LGBTQ support group yesterday",
+    "The support group meets every Tuesday evening at the community centre",
+    "Running shoes: the Pegasus, then the Vaporfly, now the Pegasus again",
+    "Café au lait at the café near the station",
+]
+QUERIES = ["kitten shelter", "running marathon", "support group Tuesday", "Pegasus shoes", "cafe station", "adoption"]
+
+
+def _index(docs: list[str], speakers: list[str] | None = None) -> LexicalIndex:
+    idx = LexicalIndex()
+    idx.append([encode_terms(d) for d in docs], speakers or [""] * len(docs))
+    return idx
+
+
+def test_scores_match_sqlite_fts5_bm25() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61 remove_diacritics 2')")
+    db.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", [(i + 1, d) for i, d in enumerate(DOCS)])
+    idx = _index(DOCS)
+    for q in QUERIES:
+        terms = " OR ".join(f'"{w}"' for w in q.lower().replace("é", "e").split())
+        want = dict(db.execute("SELECT rowid - 1, -bm25(t) FROM t WHERE t MATCH ?", (terms,)).fetchall())
+        got = idx.scores(query_keys(q))
+        assert set(np.flatnonzero(got > 0).tolist()) == set(want)
+        for doc, score in want.items():
+            assert got[doc] == pytest.approx(score, rel=1e-4), (q, doc)
+
+
+def test_stems_and_accents_match_across_forms() -> None:
+    idx = _index(DOCS)
+    positions, _ = idx.search(query_keys("runs"), 10)
+    assert set(positions.tolist()) == {1, 2, 6}  # runs, running, Running (not "ran": Porter keeps it)
+    positions, _ = idx.search(query_keys("CAFE"), 10)
+    assert positions.tolist() == [7]
+
+
+def test_stopword_only_and_empty_queries_match_nothing() -> None:
+    idx = _index(DOCS)
+    for q in ("the a of", "", "???"):
+        positions, scores = idx.search(query_keys(q), 10)
+        assert positions.size == 0 and scores.size == 0
+
+
+def test_search_is_best_first_and_cut_to_k() -> None:
+    idx = _index(DOCS)
+    keys = query_keys("shelter adoption kitten support")
+    positions, scores = idx.search(keys, 2)
+    full = idx.scores(keys)
+    assert positions.tolist() == sorted(np.flatnonzero(full > 0).tolist(), key=lambda i: (-full[i], i))[:2]
+    assert scores.tolist() == pytest.approx(full[positions].tolist())
+
+
+def test_speaker_names_count_at_half_weight() -> None:
+    idx = _index(["hello there", "hello there", "nice weather"], ["Melanie", "Caroline", "Caroline"])
+    s = idx.scores(query_keys("Melanie"))
+    assert s[0] > 0 and s[1] == 0 and s[2] == 0
+    text_only = _index(["hello there melanie", "hello there", "nice weather"])
+    # the same term in the text scores more than in the speaker's name (weight 0.5 there)
+    assert text_only.scores(query_keys("Melanie"))[0] > s[0]
+
+
+def test_appending_in_pieces_equals_building_at_once() -> None:
+    rng = random.Random(7)
+    vocab = [f"w{i}" for i in range(300)]
+    docs = [" ".join(rng.choice(vocab) for _ in range(rng.randint(3, 30))) for _ in range(2000)]
+    once = _index(docs)
+    pieces = LexicalIndex()
+    pieces.merge_at = 500  # force several merges and a live tail
+    for i in range(0, len(docs), 37):
+        chunk = docs[i : i + 37]
+        pieces.append([encode_terms(d) for d in chunk], [""] * len(chunk))
+    assert pieces._tail  # some postings are still in the unsorted tail
+    for q in ("w1 w2", "w299", "w5 w17 w123", "w42"):
+        np.testing.assert_allclose(pieces.scores(query_keys(q)), once.scores(query_keys(q)), rtol=1e-6)
+
+
+def test_term_blobs_round_trip() -> None:
+    blobs = [encode_terms("the cat sat on the cat"), encode_terms(""), encode_terms("Dogs, dogs and DOGS!")]
+    doc, keys, counts, lengths = decode_terms(blobs)
+    assert lengths.tolist() == [6, 0, 4]
+    got = {(int(d), int(k)): int(c) for d, k, c in zip(doc, keys, counts)}
+    assert got == {(0, term_key("cat")): 2, (0, term_key("sat")): 1, (2, term_key("dogs")): 3}

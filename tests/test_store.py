@@ -1,0 +1,78 @@
+"""Schema migrations on real SQLite files: upgrades keep data and recall, newer files are refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engramdb import HashEmbedder, Memory
+from engramdb.errors import MigrationError
+from engramdb.store.schema import MIGRATIONS, schema_version
+
+
+def _old_file(path: Path, upto: str) -> None:
+    """A file as an older engramdb left it: migrations up to ``upto`` and rows written then."""
+    c = sqlite3.connect(path)
+    c.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for m in MIGRATIONS:
+        for stmt in m.statements("sqlite"):
+            c.execute(stmt)
+        c.execute("INSERT INTO schema_migrations VALUES (?, '2026-01-01T00:00:00+00:00')", (m.name,))
+        if m.name == upto:
+            break
+    c.execute("INSERT INTO users VALUES ('u', '2026-01-01T00:00:00+00:00', 1)")
+    for i, text in enumerate(["I keep bees on the roof", "The weather was grey all week"], start=1):
+        c.execute(
+            "INSERT INTO episodes(rowid, id, user_id, seq, content, occurred_at, occurred_ts, recorded_at, recorded_ts, "
+            "content_hash) VALUES (?, ?, 'u', ?, ?, '2026-01-01T00:00:00+00:00', 1767225600, "
+            "'2026-01-01T00:00:00+00:00', 1767225600, 'h')",
+            (i, f"ep_{i}", i, text),
+        )
+        c.execute(
+            "INSERT INTO units(rowid, episode_rowid, user_id, ord, start_char, end_char, text, scope) "
+            "VALUES (?, ?, 'u', 0, 0, ?, ?, 'utoken')",
+            (i, i, len(text), text),
+        )
+        c.execute("INSERT INTO units_fts(rowid, text, speaker, scope) VALUES (?, ?, '', 'utoken')", (i, text))
+    c.commit()
+    c.close()
+
+
+def test_upgrade_from_fts5_schema_backfills_terms_and_recalls(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    _old_file(db, "0003_semantic")
+    with Memory(db, embedder=None) as m:
+        assert m.stats().schema_version == schema_version() == "0004_unit_terms"
+        [hit] = m.search("who keeps bees?", user_id="u", limit=1)
+        assert hit.episodes[0].id == "ep_1" and hit.signals["bm25"] > 0
+        m.add("Bees again: the hive swarmed", user_id="u")
+        assert m.search("hive", user_id="u")[0].text == "Bees again: the hive swarmed"
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT COUNT(*) FROM units WHERE terms IS NULL").fetchone()[0] == 0
+        assert c.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'units_fts'").fetchone()[0] == 0
+
+
+def test_file_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    with Memory(db, embedder=HashEmbedder()) as m:
+        m.add("hello", user_id="u")
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO schema_migrations VALUES ('9999_future', '2030-01-01T00:00:00+00:00')")
+    before = db.read_bytes()
+    with pytest.raises(MigrationError, match="newer engramdb"):
+        Memory(db, embedder=HashEmbedder())
+    assert db.read_bytes() == before
+
+
+def test_a_failing_migration_leaves_the_file_at_its_last_good_version(tmp_path: Path) -> None:
+    db = tmp_path / "half.db"
+    _old_file(db, "0003_semantic")
+    with sqlite3.connect(db) as c:
+        c.execute("ALTER TABLE units ADD COLUMN terms BLOB")  # makes 0004's first statement fail
+    with pytest.raises(MigrationError, match="0004_unit_terms"):
+        Memory(db, embedder=None)
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT MAX(name) FROM schema_migrations").fetchone()[0] == "0003_semantic"
+        assert c.execute("SELECT COUNT(*) FROM units_fts").fetchone()[0] == 2  # not dropped
