@@ -216,9 +216,9 @@ def _backfill_terms(conn: Any, dialect: str) -> None:
 @migration("0004_unit_terms", backfill=_backfill_terms)
 def _m0004(dialect: str) -> list[str]:
     # Full text moves from FTS5 to an in-memory BM25 index (engramdb.index.lexical) built from
-    # each unit's terms, stored beside it; the FTS5 table and the per-user scope tokens go.
+    # each unit's terms, stored beside it; the FTS5 table goes (units.scope, its per-user token,
+    # stays as a dead column: SQLite before 3.35 cannot drop columns).
     return [
         "ALTER TABLE units ADD COLUMN terms BLOB",
-        "DROP TABLE units_fts",
-        "UPDATE units SET scope = ''",
+        "DROP TABLE IF EXISTS units_fts",
     ]
