@@ -105,3 +105,18 @@ def test_query_analysis_anchor() -> None:
     assert analyse("What did I do after the trip to Japan", now).anchor == ("after", "the trip to Japan")
     a = analyse("What did I do before May 2023?", now)
     assert a.anchor is None and a.ranges
+
+
+def test_a_range_covering_most_of_memory_boosts_little(mem: Memory) -> None:
+    # Asked about "last week": in ten days of chats that week is most of memory, so the range
+    # tells little and must not reshuffle recall; in two months of chats it singles out a few.
+    for user, days in (("short", range(50, 61)), ("long", range(1, 61))):
+        for n in days:
+            month, day = (4, n) if n <= 30 else (5, n - 30)
+            mem.add(f"Notes from day {n}: groceries and errands", user_id=user, session_id=f"s{n}",
+                    timestamp=f"2023-{month:02d}-{day:02d}T12:00:00")
+    def boost(user: str) -> float:
+        hits = mem.search("errands last week", user_id=user, now="2023-05-30T20:00:00", limit=50)
+        return max(h.signals["time"] for h in hits)
+    assert boost("short") < 0.35
+    assert boost("long") > 0.7

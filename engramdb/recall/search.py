@@ -188,7 +188,11 @@ def _time_signals(
                 visible = visible & inside
                 ep_base = np.where(inside, ep_base, 0.0)
                 continue
-        time_sig = np.maximum(time_sig, range_closeness(scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi, r))
+        close = range_closeness(scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi, r)
+        # A range most of memory falls in tells little ("last week" over ten days of chats):
+        # the boost shrinks with the share of (visible) episodes inside it.
+        share = float((close[visible] > 0).mean()) if visible.any() else 0.0
+        time_sig = np.maximum(time_sig, close * (1.0 - share))
     factor = 1.0 + w.time * time_sig
     if analysis.asks_when and w.when > 0:
         factor += w.when * ~np.isnan(scope.ep_event_lo)
