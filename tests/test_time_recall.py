@@ -107,6 +107,18 @@ def test_query_analysis_anchor() -> None:
     assert a.anchor is None and a.ranges
 
 
+def test_future_range_only_for_questions_about_the_future() -> None:
+    from datetime import datetime, timezone
+
+    from engramdb.recall.query import analyse
+
+    now = datetime(2023, 5, 30, 20, tzinfo=timezone.utc)
+    assert analyse("How many followers did I gain in two weeks?", now).ranges == ()
+    [r] = analyse("What will I be doing in two weeks?", now).ranges
+    assert datetime.fromtimestamp(r.lo, timezone.utc).date().isoformat() == "2023-06-12"
+    assert len(analyse("What did I do two weeks ago?", now).ranges) == 1
+
+
 def test_a_range_covering_most_of_memory_boosts_little(mem: Memory) -> None:
     # Asked about "last week": in ten days of chats that week is most of memory, so the range
     # tells little and must not reshuffle recall; in two months of chats it singles out a few.

@@ -56,7 +56,7 @@ class Weights:
     neighbours: float = 0.25
     session: float = 0.15
     time: float = 0.5  # boost for episodes in or near a time range named in the question
-    when: float = 0.15  # "when"-questions: boost episodes that mention a time
+    when: float = 0.3  # "when"-questions: boost episodes that mention a time
     order: float = 0.5  # "first"/"latest" questions: boost the earliest/newest relevant episode
     facts: float = 0.5  # scale of a match on a fact key (vs. on the episode's own text)
     method: str = "weighted"  # or "rrf"

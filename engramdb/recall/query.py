@@ -29,6 +29,13 @@ _WHEN = re.compile(
     re.I,
 )
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
+# A question about what lies ahead; without one, "in two weeks" after now is a duration
+# ("how many followers did I gain in two weeks?"), not a date.
+_FUTURE = re.compile(
+    r"\b(will|going to|gonna|plan(ning|ned)? (to|on)|upcoming|scheduled|coming up|next|tomorrow|"
+    r"later this|in the future|ahead)\b",
+    re.I,
+)
 # "before I moved to Berlin", "after the trip to Japan": a constraint relative to an event.
 _ANCHOR = re.compile(
     r"\b(?P<rel>before|after|since|prior to)\s+(?P<event>(?:I|we|my|our|the|he|she|they|you)\b[^?.,;!]{3,80})",
@@ -70,7 +77,10 @@ def analyse(query: str, now: datetime | None) -> QueryAnalysis:
     ranges = []
     words: list[str] = []
     if now is not None:
+        future_ok = bool(_FUTURE.search(query))
         for t in find_times(query, now):
+            if t.start > now.date() and not future_ok:
+                continue
             ranges.append(TimeRange(_ts(t.start), _ts(t.end, end=True), bool(_YEAR.search(t.text))))
             words.append(t.text)
     if _COMPARE.search(query):
