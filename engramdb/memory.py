@@ -392,6 +392,7 @@ class Memory:
         )
         qvec = self._query_vector(query) if opts.weights.dense > 0 else None
         lexical = pending.result() if pending is not None else None
+        found: builtins.list[RankedGroup] = []
         if analysis.anchor is not None and opts.weights.time > 0:
             # "before I moved to Berlin": find that event first, then favour what lies before it
             event = analysis.anchor[1]
@@ -406,6 +407,15 @@ class Memory:
         groups = recall(
             scope, self.store, query, qvec, limit=limit, as_of_ts=as_of_ts, analysis=analysis, options=opts, lexical=lexical
         )
+        if found and not any(e in g.episodes for g in groups for e in found[0].episodes):
+            # The event the question hangs on is part of the answer ("the day before my doctor's
+            # appointment": when was it?), so it is cited right after the best hit.
+            event_hit = found[0]
+            at = min(1, len(groups))
+            if at:
+                event_hit.score = min(event_hit.score, groups[0].score)
+            event_hit.signals = {**event_hit.signals, "anchor": 1.0}
+            groups = (groups[:at] + [event_hit] + groups[at:])[:limit]
         return self._hits(scope, groups)
 
     def context(

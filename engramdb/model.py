@@ -79,7 +79,9 @@ class Hit:
     ``passages`` the text taken from each (a long message contributes only its passages that
     bear on the query); ``text`` joins them. ``signals`` is the score breakdown: ``lexical``
     and ``dense`` normalised to 0..1 (``bm25``, ``cosine`` raw), ``relevance`` (their
-    fusion), ``neighbours`` and ``session`` (support from the surrounding conversation).
+    fusion), ``neighbours`` and ``session`` (support from the surrounding conversation),
+    ``time`` and ``order`` (fit to a time named in the question, first/latest intent), and
+    ``anchor`` = 1 on the event a "before/after <event>" question hangs on.
     """
 
     text: str

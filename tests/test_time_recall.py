@@ -95,6 +95,19 @@ def test_before_and_after_an_event(mem: Memory) -> None:
     assert "blue sofa" in after[0].text
 
 
+
+def test_the_anchor_event_is_cited_with_the_answer(mem: Memory) -> None:
+    mem.add("I bought hiking boots for the Alps.", user_id="u", session_id="z", timestamp="2022-12-01")
+    mem.add("I bought a red tent for camping.", user_id="u", session_id="a", timestamp="2023-01-05")
+    mem.add("I moved to Berlin, the flat is lovely.", user_id="u", session_id="b", timestamp="2023-03-01")
+    hits = mem.search("What did I buy before I moved to Berlin?", user_id="u", now="2023-06-01", limit=2)
+    assert "bought" in hits[0].text
+    assert "moved to Berlin" in hits[1].text and hits[1].signals["anchor"] == 1.0
+    assert hits[1].score <= hits[0].score
+    [only] = mem.search("What did I buy before I moved to Berlin?", user_id="u", now="2023-06-01", limit=1)
+    assert "bought" in only.text
+
+
 def test_query_analysis_anchor() -> None:
     from datetime import datetime, timezone
 
