@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import os
+import re
 import threading
 import uuid
 import warnings
@@ -58,6 +59,8 @@ def open_store(target: str | os.PathLike[str]) -> Store:
         text = text[len("sqlite:///") :]
     return SQLiteStore(text)
 
+
+_FIRST_PERSON = re.compile(r"(i|we|my|our)\b", re.I)
 
 class Memory:
     """Long-term memory for one application: episodes in, ranked recall out.
@@ -397,7 +400,7 @@ class Memory:
             # "before I moved to Berlin": find that event first, then favour what lies before it
             event = analysis.anchor[1]
             evec = self._query_vector(event) if opts.weights.dense > 0 else None
-            found = recall(scope, self.store, event, evec, limit=1, as_of_ts=as_of_ts, options=opts)
+            found = self._anchor_event(scope, event, evec, as_of_ts, opts)
             if found:
                 pivot = float(scope.ep_ts[found[0].episodes[0]])
                 lo = scope.ep_event_lo[found[0].episodes[0]]
@@ -417,6 +420,22 @@ class Memory:
             event_hit.signals = {**event_hit.signals, "anchor": 1.0}
             groups = (groups[:at] + [event_hit] + groups[at:])[:limit]
         return self._hits(scope, groups)
+
+    def _anchor_event(
+        self, scope: ScopeIndex, event: str, evec: np.ndarray | None, as_of_ts: float | None, opts: RecallOptions
+    ) -> builtins.list[RankedGroup]:
+        """The episode that tells the event a before/after question hangs on (at most one).
+
+        "I had a doctor's appointment" is the user's own statement: an assistant turn that
+        echoes it ("for your appointment...") is second-hand and usually dated later, so a
+        first-person event prefers the best match not said by the assistant.
+        """
+        found = recall(scope, self.store, event, evec, limit=5, as_of_ts=as_of_ts, options=opts)
+        if found and _FIRST_PERSON.match(event):
+            eps = self.store.episodes_by_rowid([int(scope.ep_rowid[g.episodes[0]]) for g in found])
+            own = [g for g in found if (ep := eps.get(int(scope.ep_rowid[g.episodes[0]]))) and ep.role != "assistant"]
+            return own[:1] or found[:1]
+        return found[:1]
 
     def context(
         self,

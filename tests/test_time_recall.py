@@ -145,3 +145,19 @@ def test_a_range_covering_most_of_memory_boosts_little(mem: Memory) -> None:
         return max(h.signals["time"] for h in hits)
     assert boost("short") < 0.35
     assert boost("long") > 0.7
+
+
+def test_a_first_person_anchor_is_the_users_own_statement(mem: Memory) -> None:
+    said = ("Lots to tell: the cat is fine, work is busy with the quarterly report, my sister visited, "
+            "and I moved to Berlin last week; the flat is lovely.")
+    mem.add([{"role": "user", "content": said},
+             {"role": "assistant", "content": "You moved to Berlin! I had moved to Berlin too, once."}],
+            user_id="u", session_id="b", timestamp="2023-03-08")
+    mem.add("I bought a red tent for camping.", user_id="u", session_id="a", timestamp="2023-02-20")
+    for i in range(5):
+        mem.add(f"I bought paint number {i} for the new Berlin flat.", user_id="u", session_id=f"c{i}",
+                timestamp=f"2023-04-1{i}")
+    hits = mem.search("What did I buy before I moved to Berlin?", user_id="u", now="2023-06-01", limit=3)
+    assert "red tent" in hits[0].text
+    [event] = [h for h in hits if h.signals.get("anchor")]
+    assert event.episodes[0].role == "user" and event.text == said
