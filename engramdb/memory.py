@@ -91,7 +91,7 @@ class Memory:
         embedding_cache: str | os.PathLike[str] | None = None,
         recall: RecallOptions | None = None,
         clock: Clock | None = None,
-        passage_tokens: int = 96,
+        passage_tokens: int = 40,
         dense_passages: int = 4,
         dense_passages_assistant: int = 1,
         extractor: Extractor | None = None,
