@@ -91,7 +91,7 @@ _PROFESSION = re.compile(
     re.I,
 )
 # Object phrase: up to 6 words, stopping at punctuation and clause words.
-_OBJ = r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:\s+(?!and\b|but\b|because\b|so\b|since\b|when\b|with\b|for\b|to\b|last\b|next\b|yesterday\b|today\b|this\b|these\b|those\b|lately\b|nowadays\b|now\b|anymore\b|which\b|who\b|where\b|after\b|before\b|in\b|on\b|at\b)[\w'&.-]+){0,5})"
+_OBJ = r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:\s+(?!and\b|but\b|because\b|so\b|since\b|when\b|with\b|for\b|to\b|last\b|next\b|yesterday\b|today\b|this\b|these\b|those\b|lately\b|nowadays\b|now\b|anymore\b|which\b|that\b|who\b|where\b|after\b|before\b|in\b|on\b|at\b)[\w'&.-]+){0,5})"
 _CAP_OBJ = r"(?P<obj>(?-i:[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|la|von|van|the)\b)){0,4}))"
 
 
@@ -114,6 +114,16 @@ def _r(pattern: str, predicate: str, template: str, negated: bool = False, quali
 
 
 _SUBJ = r"(?P<subj>I|my (?P<rel>" + _RELATIONS + r"))"
+# "I have a question / a meeting / a lot of...": having that is not owning a thing.
+_NOT_OWNED = (
+    r"(?:(?:few|quick|little|big|hard|great|good|bad|lot|bit|couple|feeling|question|questions|problem|"
+    r"problems|issue|issues|meeting|meetings|appointment|interview|exam|test|deadline|date|party|trip|"
+    r"plan|plans|idea|ideas|chance|job|time|day|week|weekend|cold|flu|fever|headache|dream|favor|favour|"
+    r"goal|goals|budget|friend|friends|kid|kids|child|children|baby|family|partner|wife|husband|"
+    r"boyfriend|girlfriend|sister|brother|mom|dad|mother|father|son|daughter|dog|cat|puppy|kitten|"
+    r"hard time|tendency|habit|list|request|presentation|project|class|lesson|course|shift|call|talk|"
+    r"doubts?|concerns?|fears?|hopes?|worries|worry|reservations|suspicion|sense|way|point|right|choice)\b)"
+)
 # A workplace: a name ("Siemens", "St. Mary's"), or "the <place>" ("the local hospital").
 _PLACE_OBJ = r"(?:" + _CAP_OBJ + r"|the\s+" + _OBJ.replace("(?P<obj>", "(?P<obj2>") + r")"
 _BE = r"(?:'m|’m| am|'s|’s| is| are|'re)"
@@ -158,11 +168,13 @@ _RULES: list[_Rule] = [
     _r(r"\b" + _SUBJ + r"\s+(?:(?:really|absolutely|just|also|totally)\s+)?(?:love|loves|like|likes|enjoy|enjoys|adore|adores)\s+" + _OBJ, "likes", "{s} likes {o}"),
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:a\s+)?(?:big|huge|great)?\s*fan of\s+" + _OBJ, "likes", "{s} likes {o}"),
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:really\s+)?(?:into|passionate about|obsessed with)\s+" + _OBJ, "likes", "{s} likes {o}"),
+    _r(r"\b" + _SUBJ + r"(?:'ve|’ve| have|'s|’s| has) been\s+(?:really\s+|totally\s+|so\s+)?(?:into|loving|enjoying|obsessed with|hooked on)\s+" + _OBJ, "likes", "{s} likes {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:hate|hates|dislike|dislikes|can't stand|cannot stand|detest)\s+" + _OBJ, "dislikes", "{s} dislikes {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:prefer|prefers)\s+" + _OBJ, "prefers", "{s} prefers {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but )", "habit", "{s} usually {o}"),
     # possessions and plans
     _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:bought|purchased|got)\s+(?:a|an|my|the)\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter)\b)" + _OBJ, "owns", "{s} bought {o}"),
+    _r(r"\b" + _SUBJ + r"(?:\s+(?:own|owns)|(?:'ve|’ve| have|'s|’s| has)\s+(?:got|had|owned)|\s+(?:still\s+)?(?:have|has))\s+(?P<det>a|an|my|her|his|two|three|four|several|some)\s+(?!(?:new\s+)?" + _NOT_OWNED + r")(?:new\s+)?" + _OBJ, "owns", "{s} owns {d}{o}"),
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:planning|going|about)\s+to\s+" + _OBJ, "plans", "{s} plans to {o}"),
     _r(_SUBJX + r"\s+(?:visited|went to|traveled to|travelled to)\s+" + _CAP_OBJ, "visited", "{s} visited {o}"),
 ]
@@ -222,6 +234,8 @@ class RuleExtractor:
         if not rule.negated and _NEG.search(sentence[max(0, m.start() - 3) : m.end()]) and rule.predicate != "relationship_status":
             return None
         qualifier = (groups.get(rule.qualifier_group) or "").lower() if rule.qualifier_group else ""
-        text = rule.template.format(s=subject, o=obj, q=qualifier)
+        det = (groups.get("det") or "").lower()
+        det = "" if det in ("a", "an", "my", "her", "his") else det + " "
+        text = rule.template.format(s=subject, o=obj, q=qualifier, d=det)
         return FactDraft(subject, rule.predicate, obj, text, rule.negated, 0.8, qualifier)
 

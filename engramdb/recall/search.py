@@ -64,7 +64,7 @@ def recall(
     """Rank one user's episodes for ``query``.
 
     ``lexical``: full-text candidates already found (``scope.lexical_search``), so a caller
-    can look them up while it embeds the query.
+    that needs them before ranking does not look them up twice.
     """
     w = options.weights
     n_units = scope.unit_rowid.size
@@ -72,26 +72,37 @@ def recall(
     if n_units == 0 or limit <= 0:
         return []
 
-    # 1. Candidates.
-    lex_raw = np.zeros(n_units)
+    # 1. Candidates: the units either signal found. Everything per unit is computed over these
+    # few hundred, never over every unit of the scope (at 100k episodes that is ~700k units).
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    lex_pos, lex_score = empty
     if w.lexical > 0:
-        pos, score = lexical if lexical is not None else scope.lexical_search(query, options.candidates)
-        lex_raw[pos] = score
-    dense_n = np.zeros(n_units)
-    cos_raw = np.zeros(n_units)
+        lex_pos, lex_score = lexical if lexical is not None else scope.lexical_search(query, options.candidates)
+    dense_pos, sims = empty
     if w.dense > 0 and query_vector is not None:
-        cand, sims = scope.vectors.search(query_vector, options.candidates)
-        if cand.size:
-            dense_n[cand] = normalise_dense(sims, exhaustive=cand.size < options.candidates)
-            cos_raw[cand] = sims
+        dense_pos, sims = scope.vectors.search(query_vector, options.candidates)
+    units = np.union1d(lex_pos, dense_pos).astype(np.int64)
+    lex_raw = np.zeros(units.size)
+    lex_raw[np.searchsorted(units, lex_pos)] = np.maximum(lex_score, 0.0)
+    dense_n = np.zeros(units.size)
+    cos_raw = np.zeros(units.size)
+    if dense_pos.size:
+        at = np.searchsorted(units, dense_pos)
+        dense_n[at] = normalise_dense(sims, exhaustive=dense_pos.size < options.candidates)
+        cos_raw[at] = sims
     lex_n = normalise_max(lex_raw)
 
     # 2. Fuse per unit, then per episode (best unit).
-    unit_score = fuse(lex_n, dense_n, w)
+    score = fuse(lex_n, dense_n, w)
     if w.facts != 1.0:
-        unit_score = np.where(scope.unit_is_key, unit_score * w.facts, unit_score)
-    cand = np.flatnonzero(unit_score > 0)
-    ep_base = max_by_group(unit_score[cand], scope.unit_ep[cand], n_eps)
+        score = np.where(scope.unit_is_key[units], score * w.facts, score)
+    keep = score > 0
+    units = units[keep]
+    score, lex_n, dense_n, lex_raw, cos_raw = (
+        np.asarray(a[keep], dtype=np.float64) for a in (score, lex_n, dense_n, lex_raw, cos_raw)
+    )
+    at_unit = {int(u): i for i, u in enumerate(units.tolist())}  # unit position -> candidate index
+    ep_base = max_by_group(score, scope.unit_ep[units], n_eps)
 
     visible = np.ones(n_eps, dtype=bool)
     if as_of_ts is not None:
@@ -115,19 +126,20 @@ def recall(
 
     best_units: dict[int, list[int]] = {}  # episode -> its candidate units, best first
     wanted = set(top.tolist())
-    for u in cand[np.lexsort((cand, -unit_score[cand]))].tolist():
+    for u in units[np.lexsort((units, -score))].tolist():
         e = int(scope.unit_ep[u])
         if e in wanted:
             best_units.setdefault(e, []).append(u)
+    unit_score = {u: float(score[i]) for u, i in at_unit.items()}
 
     def signals_of(e: int) -> dict[str, float]:
-        units = best_units.get(e, [])
-        u = units[0] if units else -1
+        found = best_units.get(e, [])
+        i = at_unit[found[0]] if found else -1
         return {
-            "lexical": float(lex_n[u]) if u >= 0 else 0.0,
-            "dense": float(dense_n[u]) if u >= 0 else 0.0,
-            "bm25": float(lex_raw[u]) if u >= 0 else 0.0,
-            "cosine": float(cos_raw[u]) if u >= 0 else 0.0,
+            "lexical": float(lex_n[i]) if i >= 0 else 0.0,
+            "dense": float(dense_n[i]) if i >= 0 else 0.0,
+            "bm25": float(lex_raw[i]) if i >= 0 else 0.0,
+            "cosine": float(cos_raw[i]) if i >= 0 else 0.0,
             "relevance": float(ep_base[e]),
             "neighbours": float(neigh[e]),
             "session": float(sess[e]),
@@ -213,7 +225,7 @@ def _is_edge(group: RankedGroup, member: int, scope: ScopeIndex) -> bool:
     return member in (min(group.episodes), max(group.episodes))
 
 
-def _units_to_show(units: list[int], unit_score: np.ndarray, ratio: float) -> list[int]:
+def _units_to_show(units: list[int], unit_score: dict[int, float], ratio: float) -> list[int]:
     """The best passage of an episode, plus the runner-up when it scores close (in text order)."""
     if not units:
         return []
