@@ -95,6 +95,7 @@ class LexicalIndex:
         self._speaker_codes: dict[str, int] = {}
         self._speaker_keys: list[frozenset[int]] = []
         self._speaker_length: list[int] = []
+        self._averages = (1e-9, 1e-9)
 
     def count(self) -> int:
         return int(self._length.size)
@@ -116,6 +117,11 @@ class LexicalIndex:
                 self._speaker_length.append(len(ws))
             codes[i] = code
         self._speaker = np.concatenate([self._speaker, codes])
+        sp_len = np.asarray(self._speaker_length, dtype=np.float32)
+        self._averages = (  # mean text and speaker-name lengths, as BM25 normalises by them
+            max(float(self._length.mean()), 1e-9) if self._length.size else 1e-9,
+            max(float(sp_len[self._speaker].mean()), 1e-9) if self._speaker.size else 1e-9,
+        )
         if term.size:
             self._tail.append((term, doc + base, tf))
             self._tail_size += term.size
@@ -143,9 +149,8 @@ class LexicalIndex:
         out = np.zeros(n, dtype=np.float32)
         if n == 0 or not keys:
             return out
-        avg_len = max(float(length.mean()), 1e-9)
         sp_len = np.asarray(self._speaker_length, dtype=np.float32)
-        sp_avg = max(float(sp_len[speaker].mean()), 1e-9)
+        avg_len, sp_avg = self._averages
         for key in keys:
             docs, tf = _postings(key, base, tail, n)
             sp_codes = [c for c, ks in enumerate(self._speaker_keys) if key in ks]

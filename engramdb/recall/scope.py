@@ -33,7 +33,6 @@ class ScopeIndex:
         self.ep_prev = np.zeros(0, dtype=np.int64)
         self.ep_next = np.zeros(0, dtype=np.int64)
         self.ep_first_unit = np.zeros(0, dtype=np.int64)  # -1 until the episode's units arrive
-        self._unit_pos: dict[int, int] = {}
         self._ep_pos: dict[int, int] = {}
         self._session_ids: dict[str | None, int] = {}
         self._last_in_session: dict[int, int] = {}
@@ -60,6 +59,15 @@ class ScopeIndex:
             rows = store.scope_rows(self.user_id, self.model)
         self._append(rows)
         self.version = version
+
+    def _episode_positions(self, rowids: np.ndarray) -> np.ndarray:
+        """Positions of episodes given their rowids (episodes are appended in rowid order)."""
+        if rowids.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.ep_rowid, rowids), max(self.ep_rowid.size - 1, 0))
+        if self.ep_rowid.size and np.array_equal(self.ep_rowid[pos], rowids):
+            return pos.astype(np.int64)
+        return np.array([self._ep_pos[r] for r in rowids.tolist()], dtype=np.int64)  # not sorted
 
     def _reset(self) -> None:
         self.__init__(self.user_id, self.model)  # type: ignore[misc]
@@ -94,14 +102,14 @@ class ScopeIndex:
         self.ep_first_unit = np.append(self.ep_first_unit, np.full(len(new_eps), -1, dtype=np.int64))
         # Units.
         base = self.unit_rowid.size
-        for i, rowid in enumerate(rows.unit_rowid.tolist()):
-            self._unit_pos[rowid] = base + i
         self.unit_rowid = np.append(self.unit_rowid, rows.unit_rowid)
         self.unit_is_key = np.append(self.unit_is_key, rows.unit_is_key)
-        new_unit_ep = np.array([self._ep_pos[r] for r in rows.unit_episode.tolist()], dtype=np.int64)
+        new_unit_ep = self._episode_positions(rows.unit_episode)
         self.unit_ep = np.append(self.unit_ep, new_unit_ep)
-        for i, e in enumerate(new_unit_ep.tolist()):
-            if self.ep_first_unit[e] < 0 and not rows.unit_is_key[i]:
-                self.ep_first_unit[e] = base + i
+        # An episode's first passage (keys aside): shown when none of its passages matched.
+        passage = ~np.asarray(rows.unit_is_key, dtype=bool)
+        eps, first = np.unique(new_unit_ep[passage], return_index=True)
+        unset = self.ep_first_unit[eps] < 0
+        self.ep_first_unit[eps[unset]] = base + np.flatnonzero(passage)[first[unset]]
         self.vectors.append(rows.unit_vector, rows.has_vector)
         self.lexical.append(rows.unit_terms, rows.unit_speaker)
