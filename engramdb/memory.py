@@ -405,17 +405,22 @@ class Memory:
                 query = analysis.core or query  # recall what is asked about, not the event itself
                 qvec = self._query_vector(query) if opts.weights.dense > 0 else None
         groups = recall(
-            scope, self.store, query, qvec, limit=limit, as_of_ts=as_of_ts, analysis=analysis, options=opts, lexical=lexical
+            scope, self.store, query, qvec, limit=limit + bool(found), as_of_ts=as_of_ts, analysis=analysis,
+            options=opts, lexical=lexical,
         )
-        if found and not any(e in g.episodes for g in groups for e in found[0].episodes):
+        if found:
             # The event the question hangs on is part of the answer ("the day before my doctor's
-            # appointment": when was it?), so it is cited right after the best hit.
-            event_hit = found[0]
-            at = min(1, len(groups))
+            # appointment": when was it?), but not the answer itself: it is cited right after
+            # the best hit.
+            told = set(found[0].episodes)
+            same = [g for g in groups if told & set(g.episodes)]
+            event_hit = same[0] if same else found[0]
+            rest = [g for g in groups if g is not event_hit]
+            at = min(1, len(rest))
             if at:
-                event_hit.score = min(event_hit.score, groups[0].score)
+                event_hit.score = min(event_hit.score, rest[0].score)
             event_hit.signals = {**event_hit.signals, "anchor": 1.0}
-            groups = (groups[:at] + [event_hit] + groups[at:])[:limit]
+            groups = (rest[:at] + [event_hit] + rest[at:])[:limit]
         return self._hits(scope, groups)
 
     def _anchor_event(
