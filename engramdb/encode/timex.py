@@ -379,13 +379,44 @@ def _rel_period(anchor: date, rel: str, unit: str) -> tuple[date, date, str]:
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
+# What each rule cannot match without: one cheap search per cue instead of every rule over
+# every text (most messages name no month, weekday or season). A superset test: skipping a
+# rule whose cue is absent never changes the result.
+_CUES = {
+    "digit": re.compile(r"\d"),
+    "month": re.compile(_MONTH, re.I),
+    "weekday": re.compile(_WEEKDAY, re.I),
+    "season": re.compile(r"spring|summer|fall|autumn|winter", re.I),
+    "unit": re.compile(r"day|week|month|year|decade", re.I),
+    "deictic": re.compile(r"today|tonight|this (?:morning|afternoon|evening)|yesterday|last night|tomorrow", re.I),
+}
+_NEEDS = {
+    "iso": ("digit",), "us_date": ("digit",), "in_year": ("digit",), "decade": ("digit",),
+    "on_the_nth": ("digit",),
+    "day_before_yesterday": ("deictic",), "day_after_tomorrow": ("deictic",), "deictic": ("deictic",),
+    "week_before_last": ("unit",), "period_before_last": ("unit",), "rel_period": ("unit",),
+    "over_weekend": ("unit",), "ago": ("unit",), "in_future": ("unit",), "other_day": ("unit",),
+    "wd_day_month": ("weekday", "month", "digit"),
+    "day_month_year": ("month", "digit"), "month_day_year": ("month", "digit"), "month_year": ("month", "digit"),
+    "day_of_month": ("month", "digit"), "day_month": ("month", "digit"), "month_day": ("month", "digit"),
+    "part_month": ("month",), "in_month": ("month",),
+    "rel_season": ("season",), "in_season": ("season",),
+    "rel_weekday": ("weekday",), "on_weekday": ("weekday",),
+}
+
+
 def find_times(text: str, anchor: datetime | date) -> list[TimeMention]:
     """All time expressions in ``text``, resolved against ``anchor``, in text order."""
     day = _d(anchor)
     taken: list[tuple[int, int]] = []
     out: list[TimeMention] = []
+    cues = {name for name, cue in _CUES.items() if cue.search(text)}
+    if not cues:
+        return out
     sentences = [(s.start(), s.end()) for s in _SENTENCE.finditer(text)] or [(0, len(text))]
     for pattern, name in _RULES:
+        if not cues.issuperset(_NEEDS[name]):
+            continue
         for m in pattern.finditer(text):
             s, e = m.span()
             if any(s < b and a < e for a, b in taken):
