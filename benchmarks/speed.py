@@ -4,8 +4,8 @@
 
 Texts are real conversation turns from the shared LongMemEval and LoCoMo files (turns are
 reused, under new session ids, to reach the larger sizes). Measures:
-- the embedding model's raw batch throughput on the passages of the first 10k texts that ingest
-  embeds (one big call), and cold ingest as a share of it (raw time / ingest time);
+- the embedding model's raw batch throughput (one big call) on the first 10k turns' whole texts,
+  and on exactly the passages ingest embeds for them; cold ingest as a share of each;
 - cold ingest: those texts through ``Memory.add`` (one call per 20-turn session), no cache;
 - warm ingest: the same texts again into another scope (vectors come from the store);
 - search p50/p95/p99 (query embedding included; every query distinct) at each size.
@@ -97,13 +97,18 @@ def main() -> None:
     embedder = default_embedder()
     first = msgs[: min(args.sizes)]
 
-    # Raw model throughput on exactly the passages the cold ingest embeds (fact keys aside).
+    # Raw model throughput, one big call: on the turns' whole texts (what "embedding a turn"
+    # costs the model), and on exactly the passages the cold ingest embeds (fact keys aside).
+    whole = [f"{m['name']}: {m['content']}" if m.get("name") else m["content"] for m in first]
+    t0 = time.perf_counter()
+    embedder.embed(whole)
+    report["raw_embed_whole_turns_per_s"] = round(len(whole) / (time.perf_counter() - t0), 1)
     embed_texts = passage_texts(first, Memory(":memory:", embedder=None))
     t0 = time.perf_counter()
     embedder.embed(embed_texts)
     raw_seconds = time.perf_counter() - t0
-    report["raw_embed_texts_per_s"] = round(len(embed_texts) / raw_seconds, 1)
-    report["raw_embed_seconds_for_10k_turns"] = round(raw_seconds, 1)
+    report["raw_embed_passages_per_s"] = round(len(embed_texts) / raw_seconds, 1)
+    report["raw_embed_seconds_for_the_passages"] = round(raw_seconds, 1)
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = str(args.keep or tmp_dir)
@@ -114,7 +119,10 @@ def main() -> None:
             warm = ingest(mem, "warm", first, "w")
             report["cold_ingest_turns_per_s"] = round(len(first) / cold, 1)
             report["warm_ingest_turns_per_s"] = round(len(first) / warm, 1)
-            report["cold_ingest_vs_raw"] = round(raw_seconds / cold, 3)  # share of raw model speed
+            # ingest turns/s against the model's whole-turn throughput; and the stricter share:
+            # time to embed the same passages in one call / time to ingest them in 20-turn calls
+            report["cold_ingest_vs_raw_turns"] = round(len(first) / cold / report["raw_embed_whole_turns_per_s"], 3)
+            report["cold_ingest_vs_raw_passages"] = round(raw_seconds / cold, 3)
             report["embedded_texts_cold_and_warm"] = mem.embedded_texts
         for size in args.sizes:
             with Memory(Path(tmp) / f"scope-{size}.db", embedder=embedder, embedding_cache=args.cache) as mem:

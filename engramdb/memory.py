@@ -61,6 +61,7 @@ def open_store(target: str | os.PathLike[str]) -> Store:
 
 _FIRST_PERSON = re.compile(r"(i|we|my|our)\b", re.I)
 
+
 class Memory:
     """Long-term memory for one application: episodes in, ranked recall out.
 
@@ -405,7 +406,7 @@ class Memory:
                 query = analysis.core or query  # recall what is asked about, not the event itself
                 qvec = self._query_vector(query) if opts.weights.dense > 0 else None
         groups = recall(
-            scope, self.store, query, qvec, limit=limit + bool(found), as_of_ts=as_of_ts, analysis=analysis,
+            scope, query, qvec, limit=limit + bool(found), as_of_ts=as_of_ts, analysis=analysis,
             options=opts, lexical=lexical,
         )
         if found:
@@ -418,7 +419,7 @@ class Memory:
             rest = [g for g in groups if g is not event_hit]
             at = min(1, len(rest))
             if at:
-                event_hit.score = min(event_hit.score, rest[0].score)
+                event_hit.score = rest[0].score  # a tie with the best: scores stay best first
             event_hit.signals = {**event_hit.signals, "anchor": 1.0}
             groups = (rest[:at] + [event_hit] + rest[at:])[:limit]
         return self._hits(scope, groups)
@@ -432,7 +433,7 @@ class Memory:
         echoes it ("for your appointment...") is second-hand and usually dated later, so a
         first-person event prefers the best match not said by the assistant.
         """
-        found = recall(scope, self.store, event, evec, limit=5, as_of_ts=as_of_ts, options=opts)
+        found = recall(scope, event, evec, limit=5, as_of_ts=as_of_ts, options=opts)
         if found and _FIRST_PERSON.match(event):
             eps = self.store.episodes_by_rowid([int(scope.ep_rowid[g.episodes[0]]) for g in found])
             own = [g for g in found if (ep := eps.get(int(scope.ep_rowid[g.episodes[0]]))) and ep.role != "assistant"]

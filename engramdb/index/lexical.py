@@ -30,6 +30,7 @@ SPEAKER_WEIGHT = 0.5
 _TF_BITS = 16
 _TF_MAX = (1 << _TF_BITS) - 1
 _stemmer = snowballstemmer.stemmer("porter")
+_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # postings: term keys, documents, counts
 
 
 @lru_cache(maxsize=262_144)
@@ -85,10 +86,10 @@ class LexicalIndex:
     merge_at = 65_536  # tail postings that trigger a merge (or an eighth of the sorted part)
 
     def __init__(self) -> None:
-        self._term = np.zeros(0, dtype=np.int64)
-        self._doc = np.zeros(0, dtype=np.int32)
-        self._tf = np.zeros(0, dtype=np.uint16)
-        self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # (sorted part, tail): replaced as a whole, never changed in place, so a query that
+        # reads it once sees one consistent state while another thread appends.
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint16))
+        self._postings: tuple[_Arrays, tuple[_Arrays, ...]] = (empty, ())
         self._tail_size = 0
         self._length = np.zeros(0, dtype=np.float32)
         self._speaker = np.zeros(0, dtype=np.int32)  # speaker code per document
@@ -123,18 +124,18 @@ class LexicalIndex:
             max(float(sp_len[self._speaker].mean()), 1e-9) if self._speaker.size else 1e-9,
         )
         if term.size:
-            self._tail.append((term, doc + base, tf))
+            sorted_part, tail = self._postings
+            tail = (*tail, (term, doc + base, tf))
             self._tail_size += term.size
-            if self._tail_size > max(self.merge_at, self._term.size // 8):
-                self._merge()
+            if self._tail_size > max(self.merge_at, sorted_part[0].size // 8):
+                self._postings, self._tail_size = (_merge(sorted_part, tail), ()), 0
+            else:
+                self._postings = (sorted_part, tail)
 
-    def _merge(self) -> None:
-        term = np.concatenate([self._term, *(t for t, _, _ in self._tail)])
-        doc = np.concatenate([self._doc, *(d for _, d, _ in self._tail)])
-        tf = np.concatenate([self._tf, *(f for _, _, f in self._tail)])
-        order = np.argsort(term, kind="stable")  # stable: documents stay in order within a term
-        self._term, self._doc, self._tf = term[order], doc[order], tf[order]
-        self._tail, self._tail_size = [], 0
+    @property
+    def tail_size(self) -> int:
+        """Postings not merged into the sorted part yet."""
+        return self._tail_size
 
     def scores(self, keys: Sequence[int]) -> np.ndarray:
         """BM25 of every document for the query terms ``keys`` (zeros where nothing matches).
@@ -144,8 +145,7 @@ class LexicalIndex:
         length, speaker = self._length, self._speaker
         n = min(length.size, speaker.size)
         length, speaker = length[:n], speaker[:n]
-        base = (self._term, self._doc, self._tf)
-        tail = list(self._tail)
+        base, tail = self._postings
         out = np.zeros(n, dtype=np.float32)
         if n == 0 or not keys:
             return out
@@ -181,10 +181,15 @@ class LexicalIndex:
         return order.astype(np.int64), s[order]
 
 
-_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+def _merge(sorted_part: _Arrays, tail: tuple[_Arrays, ...]) -> _Arrays:
+    term = np.concatenate([sorted_part[0], *(t for t, _, _ in tail)])
+    doc = np.concatenate([sorted_part[1], *(d for _, d, _ in tail)])
+    tf = np.concatenate([sorted_part[2], *(f for _, _, f in tail)])
+    order = np.argsort(term, kind="stable")  # stable: documents stay in order within a term
+    return term[order], doc[order], tf[order]
 
 
-def _postings(key: int, base: _Arrays, tail: list[_Arrays], n: int) -> tuple[np.ndarray, np.ndarray]:
+def _postings(key: int, base: _Arrays, tail: tuple[_Arrays, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
     """(documents, counts) of one term: a binary search in the sorted part, a scan of the tail."""
     term, doc, tf = base
     lo, hi = np.searchsorted(term, [key, key + 1])

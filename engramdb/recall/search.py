@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..store.base import Store
 from .fusion import (
     Weights,
     combine,
@@ -51,7 +50,6 @@ class RankedGroup:
 
 def recall(
     scope: ScopeIndex,
-    store: Store,
     query: str,
     query_vector: np.ndarray | None,
     *,
