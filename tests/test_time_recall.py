@@ -134,6 +134,7 @@ def test_future_range_only_for_questions_about_the_future() -> None:
     [r] = analyse("What will I be doing in two weeks?", now).ranges
     assert datetime.fromtimestamp(r.lo, timezone.utc).date().isoformat() == "2023-06-12"
     assert len(analyse("What did I do two weeks ago?", now).ranges) == 1
+    assert len(analyse("What is on my calendar for June 12?", now).ranges) == 1  # a date stays a date
 
 
 def test_a_range_covering_most_of_memory_boosts_little(mem: Memory) -> None:

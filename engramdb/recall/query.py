@@ -29,8 +29,9 @@ _WHEN = re.compile(
     re.I,
 )
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
-# A question about what lies ahead; without one, "in two weeks" after now is a duration
-# ("how many followers did I gain in two weeks?"), not a date.
+# "in two weeks" is a date ahead only in a question about what lies ahead; otherwise it is a
+# duration ("how many followers did I gain in two weeks?").
+_IN_SPAN = re.compile(r"^(?:in|within)\s+.+\s+(?:day|week|weekend|month|year|decade)s?$", re.I)
 _FUTURE = re.compile(
     r"\b(will|going to|gonna|plan(ning|ned)? (to|on)|upcoming|scheduled|coming up|next|tomorrow|"
     r"later this|in the future|ahead)\b",
@@ -79,7 +80,7 @@ def analyse(query: str, now: datetime | None) -> QueryAnalysis:
     if now is not None:
         future_ok = bool(_FUTURE.search(query))
         for t in find_times(query, now):
-            if t.start > now.date() and not future_ok:
+            if t.start > now.date() and _IN_SPAN.match(t.text) and not future_ok:
                 continue
             ranges.append(TimeRange(_ts(t.start), _ts(t.end, end=True), bool(_YEAR.search(t.text))))
             words.append(t.text)
