@@ -27,7 +27,6 @@ from pathlib import Path
 
 from engramdb import Memory, default_embedder
 from engramdb.bench.metrics import percentile
-from engramdb.encode.text import split_passages
 
 SESSION = 20
 
@@ -58,11 +57,7 @@ def texts_and_queries(shared: Path) -> tuple[list[dict], list[str]]:
 
 def passage_texts(msgs: list[dict], mem: Memory) -> list[str]:
     """The texts ``Memory.add`` embeds for these messages: leading passages, speaker-prefixed."""
-    out: list[str] = []
-    for m in msgs:
-        cap = mem.dense_passages_assistant if m["role"] == "assistant" else mem.dense_passages
-        for p in split_passages(m["content"], mem.passage_tokens)[:cap]:
-            out.append(f"{m['name']}: {p.text}" if m.get("name") else p.text)
+    out = [t for m in msgs for _, t in mem.passages(m["content"], role=m["role"], name=m.get("name")) if t]
     return list(dict.fromkeys(out))
 
 

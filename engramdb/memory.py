@@ -21,7 +21,7 @@ from .consolidate import engine as consolidation
 from .consolidate.engine import Report
 from .consolidate.extract import Extractor, RuleExtractor
 from .encode.embedders import Embedder, make_embedder
-from .encode.text import split_passages
+from .encode.text import Passage, split_passages
 from .encode.timex import find_times
 from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
@@ -175,12 +175,10 @@ class Memory:
         to_embed: dict[str, str] = {}
         for d in drafts:
             speaker = d.name or d.role or ""
-            dense = self.dense_passages_assistant if d.role == "assistant" else self.dense_passages
             units = []
-            for i, p in enumerate(split_passages(d.content, self.passage_tokens)):
+            for i, (p, embed_text) in enumerate(self.passages(d.content, role=d.role, name=d.name)):
                 vhash = None
-                if model and i < dense:
-                    embed_text = f"{d.name}: {p.text}" if d.name else p.text
+                if model and embed_text is not None:
                     vhash = hashlib.sha256(embed_text.encode("utf-8")).hexdigest()
                     to_embed[vhash] = embed_text
                 units.append(NewUnit(i, p.start, p.end, p.text, speaker, vhash))
@@ -248,6 +246,17 @@ class Memory:
         if self._facts is None:
             raise StoreError("this store has no semantic memory (facts need the SQLite backend)")
         return self._facts
+
+    def passages(
+        self, content: str, *, role: str | None = None, name: str | None = None
+    ) -> builtins.list[tuple[Passage, str | None]]:
+        """How ``add`` indexes a message: its passages, each with the text embedded for it
+        (speaker-prefixed) or ``None`` past the leading passages that get a vector."""
+        dense = self.dense_passages_assistant if role == "assistant" else self.dense_passages
+        return [
+            (p, (f"{name}: {p.text}" if name else p.text) if i < dense else None)
+            for i, p in enumerate(split_passages(content, self.passage_tokens))
+        ]
 
     def consolidate(self, *, user_id: str) -> Report:
         """Turn the user's not-yet-consolidated episodes into facts, supersessions, segments."""

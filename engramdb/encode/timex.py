@@ -116,42 +116,55 @@ def _season(y: int, name: str) -> tuple[date, date]:
 
 
 Resolver = "re.Pattern[str]"
-_RULES: list[tuple[re.Pattern[str], str]] = []
+# What a rule cannot match without: one cheap search per cue instead of every rule over every
+# text (most messages name no month, weekday or season). A superset test: skipping a rule
+# whose cue is absent never changes the result.
+_CUES = {
+    "digit": re.compile(r"\d"),
+    "month": re.compile(_MONTH, re.I),
+    "weekday": re.compile(_WEEKDAY, re.I),
+    "season": re.compile(r"spring|summer|fall|autumn|winter", re.I),
+    "unit": re.compile(r"day|week|month|year|decade", re.I),
+    "deictic": re.compile(r"today|tonight|this (?:morning|afternoon|evening)|yesterday|last night|tomorrow", re.I),
+}
+_RULES: list[tuple[re.Pattern[str], str, frozenset[str]]] = []
 
 
-def _rule(pattern: str, name: str) -> None:
-    _RULES.append((re.compile(r"(?<![\w-])" + pattern + r"(?![\w-])", re.I), name))
+def _rule(pattern: str, name: str, *needs: str) -> None:
+    """Register a rule: its pattern, its name (see ``_resolve``) and the cues it needs."""
+    assert set(needs) <= _CUES.keys(), needs  # programming error, import time
+    _RULES.append((re.compile(r"(?<![\w-])" + pattern + r"(?![\w-])", re.I), name, frozenset(needs)))
 
 
 # Order matters: longer, more specific patterns first (overlaps keep the first match).
-_rule(r"(?P<y4>\d{4})-(?P<m2>\d{1,2})-(?P<d2>\d{1,2})", "iso")
-_rule(r"(?P<m2>\d{1,2})/(?P<d2>\d{1,2})/(?P<y4>\d{4})", "us_date")
-_rule(r"the day before yesterday", "day_before_yesterday")
-_rule(r"the day after tomorrow", "day_after_tomorrow")
-_rule(r"the week before last", "week_before_last")
-_rule(r"the (?:month|year) before last", "period_before_last")
-_rule(r"(?:(?:on|the)\s+)?" + _WEEKDAY + r",?\s+(?:the\s+)?" + _ORD + r"(?:\s+of)?\s+" + _MONTH + r"(?:,?\s+" + _YEAR + r")?", "wd_day_month")
-_rule(_ORD + r"(?:\s+of)?\s+" + _MONTH + r",?\s+" + _YEAR, "day_month_year")
-_rule(_MONTH + r"\s+" + _ORD + r",?\s+" + _YEAR, "month_day_year")
-_rule(r"(?:early|mid|late|the (?:beginning|start|middle|end) of)[\s-]+" + _MONTH + r"(?:,?\s+" + _YEAR + r")?", "part_month")
-_rule(_MONTH + r",?\s+" + _YEAR, "month_year")
-_rule(r"(?:on\s+)?(?:the\s+)?" + _ORD + r"\s+of\s+" + _MONTH, "day_of_month")
-_rule(r"(?:on\s+)?" + _ORD + r"\s+" + _MONTH, "day_month")
-_rule(r"(?:on\s+)?" + _MONTH + r"\s+" + r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?(?![:\d])", "month_day")
-_rule(r"(?:in|during|since|from|until|by|of|last|this|next|early|late)\s+" + _MONTH, "in_month")
-_rule(r"(?:in|during|since|from|until|by|of|early|late|back in)\s+" + _YEAR, "in_year")
-_rule(r"(?:in\s+)?the\s+(?:(?P<century>19|20))?(?P<decade>\d0)'?s", "decade")
-_rule(r"(?P<rel>last|this|next|the coming|the past)\s+(?P<season>spring|summer|fall|autumn|winter)", "rel_season")
-_rule(r"(?:in|during)\s+(?:the\s+)?(?P<season>spring|summer|fall|autumn|winter)(?:\s+of\s+" + _YEAR + r")?", "in_season")
-_rule(r"(?P<rel>last|this|next|coming|past)\s+" + _WEEKDAY, "rel_weekday")
-_rule(r"(?P<rel>last|this|next|the past|the coming|the previous|the following)\s+(?P<unit>weekend|week|month|year)", "rel_period")
-_rule(r"over the weekend", "over_weekend")
-_rule(_NUM + r"\s+" + _UNIT + r"\s+(?:ago|back|earlier|before)", "ago")
-_rule(r"(?:in|within)\s+" + _NUM + r"\s+" + _UNIT + r"(?!\s+(?:ago|back|earlier|before))", "in_future")
-_rule(r"(?P<kw>today|tonight|this morning|this afternoon|this evening|yesterday|last night|tomorrow|yesterday (?:morning|afternoon|evening))", "deictic")
-_rule(r"the other day", "other_day")
-_rule(r"(?:on|this|last|next)\s+" + _WEEKDAY, "on_weekday")
-_rule(r"on the " + _ORD, "on_the_nth")
+_rule(r"(?P<y4>\d{4})-(?P<m2>\d{1,2})-(?P<d2>\d{1,2})", "iso", "digit")
+_rule(r"(?P<m2>\d{1,2})/(?P<d2>\d{1,2})/(?P<y4>\d{4})", "us_date", "digit")
+_rule(r"the day before yesterday", "day_before_yesterday", "deictic")
+_rule(r"the day after tomorrow", "day_after_tomorrow", "deictic")
+_rule(r"the week before last", "week_before_last", "unit")
+_rule(r"the (?:month|year) before last", "period_before_last", "unit")
+_rule(r"(?:(?:on|the)\s+)?" + _WEEKDAY + r",?\s+(?:the\s+)?" + _ORD + r"(?:\s+of)?\s+" + _MONTH + r"(?:,?\s+" + _YEAR + r")?", "wd_day_month", "weekday", "month", "digit")
+_rule(_ORD + r"(?:\s+of)?\s+" + _MONTH + r",?\s+" + _YEAR, "day_month_year", "month", "digit")
+_rule(_MONTH + r"\s+" + _ORD + r",?\s+" + _YEAR, "month_day_year", "month", "digit")
+_rule(r"(?:early|mid|late|the (?:beginning|start|middle|end) of)[\s-]+" + _MONTH + r"(?:,?\s+" + _YEAR + r")?", "part_month", "month")
+_rule(_MONTH + r",?\s+" + _YEAR, "month_year", "month", "digit")
+_rule(r"(?:on\s+)?(?:the\s+)?" + _ORD + r"\s+of\s+" + _MONTH, "day_of_month", "month", "digit")
+_rule(r"(?:on\s+)?" + _ORD + r"\s+" + _MONTH, "day_month", "month", "digit")
+_rule(r"(?:on\s+)?" + _MONTH + r"\s+" + r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?(?![:\d])", "month_day", "month", "digit")
+_rule(r"(?:in|during|since|from|until|by|of|last|this|next|early|late)\s+" + _MONTH, "in_month", "month")
+_rule(r"(?:in|during|since|from|until|by|of|early|late|back in)\s+" + _YEAR, "in_year", "digit")
+_rule(r"(?:in\s+)?the\s+(?:(?P<century>19|20))?(?P<decade>\d0)'?s", "decade", "digit")
+_rule(r"(?P<rel>last|this|next|the coming|the past)\s+(?P<season>spring|summer|fall|autumn|winter)", "rel_season", "season")
+_rule(r"(?:in|during)\s+(?:the\s+)?(?P<season>spring|summer|fall|autumn|winter)(?:\s+of\s+" + _YEAR + r")?", "in_season", "season")
+_rule(r"(?P<rel>last|this|next|coming|past)\s+" + _WEEKDAY, "rel_weekday", "weekday")
+_rule(r"(?P<rel>last|this|next|the past|the coming|the previous|the following)\s+(?P<unit>weekend|week|month|year)", "rel_period", "unit")
+_rule(r"over the weekend", "over_weekend", "unit")
+_rule(_NUM + r"\s+" + _UNIT + r"\s+(?:ago|back|earlier|before)", "ago", "unit")
+_rule(r"(?:in|within)\s+" + _NUM + r"\s+" + _UNIT + r"(?!\s+(?:ago|back|earlier|before))", "in_future", "unit")
+_rule(r"(?P<kw>today|tonight|this morning|this afternoon|this evening|yesterday|last night|tomorrow|yesterday (?:morning|afternoon|evening))", "deictic", "deictic")
+_rule(r"the other day", "other_day", "unit")
+_rule(r"(?:on|this|last|next)\s+" + _WEEKDAY, "on_weekday", "weekday")
+_rule(r"on the " + _ORD, "on_the_nth", "digit")
 
 
 def _resolve(name: str, m: re.Match[str], anchor: date, sentence: str) -> tuple[date, date, str] | None:
@@ -379,32 +392,6 @@ def _rel_period(anchor: date, rel: str, unit: str) -> tuple[date, date, str]:
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
-# What each rule cannot match without: one cheap search per cue instead of every rule over
-# every text (most messages name no month, weekday or season). A superset test: skipping a
-# rule whose cue is absent never changes the result.
-_CUES = {
-    "digit": re.compile(r"\d"),
-    "month": re.compile(_MONTH, re.I),
-    "weekday": re.compile(_WEEKDAY, re.I),
-    "season": re.compile(r"spring|summer|fall|autumn|winter", re.I),
-    "unit": re.compile(r"day|week|month|year|decade", re.I),
-    "deictic": re.compile(r"today|tonight|this (?:morning|afternoon|evening)|yesterday|last night|tomorrow", re.I),
-}
-_NEEDS = {
-    "iso": ("digit",), "us_date": ("digit",), "in_year": ("digit",), "decade": ("digit",),
-    "on_the_nth": ("digit",),
-    "day_before_yesterday": ("deictic",), "day_after_tomorrow": ("deictic",), "deictic": ("deictic",),
-    "week_before_last": ("unit",), "period_before_last": ("unit",), "rel_period": ("unit",),
-    "over_weekend": ("unit",), "ago": ("unit",), "in_future": ("unit",), "other_day": ("unit",),
-    "wd_day_month": ("weekday", "month", "digit"),
-    "day_month_year": ("month", "digit"), "month_day_year": ("month", "digit"), "month_year": ("month", "digit"),
-    "day_of_month": ("month", "digit"), "day_month": ("month", "digit"), "month_day": ("month", "digit"),
-    "part_month": ("month",), "in_month": ("month",),
-    "rel_season": ("season",), "in_season": ("season",),
-    "rel_weekday": ("weekday",), "on_weekday": ("weekday",),
-}
-
-
 def find_times(text: str, anchor: datetime | date) -> list[TimeMention]:
     """All time expressions in ``text``, resolved against ``anchor``, in text order."""
     day = _d(anchor)
@@ -414,8 +401,8 @@ def find_times(text: str, anchor: datetime | date) -> list[TimeMention]:
     if not cues:
         return out
     sentences = [(s.start(), s.end()) for s in _SENTENCE.finditer(text)] or [(0, len(text))]
-    for pattern, name in _RULES:
-        if not cues.issuperset(_NEEDS[name]):
+    for pattern, name, needs in _RULES:
+        if not needs <= cues:
             continue
         for m in pattern.finditer(text):
             s, e = m.span()
