@@ -19,7 +19,7 @@ CASES = load_cases(Path(__file__).parent / "fixtures" / "facts_cases.json")
 def test_labelled_set_is_large_and_varied() -> None:
     assert len(CASES) >= 100
     cats = {c["category"] for c in CASES}
-    assert {"fact", "update", "negation", "hypothetical", "other", "preference"} <= cats
+    assert {"fact", "update", "negation", "hypothetical", "other", "preference", "activity", "possession"} <= cats
 
 
 def test_offline_extractor_meets_the_bar() -> None:
@@ -125,6 +125,20 @@ def test_profile_groups_current_facts(smem: Memory) -> None:
     assert {f.object for f in prof["user"]["places"]} == {"Munich"}
     assert {f.object for f in prof["user"]["work"]} == {"Siemens"}
     assert {f.object for f in prof["user"]["preferences"]} == {"hiking"}
+
+
+def test_profile_gathers_pastimes_and_things_in_use(tmp_path: Path) -> None:
+    with Memory(tmp_path / "p.db", embedder=None) as m:
+        m.add([
+            {"role": "user", "name": "Deborah", "content": "Had a blast biking with my neighbor last week!"},
+            {"role": "user", "name": "Jolene", "content": "Nice! I've been wanting to do some birdwatching."},
+            {"role": "user", "name": "Deborah", "content": "Yesterday I attended a pottery workshop downtown."},
+            {"role": "user", "name": "Deborah", "content": "I need to service my Korg B1, which I've had for years."},
+        ], user_id="u")
+        prof = m.profile(user_id="u")
+        assert {f.object for f in prof["Deborah"]["activities"]} == {"biking", "pottery workshop"}
+        assert {f.object for f in prof["Deborah"]["possessions"]} == {"Korg B1"}
+        assert "Jolene" not in prof  # a wish is not a pastime
 
 
 def test_preferences_are_recalled_for_recommendations(smem: Memory) -> None:

@@ -30,6 +30,7 @@ CATEGORY = {
     "likes": "preferences", "dislikes": "preferences", "prefers": "preferences", "favorite": "preferences",
     "allergic_to": "preferences", "habit": "preferences",
     "plans": "plans", "owns": "possessions",
+    "does": "activities", "attended": "activities",
 }
 PREFERENCE_PREDICATES = frozenset({"likes", "dislikes", "prefers", "favorite", "allergic_to", "habit", "diet"})
 
@@ -71,7 +72,8 @@ class Extractor(Protocol):
 _SENT = re.compile(r"[^.!?\n]+[.!?]?")
 _HYPOTHETICAL = re.compile(
     r"\b(if|would|might|(?-i:may)|maybe|perhaps|could|should|wish|wonder|considering|thinking (?:about|of)|"
-    r"not sure|unless|whether|hypothetically|imagine|dream of|want to|wanna|would like to|hoping to)\b",
+    r"not sure|unless|whether|hypothetically|imagine|dream of|want to|wanna|would like to|hoping to|hope to|"
+    r"(?:I|we|you|he|she|they)(?:'d|’d)\s+(?:love|like|prefer|rather))\b",
     re.I,
 )
 _NEG = re.compile(r"\b(don't|do not|no longer|not anymore|never|didn't|doesn't|isn't|aren't|wasn't|haven't)\b", re.I)
@@ -96,8 +98,9 @@ _CAP_OBJ = r"(?P<obj>(?-i:[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|la|von|
 
 
 def _clean(obj: str) -> str:
-    obj = re.sub(r"^(?:the|a|an|my|our|some)\s+", "", obj.strip(), flags=re.I)
-    return obj.strip(" .,'\"").rstrip(".")
+    obj = re.sub(r"^(?:the|a|an|my|our|some)\s+", "", obj.strip(), flags=re.I).strip(" .,'\"").rstrip(".")
+    # trailing words that end a clause, not the thing: "my guitar a lot", "my Switch every night"
+    return re.sub(r"(?:\s+(?:a lot|a bit|a|an|the|so much|again|too|very|every \w+))+$", "", obj, flags=re.I)
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,65 @@ _RULES: list[_Rule] = [
     _r(_SUBJX + r"\s+(?:visited|went to|traveled to|travelled to)\s+" + _CAP_OBJ, "visited", "{s} visited {o}"),
 ]
 
+# Pastimes named by one word (or a fixed pair): "went hiking", "my love for surfing".
+_ACTIVITIES = (
+    r"hiking|biking|cycling|camping|running|jogging|swimming|surfing|skiing|snowboarding|snowshoeing|"
+    r"climbing|rock climbing|bouldering|fishing|kayaking|canoeing|sailing|rowing|skating|skateboarding|"
+    r"painting|drawing|sketching|pottery|knitting|crocheting|sewing|quilting|embroidery|woodworking|"
+    r"baking|cooking|gardening|reading|writing|journaling|dancing|singing|yoga|meditation|meditating|"
+    r"photography|volunteering|birdwatching|bird watching|horseback riding|horse riding|golf|tennis|"
+    r"soccer|basketball|volleyball|baseball|badminton|chess|gaming|calligraphy|scrapbooking|origami|"
+    r"pilates|boxing|martial arts|karate|judo|fencing|archery|weightlifting|cross-country skiing|"
+    r"stargazing|beekeeping|picnics?|road trips?|board games"
+)
+# Things one attends, joins or runs: "a pottery class", "a running group", "the art show".
+_GATHERINGS = (
+    r"class|classes|workshop|group|course|club|team|league|festival|concert|show|exhibition|exhibit|"
+    r"conference|retreat|seminar|meetup|fair|marathon|race|tournament|camp|choir|band|book club|"
+    r"fundraiser|charity event|charity run|parade|rally|competition|lecture|webinar"
+)
+_WE = r"(?P<subj>I|we|me and my \w+|my \w+ and I)"
+# An activity counts once it happens: not "I've been wanting to do some birdwatching".
+_NOT_YET = re.compile(
+    r"\b(?:wanting to|meaning to|planning to|plan to|going to|gonna|will|'ll|’ll|tomorrow|someday|next)\b", re.I
+)
+_ACTIVITY_VERBS = (
+    r"went|go|goes|going|gone|been|do|did|does|doing|love|loved|enjoy|enjoyed|tried|started|took up|"
+    r"picked up|had|have|went on|took|spent [a-z]+ [a-z]+|practice|practiced|practise"
+)
+_NOT_OTHERS = r"(?!(?:you|he|she|they|your|his|her|their)\b)"
+# What the subject takes part in: a gathering attended, joined or run, or a word of
+# _ACTIVITIES after the subject and a verb of doing (negations are dropped in _draft).
+_ACTIVITY_RULES = [
+    _r(r"\b" + _WE + r"(?:'ve|’ve| have|'d|’d| had)?\s+(?:(?:just|recently|finally|also|even)\s+)?"
+       r"(?:attended|joined|started|ran|organized|organised|hosted|signed up for|took|went to|checked out|"
+       r"participated in|took part in|competed in|volunteered at)\s+(?:a|an|the|my|our|this|another)\s+"
+       r"(?P<obj>(?:[\w'-]+\s+){0,3}?(?:" + _GATHERINGS + r"))\b", "attended", "{s} attended {o}"),
+    _r(r"\b" + _WE + r"(?:'ve|’ve| have|'d|’d| had|'m|’m| am|'re|’re| are)?\s+(?:" + _NOT_OTHERS + r"[a-z]+\s+){0,6}?"
+       r"(?:" + _ACTIVITY_VERBS + r")\s+(?:" + _NOT_OTHERS + r"[a-z]+\s+){0,2}?(?P<obj>(?-i:" + _ACTIVITIES + r"))\b",
+       "does", "{s} does {o}"),
+    # subjectless, past tense (present would be advice: "Have a blast baking!"): "Went camping"
+    _r(r"^(?:went|did|had|tried|started|spent [a-z]+ [a-z]+|took up|picked up|loved|enjoyed|been)\s+"
+       r"(?:" + _NOT_OTHERS + r"[a-z]+\s+){0,2}?(?P<obj>(?-i:" + _ACTIVITIES + r"))\b", "does", "{s} does {o}"),
+    # "... last weekend hiking with my church friends"
+    _r(r"\b" + _WE + r"\b[^?]*?\b(?P<obj>(?-i:" + _ACTIVITIES + r"))\s+(?:[a-z]+\s+)?with\s+(?:my|our|some|a|the)\b",
+       "does", "{s} does {o}"),
+    _r(r"\b(?:my|our)\s+(?:love|passion|hobby)\s+(?:for|of|is)\s+(?P<obj>(?-i:" + _ACTIVITIES + r"))\b",
+       "does", "{s} does {o}"),
+]
+# Owning shown by use: "playing my Fender", "service my Korg B1, which I've had for 3 years".
+_USE_RULES = [
+    _r(r"(?:\bI(?:'m|’m| am|'ve been|’ve been| have been| was|'ll|’ll| will)?|\bto)\s+(?:(?:still|really|finally|also)\s+)?"
+       r"(?:playing|play|played|selling|servicing|service|serviced|fixing|fix|fixed|repairing|repair|repaired|tuning|"
+       r"tune|tuned|upgrading|upgrade|upgraded|restoring|restore|restored|riding|ride|rode|driving|drive|drove)\s+"
+       r"my\s+(?:old\s+|new\s+|trusty\s+)?(?!" + _NOT_OWNED + r"|(?:own|way|best|part|role|time|life|skills?|game|"
+       r"self|mind|story|idea)\b)" + _OBJ,
+       "owns", "{s} owns {o}"),
+    _r(r"\bmy\s+(?:old\s+|new\s+)?" + _OBJ + r",?\s+(?:which|that)\s+I(?:'ve|’ve| have)\s+(?:had|owned)\b",
+       "owns", "{s} owns {o}"),
+]
+_RULES += _ACTIVITY_RULES + _USE_RULES
+
 _NOT_JOBS = re.compile(
     r"\b(bit|lot|little|fan|big|huge|great|good|bad|part|member|mess|fan|person|kind|sort|mom|dad|mother|father|"
     r"parent|wife|husband|morning|night|beginner|newbie|natural|first|second|sucker|vegan|vegetarian)\b",
@@ -229,6 +291,10 @@ class RuleExtractor:
             if not job or _NOT_JOBS.search(job.group(1)):
                 return None
             obj = job.group(1)
+        if rule.predicate in ("does", "attended") and _NOT_YET.search(sentence):
+            return None
+        if rule.predicate == "does" and re.match(r"\s+(?:about|up on)\b", sentence[m.end() :]):
+            return None  # "I've been reading about X" is a topic, not a pastime
         if rule.predicate == "likes" and _NEG.search(sentence[: m.start() + 12]) and not rule.negated:
             return None  # "I don't really like X" is caught by the negated rule
         if not rule.negated and _NEG.search(sentence[max(0, m.start() - 3) : m.end()]) and rule.predicate != "relationship_status":
