@@ -102,6 +102,10 @@ def test_dense_recall_finds_paraphrase_without_shared_words(demo_mem: Memory) ->
 
 
 def test_now_anchors_time_expressions_in_the_question(mem: Memory) -> None:
+    # a few months of other chats, so "last week" singles out a small part of memory
+    for i, text in enumerate(["The train was late again.", "Booked a dentist appointment.",
+                              "Tried a new ramen place downtown.", "My laptop needs a new battery."]):
+        mem.add(text, user_id="u", session_id=f"x{i}", timestamp=f"2022-{9 + i:02d}-05T12:00:00")
     mem.add("I went to a pottery class with Jo", user_id="u", session_id="a", timestamp="2023-01-10T18:00:00")
     mem.add("I went to a pottery class with Sam", user_id="u", session_id="b", timestamp="2023-03-20T18:00:00")
     q = "Who came to the pottery class last week?"

@@ -112,6 +112,26 @@ def test_deleting_the_source_episode_repairs_facts(smem: Memory) -> None:
     assert all(f.object != "Munich" for f in smem.facts(user_id="u", status=None))
 
 
+def test_a_restated_fact_keys_every_mention(tmp_path: Path) -> None:
+    def keyed(m: Memory) -> list[str]:
+        rows = m.store._q("SELECT e.id FROM units u JOIN episodes e ON e.rowid = u.episode_rowid "  # type: ignore[attr-defined]
+                          "WHERE u.fact_rowid IS NOT NULL ORDER BY e.rowid", ())
+        return [r[0] for r in rows]
+
+    with Memory(tmp_path / "k.db", embedder=None) as m:
+        first = m.add("I live in Porto.", user_id="u")[0]
+        again = m.add("As I said, I live in Porto.", user_id="u")[0]
+        [fact] = m.facts(user_id="u")
+        assert fact.strength == 2 and keyed(m) == [first, again]  # the merge keys the restatement
+        m.delete(first)
+        assert keyed(m) == [again]  # the fact lives on with its other source, keyed there
+        m.add("Porto is where I live.", user_id="u")
+        third = m.add("I live in Porto.", user_id="u")[0]
+        assert keyed(m) == [again, third]
+        m.undo(m.changes(user_id="u")[0].id)  # the newest change: the merge of the third mention
+        assert keyed(m) == [again]
+
+
 def test_fact_keys_recall_their_source_episode_with_provenance(smem: Memory) -> None:
     hits = smem.search("Which city is the user living in now?", user_id="u", limit=3, now="2023-04-01")
     assert "Munich" in hits[0].text

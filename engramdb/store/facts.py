@@ -196,6 +196,13 @@ class FactStore:
                     cur = c.execute("INSERT OR IGNORE INTO fact_sources VALUES (?, ?)", (frow, ep_rowid))
                     if cur.rowcount:
                         sources_added.append(d.merge_into)
+                        # The restatement is keyed too: the key must not recall only the first mention.
+                        c.execute(
+                            "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, "
+                            "vector_hash, fact_rowid, terms) SELECT ?, user_id, -1, 0, 0, text, ?, '', vector_hash, "
+                            "fact_rowid, terms FROM units WHERE fact_rowid = ? ORDER BY rowid LIMIT 1",
+                            (ep_rowid, ep.speaker or "", frow),
+                        )
                     c.execute("UPDATE facts SET strength = strength + 1 WHERE rowid = ?", (frow,))
                     kind, fact_id = "merge", d.merge_into
                     fact_id_opt: str | None = fact_id
@@ -284,10 +291,11 @@ class FactStore:
                     (st["status"], st["valid_to"], st["superseded_at"], st["superseded_by"], st["strength"], st["id"]),
                 )
             for fid, ep_rowid in created["sources"]:
-                c.execute(
-                    "DELETE FROM fact_sources WHERE episode_rowid = ? AND fact_rowid = (SELECT rowid FROM facts WHERE id = ?)",
-                    (ep_rowid, fid),
-                )
+                for table in ("fact_sources", "units"):
+                    c.execute(
+                        f"DELETE FROM {table} WHERE episode_rowid = ? AND fact_rowid = (SELECT rowid FROM facts WHERE id = ?)",
+                        (ep_rowid, fid),
+                    )
             for fid in created["facts"]:
                 self._drop_fact(c, fid)
             now = iso(now_utc())

@@ -226,7 +226,7 @@ class SQLiteStore:
                 return False
             ep_rowid, owner = row
             # Semantic memory: facts drawn only from this episode go (reopening what they
-            # superseded); facts with other sources keep those, and their key moves there.
+            # superseded); facts with other sources keep those, and keep a key on one of them.
             for frow, fid in c.execute(
                 "SELECT f.rowid, f.id FROM facts f JOIN fact_sources fs ON fs.fact_rowid = f.rowid "
                 "WHERE fs.episode_rowid = ?",
@@ -241,7 +241,11 @@ class SQLiteStore:
 
                     FactStore._drop_fact(c, fid)
                 else:
-                    c.execute("UPDATE units SET episode_rowid = ? WHERE fact_rowid = ?", (other[0], frow))
+                    c.execute(
+                        "UPDATE units SET episode_rowid = ? WHERE fact_rowid = ? AND episode_rowid = ? AND NOT EXISTS "
+                        "(SELECT 1 FROM units WHERE fact_rowid = ? AND episode_rowid != ?)",
+                        (other[0], frow, ep_rowid, frow, ep_rowid),
+                    )
             c.execute("UPDATE segments SET summary_episode_rowid = NULL WHERE summary_episode_rowid = ?", (ep_rowid,))
             hashes = {r[0] for r in c.execute(
                 "SELECT vector_hash FROM units WHERE episode_rowid = ? AND vector_hash IS NOT NULL", (ep_rowid,)
