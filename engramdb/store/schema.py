@@ -222,3 +222,10 @@ def _m0004(dialect: str) -> list[str]:
         "ALTER TABLE units ADD COLUMN terms BLOB",
         "DROP TABLE IF EXISTS units_fts",
     ]
+
+
+@migration("0005_fact_key_index")
+def _m0005(dialect: str) -> list[str]:
+    # Fact keys are found by their fact (a merge copies the key to a new source; dropping a fact
+    # drops its keys): index only the key units, not every passage.
+    return ["CREATE INDEX units_fact ON units(fact_rowid) WHERE fact_rowid IS NOT NULL"]
