@@ -113,9 +113,9 @@ class LexicalIndex:
             code = self._speaker_codes.get(name)
             if code is None:
                 code = self._speaker_codes[name] = len(self._speaker_keys)
-                ws = words(name)
-                self._speaker_keys.append(frozenset(term_key(w) for w in ws if is_content(w)))
-                self._speaker_length.append(len(ws))
+                name_keys, name_length = text_terms(name)  # a name is indexed as any text is
+                self._speaker_keys.append(frozenset(name_keys))
+                self._speaker_length.append(name_length)
             codes[i] = code
         self._speaker = np.concatenate([self._speaker, codes])
         sp_len = np.asarray(self._speaker_length, dtype=np.float32)
