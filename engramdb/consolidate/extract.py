@@ -125,7 +125,8 @@ _NOT_OWNED = (
     r"goal|goals|budget|friend|friends|kid|kids|child|children|baby|family|partner|wife|husband|"
     r"boyfriend|girlfriend|sister|brother|mom|dad|mother|father|son|daughter|dog|cat|puppy|kitten|"
     r"hard time|tendency|habit|list|request|presentation|project|class|lesson|course|shift|call|talk|"
-    r"doubts?|concerns?|fears?|hopes?|worries|worry|reservations|suspicion|sense|way|point|right|choice)\b)"
+    r"doubts?|concerns?|fears?|hopes?|worries|worry|reservations|suspicion|sense|way|point|right|choice|"
+    r"background|very|really|pretty|so|complexion|skin|personality|voice|smile|accent)\b)"
 )
 # A workplace: a name ("Siemens", "St. Mary's"), or "the <place>" ("the local hospital").
 _PLACE_OBJ = r"(?:" + _CAP_OBJ + r"|the\s+" + _OBJ.replace("(?P<obj>", "(?P<obj2>") + r")"
@@ -172,11 +173,18 @@ _RULES: list[_Rule] = [
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:a\s+)?(?:big|huge|great)?\s*fan of\s+" + _OBJ, "likes", "{s} likes {o}"),
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:really\s+)?(?:into|passionate about|obsessed with)\s+" + _OBJ, "likes", "{s} likes {o}"),
     _r(r"\b" + _SUBJ + r"(?:'ve|’ve| have|'s|’s| has) been\s+(?:really\s+|totally\s+|so\s+)?(?:into|loving|enjoying|obsessed with|hooked on)\s+" + _OBJ, "likes", "{s} likes {o}"),
+    _r(r"\b" + _SUBJ + _BE + r"\s+(?:(?:really|very|particularly|especially|also|quite|so|most)\s+)?interested in\s+"
+       r"(?!(?:your|you|any|some|what|how|whether|this|that|it|them|these|those|finding|getting|buying|hearing|"
+       r"knowing|seeing|trying|exploring|learning more|making|creating|setting up)\b)"
+       r"(?!\w+ing\s+(?:the|a|an|this|that|in|with|at|on|to|for|about|into|different|new|more|some|my)\b)(?!\w+\s+related\b)" + _OBJ,
+       "likes", "{s} is interested in {o}"),
+    # a name, then "which I enjoy using / love": "Adobe Premiere Pro, which I enjoy to use"
+    _r(_CAP_OBJ + r",?\s+which\s+(?P<subj>I)\s+(?:really\s+|also\s+)?(?:enjoy|love|like|adore)\b", "likes", "{s} likes {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:hate|hates|dislike|dislikes|can't stand|cannot stand|detest)\s+" + _OBJ, "dislikes", "{s} dislikes {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:prefer|prefers)\s+" + _OBJ, "prefers", "{s} prefers {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but )", "habit", "{s} usually {o}"),
     # possessions and plans
-    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:bought|purchased|got)\s+(?:a|an|my|the)\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter)\b)" + _OBJ, "owns", "{s} bought {o}"),
+    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:bought|purchased|got)\s+(?:a|an|my|the)\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter|(?:\w+\s+){0,2}results|news|feedback|grades?|scores?|diagnosis|vaccine|shot|haircut|period|hands)\b)" + _OBJ, "owns", "{s} bought {o}"),
     _r(r"\b" + _SUBJ + r"(?:\s+(?:own|owns)|(?:'ve|’ve| have|'s|’s| has)\s+(?:got|had|owned)|\s+(?:still\s+)?(?:have|has))\s+(?P<det>a|an|my|her|his|two|three|four|several|some)\s+(?!(?:new\s+)?" + _NOT_OWNED + r")(?:new\s+)?" + _OBJ, "owns", "{s} owns {d}{o}"),
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:planning|going|about)\s+to\s+" + _OBJ, "plans", "{s} plans to {o}"),
     _r(_SUBJX + r"\s+(?:visited|went to|traveled to|travelled to)\s+" + _CAP_OBJ, "visited", "{s} visited {o}"),
@@ -239,7 +247,23 @@ _USE_RULES = [
     _r(r"\bmy\s+(?:old\s+|new\s+)?" + _OBJ + r",?\s+(?:which|that)\s+I(?:'ve|’ve| have)\s+(?:had|owned)\b",
        "owns", "{s} owns {o}"),
 ]
-_RULES += _ACTIVITY_RULES + _USE_RULES
+# What someone has lately been doing with a thing: "I've been listening to a lot of true crime".
+_RECENT_HABIT = _r(
+    r"\b" + _SUBJ + r"(?:'ve|’ve| have|'s|’s| has) been\s+(?:(?:really|mostly|mainly|also)\s+)?"
+    r"(?P<qual>listening to|watching|reading|playing|using|cooking|baking|learning|practicing|practising|collecting)\s+"
+    r"(?:a lot of\s+|lots of\s+|more\s+)?(?!(?:it|them|this|that|about|up|on|into|through|over|around)\b)" + _OBJ,
+    "habit", "{s} has been {q} {o}", False, "qual",
+)
+_RULES += _ACTIVITY_RULES + _USE_RULES + [_RECENT_HABIT]
+# An object that only points back ("I enjoy to use", "I love it") names nothing.
+_EMPTY_OBJ = re.compile(r"^(?:to \w+|using|doing|it|them|that|this|those|these|one|so|too|stuff|things|the|a|an|my|something)$", re.I)
+# What one likes in a reply is a reaction, not a taste: "I like the idea of…", "I love when you…".
+_REACTION = re.compile(r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fact|thought|when|how|what|that|it|this)\b", re.I)
+# "I'm going to try to…": a plan needs more than a light verb.
+_LIGHT_VERB = re.compile(r"^(?:try|be|have|get|do|make|go|see|keep|take|start|give|use|need|ask|check|look)$", re.I)
+# Clause openers: a hypothetical in an earlier clause does not reach past them
+# ("I enjoy it on my commute, but I want to branch out" states the first part).
+_CLAUSE = re.compile(r"(?:,\s*|\s+)(?:but|although|though|whereas|however)\b|;|\s[-–—]\s")
 
 _NOT_JOBS = re.compile(
     r"\b(bit|lot|little|fan|big|huge|great|good|bad|part|member|mess|fan|person|kind|sort|mom|dad|mother|father|"
@@ -260,13 +284,19 @@ class RuleExtractor:
         seen: set[tuple[str, str, str, bool]] = set()
         for m in _SENT.finditer(text):
             sentence = m.group(0).strip()
-            if not sentence or sentence.endswith("?") or _HYPOTHETICAL.search(sentence):
+            if not sentence or sentence.endswith("?"):
                 continue
+            clauses = [0] + [c.end() for c in _CLAUSE.finditer(sentence)]
             taken: list[tuple[int, int]] = []
             for rule in _RULES:
                 for fm in rule.pattern.finditer(sentence):
                     span = fm.span()
                     if any(span[0] < b and a < span[1] for a, b in taken):
+                        continue
+                    # hypothetical up to the end of the match, within its clause: "If I moved to X",
+                    # "I'd love to try X" — not "I moved to X, but I want to go back"
+                    start = max(c for c in clauses if c <= span[0])
+                    if _HYPOTHETICAL.search(sentence[start : span[1]]):
                         continue
                     draft = self._draft(rule, fm, speaker, sentence)
                     if draft is None:
@@ -282,7 +312,9 @@ class RuleExtractor:
     def _draft(self, rule: _Rule, m: re.Match[str], speaker: str, sentence: str) -> FactDraft | None:
         groups = m.groupdict()
         obj = _clean(groups.get("obj") or groups.get("obj2") or "")
-        if not obj or len(obj) > 60:
+        if not obj or len(obj) > 60 or _EMPTY_OBJ.match(obj):
+            return None
+        if (rule.predicate == "likes" and _REACTION.match(obj)) or (rule.predicate == "plans" and _LIGHT_VERB.match(obj)):
             return None
         rel = groups.get("rel")
         subject = f"{speaker}'s {rel.lower()}" if rel else speaker
