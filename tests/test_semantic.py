@@ -12,6 +12,8 @@ from engramdb.bench.facts import load_cases, score_extraction, score_supersessio
 from engramdb.consolidate.decide import Known, decide
 from engramdb.consolidate.engine import segment
 from engramdb.consolidate.extract import FactDraft, RuleExtractor
+from engramdb.recall.fusion import Weights
+from engramdb.recall.search import RecallOptions
 
 CASES = load_cases(Path(__file__).parent / "fixtures" / "facts_cases.json")
 
@@ -138,6 +140,28 @@ def test_fact_keys_recall_their_source_episode_with_provenance(smem: Memory) -> 
     why = smem.why(hits[0])
     assert any(f.object == "Munich" for f in why.facts)
     assert "from episode" in str(why)
+
+
+def test_fact_keys_recall_pastimes_asked_for_in_other_words(tmp_path: Path, real_embedder: object) -> None:
+    # "What hobbies…" shares no word with "Went hiking…"; the key "Deborah does hiking" is close
+    # to the question, so the episode comes up — and without keys it does not.
+    with Memory(tmp_path / "h.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+        m.add([{"role": "user", "name": n, "content": c} for n, c in [
+            ("Deborah", "My neighbor lent me his hiking poles, so kind of him."),
+            ("Jolene", "That's sweet of him!"),
+            ("Deborah", "Went hiking with my neighbor on the ridge trail last Sunday."),
+            ("Jolene", "Sounds lovely."),
+            ("Deborah", "My neighbor and I talked about the garden fence for an hour."),
+            ("Jolene", "Fences make good neighbors, they say."),
+            ("Deborah", "I took up pottery at the community center this spring."),
+        ]], user_id="u")
+
+        def top2(w: Weights) -> set[str]:
+            hits = m.search("What hobbies does Deborah have?", user_id="u", limit=2, options=RecallOptions(weights=w))
+            return {h.text.split()[0] + " " + h.text.split()[1] for h in hits}
+
+        assert top2(Weights()) == {"Went hiking", "I took"}
+        assert "Went hiking" not in top2(Weights(facts=0, facts_support=0))
 
 
 def test_profile_groups_current_facts(smem: Memory) -> None:

@@ -57,8 +57,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "whole-turns": {"passage_tokens": 1_000_000},
     "first-passage": {"dense_passages": 1},
     "passages-96": {"passage_tokens": 96},
-    "no-fact-keys": {"recall": RecallOptions(weights=Weights(facts=0))},
-    "full-fact-keys": {"recall": RecallOptions(weights=Weights(facts=1.0))},
+    "no-fact-keys": {"recall": RecallOptions(weights=Weights(facts=0, facts_support=0))},
+    "no-key-support": {"recall": RecallOptions(weights=Weights(facts_support=0))},
     "no-time": {"recall": RecallOptions(weights=Weights(time=0, when=0, order=0))},
 }
 

@@ -58,11 +58,12 @@ class Weights:
     time: float = 0.5  # boost for episodes in or near a time range named in the question
     when: float = 0.3  # "when"-questions: boost episodes that mention a time
     order: float = 0.5  # "first"/"latest" questions: boost the earliest/newest relevant episode
-    facts: float = 0.5  # scale of a match on a fact key (vs. on the episode's own text)
+    facts: float = 0.5  # a fact-key match standing in for its episode's text, scaled
+    facts_support: float = 0.2  # share of the best key match added to the episode's relevance
     method: str = "weighted"  # or "rrf"
 
     def __post_init__(self) -> None:
-        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts"):
+        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts", "facts_support"):
             if getattr(self, name) < 0:
                 raise ValueError(f"weight {name} must be >= 0")
         if self.method not in ("weighted", "rrf"):

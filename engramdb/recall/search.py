@@ -1,7 +1,8 @@
 """Hybrid recall over one user's scope: gather, fuse, spread to context, group into hits.
 
 1. candidates: full-text (BM25 over units) and dense (cosine over unit vectors);
-2. fuse the normalised signals per unit; an episode scores as its best unit;
+2. fuse the normalised signals per unit; an episode scores as its best passage, or a fact key
+   drawn from it standing in, plus support from that key (``Weights.facts``, ``facts_support``);
 3. context: an episode gains from its neighbours in the conversation and from its session
    (what surrounds a memory helps recall it — temporal contiguity);
 4. rank episodes, group adjacent ones of the same session into one hit, cut to ``limit``.
@@ -90,17 +91,22 @@ def recall(
         cos_raw[at] = sims
     lex_n = normalise_max(lex_raw)
 
-    # 2. Fuse per unit, then per episode (best unit).
+    # 2. Fuse per unit, then per episode. A fact key is what was extracted from the episode, in
+    # normal form ("I moved to Munich" -> "user lives in Munich"). It can stand in for the
+    # episode's text (scaled by ``facts``: the key is a guess about the text) and, matching the
+    # question, it corroborates the text (``facts_support`` of its score on top).
     score = fuse(lex_n, dense_n, w)
-    if w.facts != 1.0:
-        score = np.where(scope.unit_is_key[units], score * w.facts, score)
     keep = score > 0
     units = units[keep]
     score, lex_n, dense_n, lex_raw, cos_raw = (
         np.asarray(a[keep], dtype=np.float64) for a in (score, lex_n, dense_n, lex_raw, cos_raw)
     )
+    is_key = scope.unit_is_key[units]
     at_unit = {int(u): i for i, u in enumerate(units.tolist())}  # unit position -> candidate index
-    ep_base = max_by_group(score, scope.unit_ep[units], n_eps)
+    ep_text = max_by_group(np.where(is_key, 0.0, score), scope.unit_ep[units], n_eps)
+    ep_key = max_by_group(np.where(is_key, score, 0.0), scope.unit_ep[units], n_eps)
+    ep_base = np.maximum(ep_text, w.facts * ep_key) + w.facts_support * ep_key
+    ep_facts = ep_base - ep_text  # what keys added, for ``why``
 
     visible = np.ones(n_eps, dtype=bool)
     if as_of_ts is not None:
@@ -122,11 +128,11 @@ def recall(
     top = top[np.isfinite(final[top])]
     top = top[np.lexsort((top, -final[top]))]
 
-    best_units: dict[int, list[int]] = {}  # episode -> its candidate units, best first
+    best_units: dict[int, list[int]] = {}  # episode -> its candidate passages, best first
     wanted = set(top.tolist())
     for u in units[np.lexsort((units, -score))].tolist():
         e = int(scope.unit_ep[u])
-        if e in wanted:
+        if e in wanted and not scope.unit_is_key[u]:
             best_units.setdefault(e, []).append(u)
     unit_score = {u: float(score[i]) for u, i in at_unit.items()}
 
@@ -138,6 +144,7 @@ def recall(
             "dense": float(dense_n[i]) if i >= 0 else 0.0,
             "bm25": float(lex_raw[i]) if i >= 0 else 0.0,
             "cosine": float(cos_raw[i]) if i >= 0 else 0.0,
+            "facts": float(ep_facts[e]),
             "relevance": float(ep_base[e]),
             "neighbours": float(neigh[e]),
             "session": float(sess[e]),
@@ -169,8 +176,7 @@ def recall(
             target = RankedGroup([], {}, float(final[e]), signals_of(e))
             groups.append(target)
         target.episodes.append(e)
-        passages = [u for u in best_units.get(e, []) if not scope.unit_is_key[u]]
-        shown = _units_to_show(passages, unit_score, options.second_passage_ratio)
+        shown = _units_to_show(best_units.get(e, []), unit_score, options.second_passage_ratio)
         target.units[e] = shown or [int(scope.ep_first_unit[e])]
         group_of[e] = target
     for g in groups:
