@@ -98,7 +98,9 @@ _CAP_OBJ = r"(?P<obj>(?-i:[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|la|von|
 
 
 def _clean(obj: str) -> str:
+    obj = re.split(r"\s[-–—]\s", obj, maxsplit=1)[0]  # "the Orpheus Orchestra - I've heard…"
     obj = re.sub(r"^(?:the|a|an|my|our|some)\s+", "", obj.strip(), flags=re.I).strip(" .,'\"").rstrip(".")
+    obj = re.sub(r"\s+(?:of|from|about|like)$", "", obj, flags=re.I)  # cut off mid-phrase: "some of"
     # trailing words that end a clause, not the thing: "my guitar a lot", "my Switch every night"
     return re.sub(r"(?:\s+(?:a lot|a bit|a|an|the|so much|again|too|very|every \w+))+$", "", obj, flags=re.I)
 
@@ -126,7 +128,7 @@ _NOT_OWNED = (
     r"boyfriend|girlfriend|sister|brother|mom|dad|mother|father|son|daughter|dog|cat|puppy|kitten|"
     r"hard time|tendency|habit|list|request|presentation|project|class|lesson|course|shift|call|talk|"
     r"doubts?|concerns?|fears?|hopes?|worries|worry|reservations|suspicion|sense|way|point|right|choice|"
-    r"background|very|really|pretty|so|complexion|skin|personality|voice|smile|accent)\b)"
+    r"background|very|really|pretty|so|complexion|skin|personality|voice|smile|accent|tasks?|things|errands)\b)"
 )
 # A workplace: a name ("Siemens", "St. Mary's"), or "the <place>" ("the local hospital").
 _PLACE_OBJ = r"(?:" + _CAP_OBJ + r"|the\s+" + _OBJ.replace("(?P<obj>", "(?P<obj2>") + r")"
@@ -258,7 +260,7 @@ _RULES += _ACTIVITY_RULES + _USE_RULES + [_RECENT_HABIT]
 # An object that only points back ("I enjoy to use", "I love it") names nothing.
 _EMPTY_OBJ = re.compile(r"^(?:to \w+|using|doing|it|them|that|this|those|these|one|so|too|stuff|things|the|a|an|my|something)$", re.I)
 # What one likes in a reply is a reaction, not a taste: "I like the idea of…", "I love when you…".
-_REACTION = re.compile(r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fact|thought|when|how|what|that|it|this)\b", re.I)
+_REACTION = re.compile(r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fact|thought|results|when|how|what|that|it|this)\b", re.I)
 # "I'm going to try to…": a plan needs more than a light verb.
 _LIGHT_VERB = re.compile(r"^(?:try|be|have|get|do|make|go|see|keep|take|start|give|use|need|ask|check|look)$", re.I)
 # Clause openers: a hypothetical in an earlier clause does not reach past them
