@@ -44,7 +44,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "embedder": None,
         "passage_tokens": 1_000_000,
         "recall": RecallOptions(
-            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0), merge_adjacent=False
+            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0, facts=0, facts_support=0),
+            merge_adjacent=False,
         ),
     },
     "lexical-only": {"recall": RecallOptions(weights=Weights(_W.lexical, 0, _W.neighbours, _W.session))},
