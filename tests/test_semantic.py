@@ -162,6 +162,9 @@ def test_fact_keys_recall_pastimes_asked_for_in_other_words(tmp_path: Path, real
 
         assert top2(Weights()) == {"Went hiking", "I took"}
         assert "Went hiking" not in top2(Weights(facts=0, facts_support=0))
+        [hiking] = [h for h in m.search("What hobbies does Deborah have?", user_id="u", limit=2) if "hiking" in h.text]
+        assert hiking.signals["facts"] > 0  # why() shows what the key added
+        assert any(f.text == "Deborah does hiking" for f in m.why(hiking).facts)
 
 
 def test_profile_groups_current_facts(smem: Memory) -> None:
