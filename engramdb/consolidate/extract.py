@@ -97,8 +97,11 @@ _OBJ = r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:\s+(?!and\b|but\b|because\b|so\b|since\b
 _CAP_OBJ = r"(?P<obj>(?-i:[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|la|von|van|the)\b)){0,4}))"
 
 
+_DASH = r"\s[-–—]\s"  # a dash between words: a clause break, never part of a thing's name
+
+
 def _clean(obj: str) -> str:
-    obj = re.split(r"\s[-–—]\s", obj, maxsplit=1)[0]  # "the Orpheus Orchestra - I've heard…"
+    obj = re.split(_DASH, obj, maxsplit=1)[0]  # "the Orpheus Orchestra - I've heard…"
     obj = re.sub(r"^(?:the|a|an|my|our|some)\s+", "", obj.strip(), flags=re.I).strip(" .,'\"").rstrip(".")
     obj = re.sub(r"\s+(?:of|from|about|like)$", "", obj, flags=re.I)  # cut off mid-phrase: "some of"
     # trailing words that end a clause, not the thing: "my guitar a lot", "my Switch every night"
@@ -265,7 +268,7 @@ _REACTION = re.compile(r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fa
 _LIGHT_VERB = re.compile(r"^(?:try|be|have|get|do|make|go|see|keep|take|start|give|use|need|ask|check|look)$", re.I)
 # Clause openers: a hypothetical in an earlier clause does not reach past them
 # ("I enjoy it on my commute, but I want to branch out" states the first part).
-_CLAUSE = re.compile(r"(?:,\s*|\s+)(?:but|although|though|whereas|however)\b|;|\s[-–—]\s")
+_CLAUSE = re.compile(r"(?:,\s*|\s+)(?:but|although|though|whereas|however)\b|;|" + _DASH)
 
 _NOT_JOBS = re.compile(
     r"\b(bit|lot|little|fan|big|huge|great|good|bad|part|member|mess|fan|person|kind|sort|mom|dad|mother|father|"

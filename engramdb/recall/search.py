@@ -130,9 +130,10 @@ def recall(
 
     best_units: dict[int, list[int]] = {}  # episode -> its candidate passages, best first
     wanted = set(top.tolist())
-    for u in units[np.lexsort((units, -score))].tolist():
+    passages, passage_score = units[~is_key], score[~is_key]
+    for u in passages[np.lexsort((passages, -passage_score))].tolist():
         e = int(scope.unit_ep[u])
-        if e in wanted and not scope.unit_is_key[u]:
+        if e in wanted:
             best_units.setdefault(e, []).append(u)
     unit_score = {u: float(score[i]) for u, i in at_unit.items()}
 
