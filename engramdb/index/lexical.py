@@ -76,6 +76,25 @@ def decode_terms(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.nda
     return doc, packed >> _TF_BITS, (packed & _TF_MAX).astype(np.uint16), lengths
 
 
+def merge_terms(
+    blobs: Sequence[bytes], group: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pool many units' terms into ``n_groups`` documents (unit i joins document ``group[i]``):
+    (doc of each posting, key, count, length per document), as :func:`decode_terms` returns."""
+    doc, key, tf, length = decode_terms(blobs)
+    lengths = np.zeros(n_groups, dtype=np.float32)
+    if len(blobs):
+        np.add.at(lengths, group, length)
+    if key.size == 0:
+        return doc, key, tf, lengths
+    g = np.asarray(group, dtype=np.int64)[doc]
+    order = np.lexsort((key, g))
+    g, key, tf = g[order], key[order], tf[order].astype(np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], (g[1:] != g[:-1]) | (key[1:] != key[:-1]))))
+    counts = np.minimum(np.add.reduceat(tf, starts), _TF_MAX).astype(np.uint16)
+    return g[starts].astype(np.int32), key[starts], counts, lengths
+
+
 class LexicalIndex:
     """BM25 over documents addressed by position (0..count-1), in the order appended.
 
@@ -105,8 +124,15 @@ class LexicalIndex:
         """Add documents: their stored term blobs (see :func:`encode_terms`) and speaker names."""
         if len(blobs) != len(speakers):
             raise ValueError("one speaker per document")  # programming error
+        self.append_postings(*decode_terms(blobs), speakers)
+
+    def append_postings(
+        self, doc: np.ndarray, term: np.ndarray, tf: np.ndarray, length: np.ndarray, speakers: Sequence[str]
+    ) -> None:
+        """Add documents given as postings (see :func:`decode_terms`, :func:`merge_terms`)."""
+        if length.size != len(speakers):
+            raise ValueError("one speaker per document")  # programming error
         base = self.count()
-        doc, term, tf, length = decode_terms(blobs)
         self._length = np.concatenate([self._length, length])
         codes = np.empty(len(speakers), dtype=np.int32)
         for i, name in enumerate(speakers):

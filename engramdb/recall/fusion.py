@@ -60,10 +60,11 @@ class Weights:
     order: float = 0.5  # "first"/"latest" questions: boost the earliest/newest relevant episode
     facts: float = 0.5  # a fact-key match standing in for its episode's text, scaled
     facts_support: float = 0.2  # share of the best key match added to the episode's relevance
+    segments: float = 0.1  # context from the episode's segment, recalled as one key (its pooled text)
     method: str = "weighted"  # or "rrf"
 
     def __post_init__(self) -> None:
-        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts", "facts_support"):
+        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts", "facts_support", "segments"):
             if getattr(self, name) < 0:
                 raise ValueError(f"weight {name} must be >= 0")
         if self.method not in ("weighted", "rrf"):
@@ -120,7 +121,10 @@ def session_support(scores: np.ndarray, session_idx: np.ndarray, n_sessions: int
 
 
 def combine(
-    base: np.ndarray, neighbours: np.ndarray, session: np.ndarray, weights: Weights
+    base: np.ndarray, neighbours: np.ndarray, session: np.ndarray, weights: Weights, segment: np.ndarray | None = None
 ) -> np.ndarray:
-    """Final item score: own relevance plus context from neighbours and the session."""
-    return np.asarray(base + weights.neighbours * neighbours + weights.session * session, dtype=np.float64)
+    """Final item score: own relevance plus context from neighbours, the session and the segment."""
+    out = base + weights.neighbours * neighbours + weights.session * session
+    if segment is not None:
+        out = out + weights.segments * segment
+    return np.asarray(out, dtype=np.float64)

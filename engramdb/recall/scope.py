@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..index.lexical import LexicalIndex, query_keys
+from ..index.lexical import LexicalIndex, merge_terms, query_keys
 from ..index.vector import ExactIndex, VectorIndex
-from ..store.base import ScopeRows, Store
+from ..store.base import ScopeRows, SegmentRows, Store
 
 
 class ScopeIndex:
@@ -33,6 +33,12 @@ class ScopeIndex:
         self.ep_prev = np.zeros(0, dtype=np.int64)
         self.ep_next = np.zeros(0, dtype=np.int64)
         self.ep_first_unit = np.zeros(0, dtype=np.int64)  # -1 until the episode's units arrive
+        # Segments (consolidation's runs of episodes about one topic), each indexed as one key:
+        # its members' terms pooled, the centroid of their passage vectors.
+        self.seg_rowid = np.zeros(0, dtype=np.int64)
+        self.ep_segment = np.zeros(0, dtype=np.int64)  # position of the episode's segment, -1: none
+        self.seg_lexical = LexicalIndex()
+        self.seg_vectors: VectorIndex = ExactIndex()
         self._ep_pos: dict[int, int] = {}
         self._session_ids: dict[str | None, int] = {}
         self._last_in_session: dict[int, int] = {}
@@ -41,6 +47,10 @@ class ScopeIndex:
     @property
     def n_sessions(self) -> int:
         return len(self._session_ids)
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.seg_rowid.size)
 
     def lexical_search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k units by BM25 for ``query``: (unit positions, scores), best first."""
@@ -58,6 +68,12 @@ class ScopeIndex:
             self._reset()
             rows = store.scope_rows(self.user_id, self.model)
         self._append(rows)
+        after = int(self.seg_rowid[-1]) if self.seg_rowid.size else 0
+        segs = store.segment_rows(self.user_id, self.model, after_segment=after)
+        if self.seg_rowid.size + segs.segment_rowid.size != store.segment_count(self.user_id):
+            self._reset_segments()  # segments went (the store rebuilt them): load them all again
+            segs = store.segment_rows(self.user_id, self.model)
+        self._append_segments(segs)
         self.version = version
 
     def _episode_positions(self, rowids: np.ndarray) -> np.ndarray:
@@ -71,6 +87,31 @@ class ScopeIndex:
 
     def _reset(self) -> None:
         self.__init__(self.user_id, self.model)  # type: ignore[misc]
+
+    def _reset_segments(self) -> None:
+        self.seg_rowid = np.zeros(0, dtype=np.int64)
+        self.ep_segment = np.full(self.ep_rowid.size, -1, dtype=np.int64)
+        self.seg_lexical = LexicalIndex()
+        self.seg_vectors = ExactIndex()
+
+    def _append_segments(self, rows: SegmentRows) -> None:
+        n = int(rows.segment_rowid.size)
+        if n == 0:
+            return
+        base = self.seg_rowid.size
+        self.seg_rowid = np.append(self.seg_rowid, rows.segment_rowid)
+        known = np.array([r in self._ep_pos for r in rows.member_episode.tolist()], dtype=bool)
+        if known.any():
+            self.ep_segment[self._episode_positions(rows.member_episode[known])] = base + rows.member_segment[known]
+        self.seg_lexical.append_postings(*merge_terms(rows.passage_terms, rows.passage_segment, n), [""] * n)
+        dim = int(rows.passage_vector.shape[1]) if rows.passage_vector.ndim == 2 else 0
+        centroid = np.zeros((n, dim), dtype=np.float64)
+        has = rows.passage_has_vector
+        if dim and has.any():
+            np.add.at(centroid, rows.passage_segment[has], rows.passage_vector[has])
+        norms = np.linalg.norm(centroid, axis=1) if dim else np.zeros(n)
+        centroid /= np.maximum(norms, 1e-12)[:, None]
+        self.seg_vectors.append(centroid.astype(np.float32), norms > 0)
 
     def _append(self, rows: ScopeRows) -> None:
         start = self.ep_rowid.size
@@ -100,6 +141,7 @@ class ScopeIndex:
         self.ep_prev = np.append(self.ep_prev, prev)
         self.ep_next = next_all
         self.ep_first_unit = np.append(self.ep_first_unit, np.full(len(new_eps), -1, dtype=np.int64))
+        self.ep_segment = np.append(self.ep_segment, np.full(len(new_eps), -1, dtype=np.int64))
         # Units.
         base = self.unit_rowid.size
         self.unit_rowid = np.append(self.unit_rowid, rows.unit_rowid)

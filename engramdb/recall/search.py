@@ -3,8 +3,9 @@
 1. candidates: full-text (BM25 over units) and dense (cosine over unit vectors);
 2. fuse the normalised signals per unit; an episode scores as its best passage, or a fact key
    drawn from it standing in, plus support from that key (``Weights.facts``, ``facts_support``);
-3. context: an episode gains from its neighbours in the conversation and from its session
-   (what surrounds a memory helps recall it — temporal contiguity);
+3. context: an episode gains from its neighbours in the conversation, from its session, and
+   from its segment — the run of episodes about one topic, recalled as one key over their pooled
+   words and mean vector (what surrounds a memory helps recall it — temporal contiguity);
 4. rank episodes, group adjacent ones of the same session into one hit, cut to ``limit``.
 """
 
@@ -24,6 +25,7 @@ from .fusion import (
     normalise_max,
     session_support,
 )
+from ..index.lexical import query_keys
 from .query import QueryAnalysis, in_range, range_closeness
 from .scope import ScopeIndex
 
@@ -119,7 +121,8 @@ def recall(
     # 4. Context.
     neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
     sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
-    final = combine(ep_base, neigh, sess, w)
+    seg = _segment_support(scope, query, query_vector, w, options.candidates) if w.segments > 0 else np.zeros(n_eps)
+    final = combine(ep_base, neigh, sess, w, seg)
     final = np.where(visible & (final > 0), final, -np.inf)
 
     # 5. Rank and group.
@@ -149,6 +152,7 @@ def recall(
             "relevance": float(ep_base[e]),
             "neighbours": float(neigh[e]),
             "session": float(sess[e]),
+            "segment": float(seg[e]),
             "time": float(time_sig[e]),
             "order": float(order_sig[e]),
         }
@@ -183,6 +187,30 @@ def recall(
     for g in groups:
         g.episodes.sort(key=lambda e: (scope.ep_ts[e], e))
     return groups
+
+
+def _segment_support(
+    scope: ScopeIndex, query: str, query_vector: np.ndarray | None, w: Weights, candidates: int
+) -> np.ndarray:
+    """Each episode's segment, scored as one document: its members' words pooled (BM25 over the
+    user's segments) and the mean of their vectors; 0 for episodes not yet in a segment.
+
+    A question whose words are spread over several turns of one exchange matches the exchange
+    better than any of its turns — and lifts those turns.
+    """
+    n_seg = scope.n_segments
+    out = np.zeros(scope.ep_rowid.size)
+    if n_seg == 0:
+        return out
+    lex = normalise_max(np.maximum(scope.seg_lexical.scores(query_keys(query)), 0.0)) if w.lexical > 0 else np.zeros(n_seg)
+    dense = np.zeros(n_seg)
+    if w.dense > 0 and query_vector is not None:
+        pos, sims = scope.seg_vectors.search(query_vector, candidates)
+        dense[pos] = normalise_dense(sims, exhaustive=pos.size < candidates)
+    score = fuse(lex, dense, w)
+    member = scope.ep_segment >= 0
+    out[member] = score[scope.ep_segment[member]]
+    return out
 
 
 def _time_signals(

@@ -64,6 +64,20 @@ class ScopeRows:
     episode_event_hi: np.ndarray  # float64 [E], latest (end of day)
 
 
+@dataclass
+class SegmentRows:
+    """Segments (runs of episodes about one topic, from consolidation) and what recall needs of
+    them: their member episodes and their members' passages (full-text terms and vectors)."""
+
+    segment_rowid: np.ndarray  # int64 [S], ascending
+    member_segment: np.ndarray  # int64 [M], index into segment_rowid
+    member_episode: np.ndarray  # int64 [M], episode rowid
+    passage_segment: np.ndarray  # int64 [P], index into segment_rowid
+    passage_terms: list[bytes]  # [P], full-text terms of each member passage
+    passage_vector: np.ndarray  # float32 [P, D], zero rows where passage_has_vector is False
+    passage_has_vector: np.ndarray  # bool [P]
+
+
 class Store(Protocol):
     """What a storage backend implements. All reads and writes are scoped by user_id."""
 
@@ -108,6 +122,11 @@ class Store(Protocol):
         """Units with rowid > after_unit and episodes with seq > after_seq, in order."""
 
     def unit_count(self, user_id: str) -> int: ...
+
+    def segment_rows(self, user_id: str, model: str | None, after_segment: int = 0) -> SegmentRows:
+        """Segments with rowid > after_segment, their member episodes and member passages."""
+
+    def segment_count(self, user_id: str) -> int: ...
 
     def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]: ...
 

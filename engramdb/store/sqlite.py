@@ -18,7 +18,7 @@ from ..encode.timex import TimeMention
 from ..model import Episode, StoreStats
 from ..timeutil import iso, now_utc, to_utc
 from ..index.lexical import encode_terms
-from .base import NewEpisode, ScopeRows
+from .base import NewEpisode, ScopeRows, SegmentRows
 from .schema import MIGRATIONS, schema_version
 
 _EPISODE_COLS = (
@@ -383,6 +383,45 @@ class SQLiteStore:
             episode_seq=np.array([r[4] for r in eps], dtype=np.int64),
             episode_event_lo=np.array([np.nan if r[5] is None else r[5] for r in eps], dtype=np.float64),
             episode_event_hi=np.array([np.nan if r[6] is None else r[6] for r in eps], dtype=np.float64),
+        )
+
+    def segment_count(self, user_id: str) -> int:
+        return int(self._q("SELECT COUNT(*) FROM segments WHERE user_id = ?", (user_id,))[0][0])
+
+    def segment_rows(self, user_id: str, model: str | None, after_segment: int = 0) -> SegmentRows:
+        segs = self._q(
+            "SELECT rowid FROM segments WHERE user_id = ? AND rowid > ? ORDER BY rowid", (user_id, after_segment)
+        )
+        seg_rowid = np.array([r[0] for r in segs], dtype=np.int64)
+        # Members: the segment's session's episodes in its seq range (a deleted episode drops out).
+        members = self._q(
+            "SELECT s.rowid, e.rowid FROM segments s JOIN episodes e ON e.user_id = s.user_id "
+            "AND e.session_id IS s.session_id AND e.seq BETWEEN s.first_seq AND s.last_seq "
+            "WHERE s.user_id = ? AND s.rowid > ? ORDER BY s.rowid, e.seq",
+            (user_id, after_segment),
+        )
+        passages = self._q(
+            "SELECT s.rowid, u.terms, v.vector FROM segments s JOIN episodes e ON e.user_id = s.user_id "
+            "AND e.session_id IS s.session_id AND e.seq BETWEEN s.first_seq AND s.last_seq "
+            "JOIN units u ON u.episode_rowid = e.rowid AND u.fact_rowid IS NULL "
+            "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
+            "WHERE s.user_id = ? AND s.rowid > ? ORDER BY s.rowid, u.rowid",
+            (model or "", user_id, after_segment),
+        )
+        dim = next((len(r[2]) // 4 for r in passages if r[2] is not None), 0)
+        has = np.fromiter((r[2] is not None and len(r[2]) == 4 * dim for r in passages), dtype=bool, count=len(passages))
+        vec = np.zeros((len(passages), dim), dtype=np.float32)
+        if has.any():
+            blobs = b"".join(r[2] for r, ok in zip(passages, has.tolist()) if ok)
+            vec[has] = np.frombuffer(blobs, dtype=np.float32).reshape(-1, dim)
+        return SegmentRows(
+            segment_rowid=seg_rowid,
+            member_segment=np.searchsorted(seg_rowid, np.array([r[0] for r in members], dtype=np.int64)),
+            member_episode=np.array([r[1] for r in members], dtype=np.int64),
+            passage_segment=np.searchsorted(seg_rowid, np.array([r[0] for r in passages], dtype=np.int64)),
+            passage_terms=[r[1] if r[1] is not None else encode_terms("") for r in passages],
+            passage_vector=vec,
+            passage_has_vector=has,
         )
 
     def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]:
