@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engramdb import HashEmbedder, InputError, Memory, NotFoundError
+from engramdb import Hit, HashEmbedder, InputError, Memory, NotFoundError
 from engramdb.bench.facts import load_cases, score_extraction, score_supersession
 from engramdb.consolidate.decide import Known, decide
 from engramdb.consolidate.engine import segment
 from engramdb.consolidate.extract import FactDraft, RuleExtractor
+from engramdb.index.lexical import query_keys
 from engramdb.recall.fusion import Weights
 from engramdb.recall.search import RecallOptions
 
@@ -221,3 +222,76 @@ def test_entities_with_aliases(tmp_path: Path) -> None:
         assert ents["Elena"].kind == "person" and "user's wife" in ents["Elena"].aliases
         assert ents["Rex"].kind == "pet" and ents["Siemens"].kind == "organisation"
         assert ents["Siemens"].facts == 1 and ents["Siemens"].episodes == 1
+
+
+TRIP_AND_REVIEW = [
+    ("user", "We finally booked our trip to Lisbon for May."),
+    ("assistant", "Lisbon in May is lovely, you will enjoy the trip."),
+    ("user", "The hotel is in Alfama, close to the river."),
+    ("user", "Our quarterly budget review at work is next Tuesday."),
+    ("assistant", "Good luck with the budget review."),
+    ("user", "The review is at a hotel we booked downtown."),
+    ("assistant", "Remember to bring the spreadsheets to the review."),
+]
+
+
+def test_segment_key_lifts_turns_of_the_exchange_the_question_is_about(tmp_path: Path, real_embedder: object) -> None:
+    # One session, two topics: consolidation splits it into segments, and each segment is a
+    # key over its pooled text. "The hotel is in Alfama" never says Lisbon; its segment does.
+    with Memory(tmp_path / "s.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+        m.add([{"role": r, "content": c} for r, c in TRIP_AND_REVIEW], user_id="u", session_id="s1")
+        assert [len(s.episode_ids) for s in m.segments(user_id="u")] == [3, 4]
+        q = "Where is the hotel we booked for Lisbon?"
+
+        def by_text(w: Weights) -> dict[str, Hit]:
+            return {h.text: h for h in m.search(q, user_id="u", limit=7, options=RecallOptions(weights=w))}
+
+        on, off = by_text(Weights()), by_text(Weights(segments=0))
+        alfama, downtown = "The hotel is in Alfama, close to the river.", "The review is at a hotel we booked downtown."
+        assert on[alfama].signals["segment"] == pytest.approx(1.0)  # the Lisbon segment matches best
+        assert on[downtown].signals["segment"] < 0.5 * on[alfama].signals["segment"]
+        assert off[alfama].signals["segment"] == 0.0
+        assert on[alfama].score == pytest.approx(off[alfama].score + Weights().segments * on[alfama].signals["segment"])
+        assert "segment" in m.why(on[alfama]).lines[0]
+
+
+def test_segment_keys_stay_current_across_writes_and_deletes(tmp_path: Path) -> None:
+    # The index built piece by piece (add, search, add more, search) equals one built at once;
+    # deleting an episode takes its words out of its segment's key and out of the summary.
+    names = ["Anna", "Boris", "Clara", "Dmitri"]
+
+    def session(m: Memory, i: int) -> None:
+        m.add([f"{names[i]} came over to plan the garden.", f"{names[i]} planted tulips and roses.",
+               f"On Sunday {names[i]} saw the zebra exhibit at the zoo."], user_id="u", session_id=f"s{i}")
+
+    with Memory(tmp_path / "a.db", embedder=HashEmbedder()) as a, Memory(tmp_path / "b.db", embedder=HashEmbedder()) as b:
+        for i in range(2):
+            session(a, i)
+        a.search("zebra", user_id="u")  # the index exists now; the next sessions are appended to it
+        for i in range(2, 4):
+            session(a, i)
+        for i in range(4):
+            session(b, i)
+        ha, hb = (m.search("zebra zoo tulips", user_id="u", limit=12) for m in (a, b))
+        assert [(h.text, round(h.score, 6), round(h.signals["segment"], 6)) for h in ha] == [
+            (h.text, round(h.score, 6), round(h.signals["segment"], 6)) for h in hb
+        ]
+        assert len(ha) == 12 and all(h.signals["segment"] > 0 for h in ha)
+
+        [seg] = a.segments(user_id="u", session_id="s0")
+        summarised = next(e for e in a.list(user_id="u", session_id="s0") if e.text.startswith(seg.summary))
+        word = summarised.text.split()[-1].strip(".")  # garden / roses / zoo: unique to that episode
+
+        def segments_with_word() -> int:  # segment keys whose pooled text has the word
+            scope = a._scope("u")
+            return int((scope.seg_lexical.scores(query_keys(word)) > 0).sum())
+
+        assert segments_with_word() == 4
+        a.delete(summarised.id, user_id="u")
+        [after] = a.segments(user_id="u", session_id="s0")
+        assert summarised.id not in after.episode_ids and len(after.episode_ids) == 2
+        assert after.summary != seg.summary
+        assert any(e.text.startswith(after.summary) for e in a.list(user_id="u", session_id="s0"))
+        assert segments_with_word() == 3  # every session says it once; s0 no longer does
+        s0 = [h for h in a.search(f"{word} {names[0]}", user_id="u", limit=12) if h.episodes[0].session_id == "s0"]
+        assert len(s0) == 2 and all(h.signals["segment"] > 0 for h in s0)  # the rest of s0 keeps its key

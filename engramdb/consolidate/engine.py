@@ -9,19 +9,18 @@ pointer records the last episode consolidated.
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
+from ..encode.text import first_sentence
 from ..model import Episode
 from ..store.facts import FactStore
 from .decide import Decision, Known, decide
 from .extract import Extractor, FactDraft
 
-_SENT = re.compile(r"[^.!?\n]+[.!?]?")
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,7 @@ def summary_of(texts: Sequence[str], vectors: np.ndarray) -> tuple[int, str]:
     """Extractive summary: the first sentence of the episode closest to the segment centroid."""
     centroid = vectors.mean(axis=0)
     best = int(np.argmax(vectors @ centroid)) if np.any(centroid) else 0
-    m = _SENT.search(texts[best])
-    sentence = (m.group(0) if m else texts[best]).strip()
-    return best, sentence[:300]
+    return best, first_sentence(texts[best])
 
 
 VectorsFor = Callable[[str, dict[str, str]], dict[str, np.ndarray]]

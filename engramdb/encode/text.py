@@ -27,6 +27,15 @@ tell know think remember mentioned said say told ask asked
 )
 
 
+def first_sentence(text: str, limit: int = 300) -> str:
+    """The first sentence of a text (or its start, up to ``limit`` characters)."""
+    m = _FIRST_SENTENCE.search(text)
+    return (m.group(0) if m else text).strip()[:limit]
+
+
+_FIRST_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+
+
 def count_tokens(text: str) -> int:
     """Approximate LLM tokens: words and punctuation marks, long words counted in pieces.
 

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import MigrationError, StoreError
+from ..encode.text import first_sentence
 from ..encode.timex import TimeMention
 from ..model import Episode, StoreStats
 from ..timeutil import iso, now_utc, to_utc
@@ -246,7 +247,23 @@ class SQLiteStore:
                         "(SELECT 1 FROM units WHERE fact_rowid = ? AND episode_rowid != ?)",
                         (other[0], frow, ep_rowid, frow, ep_rowid),
                     )
-            c.execute("UPDATE segments SET summary_episode_rowid = NULL WHERE summary_episode_rowid = ?", (ep_rowid,))
+            # A segment summarised by this episode gets its summary from the next member left
+            # (the summary quotes the deleted text); a segment with no member left goes.
+            for srow, sid, first, last in c.execute(
+                "SELECT rowid, session_id, first_seq, last_seq FROM segments WHERE summary_episode_rowid = ?", (ep_rowid,)
+            ).fetchall():
+                nxt = c.execute(
+                    "SELECT rowid, content FROM episodes WHERE user_id = ? AND session_id IS ? AND seq BETWEEN ? AND ? "
+                    "AND rowid != ? ORDER BY seq LIMIT 1",
+                    (owner, sid, first, last, ep_rowid),
+                ).fetchone()
+                if nxt is None:
+                    c.execute("DELETE FROM segments WHERE rowid = ?", (srow,))
+                else:
+                    c.execute(
+                        "UPDATE segments SET summary = ?, summary_episode_rowid = ? WHERE rowid = ?",
+                        (first_sentence(nxt[1]), nxt[0], srow),
+                    )
             hashes = {r[0] for r in c.execute(
                 "SELECT vector_hash FROM units WHERE episode_rowid = ? AND vector_hash IS NOT NULL", (ep_rowid,)
             )}
