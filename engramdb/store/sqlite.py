@@ -373,12 +373,7 @@ class SQLiteStore:
             "WHERE u.user_id = ? AND u.rowid > ? ORDER BY u.rowid",
             (model or "", user_id, after_unit),
         )
-        dim = next((len(r[2]) // 4 for r in units if r[2] is not None), 0)
-        has = np.fromiter((r[2] is not None and len(r[2]) == 4 * dim for r in units), dtype=bool, count=len(units))
-        vec = np.zeros((len(units), dim), dtype=np.float32)
-        if has.any():
-            blobs = b"".join(r[2] for r, ok in zip(units, has.tolist()) if ok)
-            vec[has] = np.frombuffer(blobs, dtype=np.float32).reshape(-1, dim)
+        vec, has = _vector_matrix([r[2] for r in units])
         eps = self._q(
             "SELECT e.rowid, e.session_id, e.occurred_ts, e.recorded_ts, e.seq, MIN(t.start_ts), MAX(t.end_ts) "
             "FROM episodes e LEFT JOIN episode_times t ON t.episode_rowid = e.rowid "
@@ -425,12 +420,7 @@ class SQLiteStore:
             "WHERE s.user_id = ? AND s.rowid > ? ORDER BY s.rowid, u.rowid",
             (model or "", user_id, after_segment),
         )
-        dim = next((len(r[2]) // 4 for r in passages if r[2] is not None), 0)
-        has = np.fromiter((r[2] is not None and len(r[2]) == 4 * dim for r in passages), dtype=bool, count=len(passages))
-        vec = np.zeros((len(passages), dim), dtype=np.float32)
-        if has.any():
-            blobs = b"".join(r[2] for r, ok in zip(passages, has.tolist()) if ok)
-            vec[has] = np.frombuffer(blobs, dtype=np.float32).reshape(-1, dim)
+        vec, has = _vector_matrix([r[2] for r in passages])
         return SegmentRows(
             segment_rowid=seg_rowid,
             member_segment=np.searchsorted(seg_rowid, np.array([r[0] for r in members], dtype=np.int64)),
@@ -490,3 +480,14 @@ class SQLiteStore:
             schema_version=schema_version(),
             facts=int(facts),
         )
+
+
+def _vector_matrix(blobs: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Stored float32 vector blobs -> (matrix with zero rows where missing, which rows are set)."""
+    dim = next((len(b) // 4 for b in blobs if b is not None), 0)
+    has = np.fromiter((b is not None and len(b) == 4 * dim for b in blobs), dtype=bool, count=len(blobs))
+    vec = np.zeros((len(blobs), dim), dtype=np.float32)
+    if has.any():
+        joined = b"".join(b for b, ok in zip(blobs, has.tolist()) if ok and b is not None)
+        vec[has] = np.frombuffer(joined, dtype=np.float32).reshape(-1, dim)
+    return vec, has
