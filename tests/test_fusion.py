@@ -82,5 +82,5 @@ def test_session_support_averages_top_items_of_session() -> None:
 
 def test_combine_adds_weighted_context() -> None:
     w = Weights(neighbours=0.5, session=0.25)
-    out = combine(np.array([1.0]), np.array([0.4]), np.array([0.8]), w)
+    out = combine(np.array([1.0]), np.array([0.4]), np.array([0.8]), np.array([0.0]), w)
     assert out.tolist() == pytest.approx([1.0 + 0.2 + 0.2])

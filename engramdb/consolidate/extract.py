@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..encode.text import SENTENCE
+
 #: Predicates that hold one value at a time: a new value supersedes the old one.
 SINGLE_VALUED = frozenset(
     {"lives_in", "works_at", "job_title", "age", "diet", "name", "studies", "relationship_status"}
@@ -69,7 +71,6 @@ class Extractor(Protocol):
 
 # -- rules ----------------------------------------------------------------------------------
 
-_SENT = re.compile(r"[^.!?\n]+[.!?]?")
 _HYPOTHETICAL = re.compile(
     r"\b(if|would|might|(?-i:may)|maybe|perhaps|could|should|wish|wonder|considering|thinking (?:about|of)|"
     r"not sure|unless|whether|hypothetically|imagine|dream of|want to|wanna|would like to|hoping to|hope to|"
@@ -287,7 +288,7 @@ class RuleExtractor:
             return []
         out: list[FactDraft] = []
         seen: set[tuple[str, str, str, bool]] = set()
-        for m in _SENT.finditer(text):
+        for m in SENTENCE.finditer(text):
             sentence = m.group(0).strip()
             if not sentence or sentence.endswith("?"):
                 continue

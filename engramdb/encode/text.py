@@ -27,13 +27,14 @@ tell know think remember mentioned said say told ask asked
 )
 
 
+#: A sentence, roughly: a run up to and including its end mark (or a line's end).
+SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+
+
 def first_sentence(text: str, limit: int = 300) -> str:
     """The first sentence of a text (or its start, up to ``limit`` characters)."""
-    m = _FIRST_SENTENCE.search(text)
+    m = SENTENCE.search(text)
     return (m.group(0) if m else text).strip()[:limit]
-
-
-_FIRST_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
 def count_tokens(text: str) -> int:

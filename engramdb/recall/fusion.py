@@ -121,10 +121,8 @@ def session_support(scores: np.ndarray, session_idx: np.ndarray, n_sessions: int
 
 
 def combine(
-    base: np.ndarray, neighbours: np.ndarray, session: np.ndarray, weights: Weights, segment: np.ndarray | None = None
+    base: np.ndarray, neighbours: np.ndarray, session: np.ndarray, segment: np.ndarray, weights: Weights
 ) -> np.ndarray:
     """Final item score: own relevance plus context from neighbours, the session and the segment."""
-    out = base + weights.neighbours * neighbours + weights.session * session
-    if segment is not None:
-        out = out + weights.segments * segment
+    out = base + weights.neighbours * neighbours + weights.session * session + weights.segments * segment
     return np.asarray(out, dtype=np.float64)

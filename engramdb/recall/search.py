@@ -122,7 +122,7 @@ def recall(
     neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
     sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
     seg = _segment_support(scope, query, query_vector, w, options.candidates) if w.segments > 0 else np.zeros(n_eps)
-    final = combine(ep_base, neigh, sess, w, seg)
+    final = combine(ep_base, neigh, sess, seg, w)
     final = np.where(visible & (final > 0), final, -np.inf)
 
     # 5. Rank and group.
