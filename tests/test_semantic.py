@@ -255,6 +255,26 @@ def test_segment_key_lifts_turns_of_the_exchange_the_question_is_about(tmp_path:
         assert "segment" in m.why(on[alfama]).lines[0]
 
 
+def test_segment_key_honours_as_of(tmp_path: Path, real_embedder: object) -> None:
+    # Consolidated later, one segment holds turns recorded before and after the as-of time: its
+    # pooled text would speak for the later turn, so as of the earlier time it lends nothing.
+    from datetime import datetime, timezone
+
+    turns = [{"role": r, "content": c} for r, c in TRIP_AND_REVIEW]
+    with Memory(tmp_path / "s.db", embedder=real_embedder, consolidate_on_add=False) as m:  # type: ignore[arg-type]
+        m.add(turns[:2], user_id="u", session_id="s1")
+        cut = datetime.now(timezone.utc)
+        m.add(turns[2:], user_id="u", session_id="s1")
+        m.consolidate(user_id="u")
+        assert [len(s.episode_ids) for s in m.segments(user_id="u")] == [3, 4]
+        q = "Where is the hotel we booked for Lisbon?"
+        now = {h.text: h for h in m.search(q, user_id="u", limit=7)}
+        then = {h.text: h for h in m.search(q, user_id="u", limit=7, as_of=cut)}
+        lisbon = turns[0]["content"]
+        assert set(then) == {turns[0]["content"], turns[1]["content"]}
+        assert now[lisbon].signals["segment"] > 0.5 and then[lisbon].signals["segment"] == 0.0
+
+
 def test_segment_keys_stay_current_across_writes_and_deletes(tmp_path: Path) -> None:
     # The index built piece by piece (add, search, add more, search) equals one built at once;
     # deleting an episode takes its words out of its segment's key and out of the summary.

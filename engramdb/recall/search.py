@@ -114,6 +114,7 @@ def recall(
     if as_of_ts is not None:
         visible &= scope.ep_recorded_ts <= as_of_ts
     ep_base = np.where(visible, ep_base, 0.0)
+    known = visible.copy()  # recorded by the as-of time
 
     # 3. Time: ranges named in the question, "when" questions, first/latest intent.
     ep_base, time_sig, order_sig, visible = _time_signals(scope, ep_base, visible, analysis, w)
@@ -121,7 +122,7 @@ def recall(
     # 4. Context.
     neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
     sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
-    seg = _segment_support(scope, query, query_vector, w, options.candidates) if w.segments > 0 else np.zeros(n_eps)
+    seg = _segment_support(scope, query, query_vector, w, options.candidates, known) if w.segments > 0 else np.zeros(n_eps)
     final = combine(ep_base, neigh, sess, seg, w)
     final = np.where(visible & (final > 0), final, -np.inf)
 
@@ -190,10 +191,17 @@ def recall(
 
 
 def _segment_support(
-    scope: ScopeIndex, query: str, query_vector: np.ndarray | None, w: Weights, candidates: int
+    scope: ScopeIndex,
+    query: str,
+    query_vector: np.ndarray | None,
+    w: Weights,
+    candidates: int,
+    known: np.ndarray,
 ) -> np.ndarray:
     """Each episode's segment, scored as one document: its members' words pooled (BM25 over the
-    user's segments) and the mean of their vectors; 0 for episodes not yet in a segment.
+    user's segments) and the mean of their vectors; 0 for episodes not yet in a segment, and for
+    segments with a member not ``known`` by the as-of time (its words would speak for a turn the
+    search must not see).
 
     A question whose words are spread over several turns of one exchange matches the exchange
     better than any of its turns — and lifts those turns.
@@ -209,6 +217,9 @@ def _segment_support(
         dense[pos] = normalise_dense(sims, exhaustive=pos.size < candidates)
     score = fuse(lex, dense, w)
     member = scope.ep_segment >= 0
+    hidden = member & ~known
+    if hidden.any():
+        score[scope.ep_segment[hidden]] = 0.0
     out[member] = score[scope.ep_segment[member]]
     return out
 
