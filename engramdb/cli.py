@@ -303,12 +303,14 @@ def consolidate(db: str, user_id: str, as_json: bool) -> None:
 @user_option()
 @click.option("--all", "show_all", is_flag=True, help="Include superseded and retracted facts.")
 @click.option("--subject", default=None, help="Only facts about this subject.")
+@click.option("--statements", is_flag=True, help="Show statements instead: what people said of themselves, verbatim.")
 @json_option
 @handle_errors
-def facts(db: str, user_id: str, show_all: bool, subject: str | None, as_json: bool) -> None:
+def facts(db: str, user_id: str, show_all: bool, subject: str | None, statements: bool, as_json: bool) -> None:
     """Facts consolidated from a user's episodes (current ones unless --all)."""
+    kinds = ("statement",) if statements else ("fact", "preference")
     with _open(db, embedder=None) as mem:
-        fs = mem.facts(user_id=user_id, status=None if show_all else "current", subject=subject)
+        fs = mem.facts(user_id=user_id, status=None if show_all else "current", subject=subject, kinds=kinds)
     _print_facts(fs, as_json)
 
 

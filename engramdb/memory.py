@@ -19,7 +19,7 @@ import numpy as np
 
 from .consolidate import engine as consolidation
 from .consolidate.engine import Report
-from .consolidate.extract import Extractor, RuleExtractor
+from .consolidate.extract import FACT_KINDS, Extractor, RuleExtractor
 from .encode.embedders import Embedder, make_embedder
 from .encode.text import Passage, split_passages
 from .encode.timex import find_times
@@ -274,11 +274,20 @@ class Memory:
         status: str | None = "current",
         subject: str | None = None,
         predicate: str | None = None,
+        kinds: Sequence[str] = ("fact", "preference"),
     ) -> builtins.list[Fact]:
-        """Facts known about a user's world; ``status=None`` includes superseded ones."""
+        """Facts known about a user's world; ``status=None`` includes superseded ones.
+
+        ``kinds``: ``"fact"``, ``"preference"`` and/or ``"statement"`` — statements are the
+        sentences people said about themselves, kept verbatim (``predicate="says"``).
+        """
         if status not in (None, "current", "superseded", "retracted"):
             raise InputError("status must be current, superseded, retracted or None", field="status")
-        return self._semantic().facts(self._known_user(user_id), status=status, subject=subject, predicate=predicate)
+        if isinstance(kinds, str) or not set(kinds) <= FACT_KINDS:
+            raise InputError(f"kinds must be a list of {', '.join(sorted(FACT_KINDS))}", field="kinds")
+        return self._semantic().facts(
+            self._known_user(user_id), status=status, subject=subject, predicate=predicate, kinds=tuple(kinds)
+        )
 
     def profile(self, *, user_id: str, subject: str | None = None) -> dict[str, dict[str, builtins.list[Fact]]]:
         """Current facts grouped by subject, then by category (identity, work, places…)."""

@@ -119,12 +119,15 @@ def test_llm_extractor_uses_the_same_schema(stand_in: str) -> None:
     from engramdb.consolidate.llm import LLMExtractor, parse
 
     drafts = parse('```json\n[{"subject": "Ana", "predicate": "lives_in", "object": "Lisbon"},'
-                   ' {"predicate": "bogus", "object": "x"}, "junk"]\n```', "Ana")
+                   ' {"predicate": "bogus", "object": "x"}, {"predicate": "says", "object": "x"}, "junk"]\n```', "Ana")
     assert [(d.subject, d.predicate, d.object) for d in drafts] == [("Ana", "lives_in", "Lisbon")]
     assert parse("no json here", "Ana") == []
-    # through the stand-in server: it answers "I don't know" (no JSON) -> no facts, no error
-    ext = LLMExtractor(OpenAICompatible(stand_in, "scripted"))
+    # through the stand-in server: it answers "I don't know" (no JSON) -> no facts, no error;
+    # statements need no model and come as the rules find them
+    ext = LLMExtractor(OpenAICompatible(stand_in, "scripted"), statements=False)
     assert ext.extract("I live in Lisbon", "Ana", "user") == []
+    said = LLMExtractor(OpenAICompatible(stand_in, "scripted")).extract("I live in Lisbon", "Ana", "user")
+    assert [(d.predicate, d.object) for d in said] == [("says", "I live in Lisbon")]
     assert ext.extract("anything", "assistant", "assistant") == []
 
 
@@ -134,6 +137,6 @@ def test_llm_extractor_falls_back_when_the_endpoint_fails(stand_in: str) -> None
 
     _ScriptedChat.fail_with = 400
     ext = LLMExtractor(OpenAICompatible(stand_in, "scripted", retries=0), fallback=RuleExtractor())
-    assert [d.object for d in ext.extract("I live in Lisbon.", "Ana", "user")] == ["Lisbon"]
+    assert [d.object for d in ext.extract("I live in Lisbon.", "Ana", "user")] == ["Lisbon", "I live in Lisbon."]
     with pytest.raises(LLMError):
         LLMExtractor(OpenAICompatible(stand_in, "scripted", retries=0)).extract("I live in Lisbon.", "Ana", "user")

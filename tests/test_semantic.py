@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engramdb import Hit, HashEmbedder, InputError, Memory, NotFoundError
-from engramdb.bench.facts import load_cases, score_extraction, score_supersession
+from engramdb.bench.facts import load_cases, score_extraction, score_statements, score_supersession
 from engramdb.consolidate.decide import Known, decide
 from engramdb.consolidate.engine import segment
 from engramdb.consolidate.extract import FactDraft, RuleExtractor
@@ -29,6 +29,20 @@ def test_offline_extractor_meets_the_bar() -> None:
     s = score_extraction(CASES, RuleExtractor())
     assert s.precision >= 0.85, s.errors
     assert s.recall >= 0.70, s.errors
+    precision, recall, errors = score_statements(CASES, RuleExtractor())
+    assert precision >= 0.95 and recall >= 0.90, errors
+
+
+def test_statements_are_sentences_of_the_speakers_world_kept_verbatim() -> None:
+    text = ("I'm planning a trip to Japan and need some advice. By the way, I just got back from my cousin's "
+            "wedding in Napa. Can you recommend a few hotels in Kyoto? If I had more time I'd visit Osaka.")
+    said = [f for f in RuleExtractor().extract(text, "user", "user") if f.kind == "statement"]
+    # the request, the question and the conditional are not statements; the link word goes
+    assert [(f.subject, f.predicate, f.object) for f in said] == [
+        ("user", "says", "I just got back from my cousin's wedding in Napa."),
+    ]
+    assert RuleExtractor().extract(text, "assistant", "assistant") == []
+    assert all(f.kind != "statement" for f in RuleExtractor(statements=False).extract(text, "user", "user"))
 
 
 def test_supersession_decisions_meet_the_bar(tmp_path: Path) -> None:
@@ -118,7 +132,7 @@ def test_deleting_the_source_episode_repairs_facts(smem: Memory) -> None:
 def test_a_restated_fact_keys_every_mention(tmp_path: Path) -> None:
     def keyed(m: Memory) -> list[str]:
         rows = m.store._q("SELECT e.id FROM units u JOIN episodes e ON e.rowid = u.episode_rowid "  # type: ignore[attr-defined]
-                          "WHERE u.fact_rowid IS NOT NULL ORDER BY e.rowid", ())
+                          "JOIN facts f ON f.rowid = u.fact_rowid WHERE f.kind != 'statement' ORDER BY e.rowid", ())
         return [r[0] for r in rows]
 
     with Memory(tmp_path / "k.db", embedder=None) as m:
@@ -131,7 +145,8 @@ def test_a_restated_fact_keys_every_mention(tmp_path: Path) -> None:
         m.add("Porto is where I live.", user_id="u")
         third = m.add("I live in Porto.", user_id="u")[0]
         assert keyed(m) == [again, third]
-        m.undo(m.changes(user_id="u")[0].id)  # the newest change: the merge of the third mention
+        # the newest change of the fact: the merge of the third mention
+        m.undo(next(c for c in m.changes(user_id="u") if c.fact_id == fact.id).id)
         assert keyed(m) == [again]
 
 
@@ -253,6 +268,38 @@ def test_segment_key_lifts_turns_of_the_exchange_the_question_is_about(tmp_path:
         assert off[alfama].signals["segment"] == 0.0
         assert on[alfama].score == pytest.approx(off[alfama].score + Weights().segments * on[alfama].signals["segment"])
         assert "segment" in m.why(on[alfama]).lines[0]
+
+
+WEDDINGS = [
+    ("user", "I'm putting together a weekly meal plan for my family and I need quick dinner ideas that kids like. "
+             "We usually eat around six and nobody wants to spend more than half an hour cooking. By the way, I just "
+             "got back from my college roommate's wedding in Portland. Any pasta dishes you would suggest?"),
+    ("assistant", "Here are five quick pasta dishes: lemon garlic spaghetti, one-pot mac and cheese, pesto penne."),
+    ("user", "My sister is planning her wedding for next June and wants a venue by the lake."),
+    ("assistant", "Lakeside venues book early, so she should start looking now."),
+    ("user", "The wedding playlist is still a mess, we argue about every song."),
+]
+
+
+def test_statement_key_recalls_a_sentence_buried_in_a_long_message(tmp_path: Path, real_embedder: object) -> None:
+    # No pattern knows "got back from X's wedding"; the sentence itself is kept as a statement,
+    # a key of its own, where the message around it (a meal plan request) would bury it.
+    with Memory(tmp_path / "w.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+        m.add([{"role": r, "content": c} for r, c in WEDDINGS], user_id="u", session_id="s")
+        said = {f.object: f for f in m.facts(user_id="u", kinds=["statement"])}
+        roommate = "I just got back from my college roommate's wedding in Portland."
+        first = m.list(user_id="u")[0].id
+        assert roommate in said and said[roommate].sources == (first,)
+        assert not any("pasta" in s or "meal plan" in s for s in said)  # requests and questions are not said as so
+        assert all(f.kind != "statement" for f in m.facts(user_id="u"))  # facts() lists facts unless asked
+        q = "Whose wedding did I attend recently?"
+        on = m.search(q, user_id="u", limit=5)
+        off = m.search(q, user_id="u", limit=5, options=RecallOptions(weights=Weights(statements=0)))
+        assert on[0].episode_ids == [first] and on[0].signals["facts"] > 0.5
+        assert off[0].episode_ids != [first]
+        assert f"fact {said[roommate].id}" in "\n".join(m.why(on[0]).lines)
+        with pytest.raises(InputError):
+            m.facts(user_id="u", kinds=["gossip"])
 
 
 def test_segment_key_honours_as_of(tmp_path: Path, real_embedder: object) -> None:

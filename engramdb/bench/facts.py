@@ -3,8 +3,9 @@
 A case is ``{"category", "messages": [{"role", "speaker", "text"}], "facts": [[subject,
 predicate, object, negated?]], "current"?: [...], "superseded"?: [...]}``. Extraction is scored
 by precision/recall over (subject, predicate, object, negated) with objects compared after
-normalisation (equal, or one containing the other). Supersession runs the messages through a
-real ``Memory`` and checks which facts end current and which superseded.
+normalisation (equal, or one containing the other); statements (sentences kept verbatim) are
+not atomic facts and are scored apart (:func:`score_statements`). Supersession runs the
+messages through a real ``Memory`` and checks which facts end current and which superseded.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def score_extraction(cases: list[dict[str, Any]], extractor: Extractor) -> Score
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     errors = []
     for case in cases:
-        preds = [f for m in case["messages"] for f in extractor.extract(m["text"], m["speaker"], m["role"])]
+        preds = [
+            f for m in case["messages"] for f in extractor.extract(m["text"], m["speaker"], m["role"])
+            if f.kind != "statement"
+        ]
         gold = list(case["facts"])
         used: set[int] = set()
         hits = 0
@@ -71,6 +75,33 @@ def score_extraction(cases: list[dict[str, Any]], extractor: Extractor) -> Score
         per_category={k: (v[0], v[1], v[2]) for k, v in sorted(per.items())},
         errors=errors,
     )
+
+
+#: Cases whose messages state nothing as so: conditionals, wishes, questions; the assistant's words.
+NOT_STATED = frozenset({"hypothetical", "assistant"})
+
+
+def score_statements(cases: list[dict[str, Any]], extractor: Extractor) -> tuple[float, float, list[str]]:
+    """(precision, recall, errors) of statements on the labelled set, per message.
+
+    A statement is right when its message's case states something (category not in
+    :data:`NOT_STATED`); a message whose case has gold facts should give one (recall)."""
+    made = right = stating = found = 0
+    errors = []
+    for case in cases:
+        for m in case["messages"]:
+            st = [f for f in extractor.extract(m["text"], m["speaker"], m["role"]) if f.kind == "statement"]
+            made += len(st)
+            if case["category"] not in NOT_STATED:
+                right += len(st)
+            elif st:
+                errors.append(f"stated: {m['text']}")
+            if case["facts"] and m["role"] != "assistant" and not m["text"].rstrip().endswith("?"):
+                stating += 1
+                found += bool(st)
+                if not st:
+                    errors.append(f"missed: {m['text']}")
+    return (right / made if made else 1.0), (found / stating if stating else 1.0), errors
 
 
 def score_supersession(cases: list[dict[str, Any]], make_memory: Callable[[], Memory]) -> tuple[float, list[dict[str, Any]]]:

@@ -32,6 +32,7 @@ class Report:
     retracted: int
     segments: int
     changes: tuple[str, ...]
+    statements: int = 0  # statements added (sentences kept verbatim; not counted in facts_added)
 
 
 def speaker_of(ep: Episode) -> str:
@@ -105,7 +106,7 @@ def run(
     ``vectors_for(model, {hash: text})`` returns the vectors the store lacks (cached or
     computed); ``episode_vectors``: rowid -> first-passage vector, for segmentation.
     """
-    totals = dict(episodes=0, added=0, merged=0, superseded=0, retracted=0, segments=0)
+    totals = dict(episodes=0, added=0, merged=0, superseded=0, retracted=0, segments=0, statements=0)
     changes: list[str] = []
     while True:
         pending = facts.pending(user_id, batch)
@@ -130,7 +131,9 @@ def run(
         totals["episodes"] += len(pending)
         totals["segments"] += len(segs)
         for d, _, _ in steps:
-            if d.action == "add":
+            if d.action == "add" and d.draft.kind == "statement":
+                totals["statements"] += 1
+            elif d.action == "add":
                 totals["added"] += 1
                 totals["superseded"] += len(d.closes)
             elif d.action == "merge":
@@ -139,5 +142,5 @@ def run(
                 totals["retracted"] += len(d.closes)
     return Report(
         totals["episodes"], totals["added"], totals["merged"], totals["superseded"], totals["retracted"],
-        totals["segments"], tuple(changes),
+        totals["segments"], tuple(changes), totals["statements"],
     )

@@ -33,7 +33,12 @@ CATEGORY = {
     "allergic_to": "preferences", "habit": "preferences",
     "plans": "plans", "owns": "possessions",
     "does": "activities", "attended": "activities",
+    "says": "statements",
 }
+#: The predicate of a statement: a sentence in which the speaker tells of themselves or their
+#: world, kept verbatim (object and text are the sentence) — see :class:`RuleExtractor`.
+STATEMENT = "says"
+FACT_KINDS = frozenset({"fact", "preference", "statement"})
 PREFERENCE_PREDICATES = frozenset({"likes", "dislikes", "prefers", "favorite", "allergic_to", "habit", "diet"})
 
 
@@ -49,6 +54,8 @@ class FactDraft:
 
     @property
     def kind(self) -> str:
+        if self.predicate == STATEMENT:
+            return "statement"
         return "preference" if self.predicate in PREFERENCE_PREDICATES else "fact"
 
     @property
@@ -278,10 +285,60 @@ _NOT_JOBS = re.compile(
 )
 
 
+# Statements: sentences in the first person...
+_FIRST_PERSON = re.compile(r"\b(?:I|me|my|mine|we|us|our)\b", re.I)
+# ...that ask for nothing (a request tells what the speaker wants now, not what is so)...
+_REQUEST = re.compile(
+    r"\b(?:can you|could you|would you|will you|please|help me|recommend|suggest|any (?:tips|advice|ideas|suggestions)|"
+    r"wondering|let me know|thanks?|thank you|tell me|give me|show me|"
+    r"(?:looking|searching|asking) for (?:[\w-]+ ){0,3}?(?:help|advice|tips|ideas|suggestions|recommendations|resources)|"
+    r"need (?:[\w-]+ ){0,3}?(?:help|advice|tips|ideas|suggestions|recommendations))\b",
+    re.I,
+)
+# ...opened by a word that only links it to what came before.
+_LEAD = re.compile(r"^(?:(?:by the way|btw|actually|also|oh|well|so|anyway|and|but|plus|oh and|haha|lol)\b[,!]?\s*)+", re.I)
+_STATEMENT_WORDS = (3, 60)
+_STATEMENT_CHARS = 300
+
+
+def statement_of(sentence: str) -> str | None:
+    """The sentence as a statement of the speaker's (leading link words off), or None: it must be
+    in the first person, 3–60 words, not a question or request, and its first clause not a
+    hypothetical ("I'm thinking of…", "If I…", "I'd love to…")."""
+    body = _LEAD.sub("", sentence.strip()).strip()
+    n = len(body.split())
+    if not (_STATEMENT_WORDS[0] <= n <= _STATEMENT_WORDS[1]) or body.endswith("?"):
+        return None
+    if not _FIRST_PERSON.search(body) or _REQUEST.search(body):
+        return None
+    if _HYPOTHETICAL.search(_CLAUSE.split(body.split(",")[0])[0]):
+        return None
+    return body[:_STATEMENT_CHARS]
+
+
+def statements(text: str, speaker: str) -> list[FactDraft]:
+    """The statements of a message (see :func:`statement_of`) as ``says`` drafts, each once."""
+    out: list[FactDraft] = []
+    for m in SENTENCE.finditer(text):
+        body = statement_of(m.group(0))
+        if body is not None and all(d.object.lower() != body.lower() for d in out):
+            out.append(FactDraft(speaker, STATEMENT, body, body, False, 0.5))
+    return out
+
+
 class RuleExtractor:
-    """The offline default: regular patterns over first-person statements."""
+    """The offline default: regular patterns over first-person statements.
+
+    With ``statements`` (the default), every sentence that tells of the speaker's world (see
+    :func:`statement_of`) also comes back verbatim as a ``says`` draft: a key that recalls the
+    sentence on its own, where the message around it (a request, other topics) would bury it —
+    and a note of what was said for what the patterns do not know.
+    """
 
     name = "rules"
+
+    def __init__(self, statements: bool = True) -> None:
+        self.statements = statements
 
     def extract(self, text: str, speaker: str, role: str | None) -> list[FactDraft]:
         if role == "assistant":
@@ -313,7 +370,7 @@ class RuleExtractor:
                     seen.add(key)
                     taken.append(span)
                     out.append(draft)
-        return out
+        return out + statements(text, speaker) if self.statements else out
 
     def _draft(self, rule: _Rule, m: re.Match[str], speaker: str, sentence: str) -> FactDraft | None:
         groups = m.groupdict()

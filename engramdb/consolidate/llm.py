@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import LLMError
 from ..llm.client import OpenAICompatible
-from .extract import CATEGORY, FactDraft
+from .extract import CATEGORY, STATEMENT, FactDraft, statements
 
 PROMPT = """Extract facts that the speaker states as true about themselves or people they name.
 Skip questions, hypotheticals, plans phrased as wishes, and anything said by the assistant.
@@ -22,25 +22,30 @@ Answer [] when there is nothing."""
 
 
 class LLMExtractor:
-    """Fact extraction by an LLM, validated into :class:`FactDraft`s (bad items are dropped)."""
+    """Fact extraction by an LLM, validated into :class:`FactDraft`s (bad items are dropped).
+
+    Statements (sentences kept verbatim, :func:`.extract.statements`) need no model: they are
+    added as the rules find them, unless ``statements=False``.
+    """
 
     name = "llm"
 
-    def __init__(self, llm: OpenAICompatible, *, fallback: Any | None = None) -> None:
+    def __init__(self, llm: OpenAICompatible, *, fallback: Any | None = None, statements: bool = True) -> None:
         self.llm = llm
         self.fallback = fallback  # e.g. RuleExtractor(): used when the endpoint fails
+        self.statements = statements
 
     def extract(self, text: str, speaker: str, role: str | None) -> list[FactDraft]:
         if role == "assistant":
             return []
-        prompt = PROMPT.format(speaker=speaker, text=text, predicates=", ".join(sorted(CATEGORY)))
+        prompt = PROMPT.format(speaker=speaker, text=text, predicates=", ".join(sorted(set(CATEGORY) - {STATEMENT})))
         try:
             answer = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=512)
         except LLMError:
             if self.fallback is not None:
                 return list(self.fallback.extract(text, speaker, role))
             raise
-        return parse(answer, speaker)
+        return parse(answer, speaker) + (statements(text, speaker) if self.statements else [])
 
 
 def parse(answer: str, speaker: str) -> list[FactDraft]:
@@ -57,7 +62,7 @@ def parse(answer: str, speaker: str) -> list[FactDraft]:
         if not isinstance(it, dict):
             continue
         subj, pred, obj = str(it.get("subject") or speaker), str(it.get("predicate") or ""), str(it.get("object") or "")
-        if pred not in CATEGORY or not obj.strip() or len(obj) > 80:
+        if pred not in CATEGORY or pred == STATEMENT or not obj.strip() or len(obj) > 80:
             continue
         qual = str(it.get("qualifier") or "")
         neg = bool(it.get("negated"))

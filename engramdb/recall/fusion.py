@@ -60,11 +60,12 @@ class Weights:
     order: float = 0.5  # "first"/"latest" questions: boost the earliest/newest relevant episode
     facts: float = 0.5  # a fact-key match standing in for its episode's text, scaled
     facts_support: float = 0.2  # share of the best key match added to the episode's relevance
+    statements: float = 1.0  # a statement key (a sentence as said) standing in, scaled: it is the text
     segments: float = 0.1  # context from the episode's segment, recalled as one key (its pooled text)
     method: str = "weighted"  # or "rrf"
 
     def __post_init__(self) -> None:
-        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts", "facts_support", "segments"):
+        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts", "facts_support", "statements", "segments"):
             if getattr(self, name) < 0:
                 raise ValueError(f"weight {name} must be >= 0")
         if self.method not in ("weighted", "rrf"):

@@ -24,6 +24,7 @@ class ScopeIndex:
         self.unit_rowid = np.zeros(0, dtype=np.int64)
         self.unit_ep = np.zeros(0, dtype=np.int64)  # position of the unit's episode
         self.unit_is_key = np.zeros(0, dtype=bool)  # fact keys: recall their episode, never shown
+        self.unit_is_statement = np.zeros(0, dtype=bool)  # ...of them, statements (sentences as said)
         self.ep_rowid = np.zeros(0, dtype=np.int64)
         self.ep_ts = np.zeros(0, dtype=np.float64)
         self.ep_recorded_ts = np.zeros(0, dtype=np.float64)
@@ -146,6 +147,7 @@ class ScopeIndex:
         base = self.unit_rowid.size
         self.unit_rowid = np.append(self.unit_rowid, rows.unit_rowid)
         self.unit_is_key = np.append(self.unit_is_key, rows.unit_is_key)
+        self.unit_is_statement = np.append(self.unit_is_statement, rows.unit_is_statement)
         new_unit_ep = self._episode_positions(rows.unit_episode)
         self.unit_ep = np.append(self.unit_ep, new_unit_ep)
         # An episode's first passage (keys aside): shown when none of its passages matched.

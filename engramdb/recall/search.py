@@ -1,8 +1,9 @@
 """Hybrid recall over one user's scope: gather, fuse, spread to context, group into hits.
 
 1. candidates: full-text (BM25 over units) and dense (cosine over unit vectors);
-2. fuse the normalised signals per unit; an episode scores as its best passage, or a fact key
-   drawn from it standing in, plus support from that key (``Weights.facts``, ``facts_support``);
+2. fuse the normalised signals per unit; an episode scores as its best passage, or a fact or
+   statement key drawn from it standing in, plus support from that key (``Weights.facts``,
+   ``statements``, ``facts_support``);
 3. context: an episode gains from its neighbours in the conversation, from its session, and
    from its segment — the run of episodes about one topic, recalled as one key over their pooled
    words and mean vector (what surrounds a memory helps recall it — temporal contiguity);
@@ -96,7 +97,9 @@ def recall(
     # 2. Fuse per unit, then per episode. A fact key is what was extracted from the episode, in
     # normal form ("I moved to Munich" -> "user lives in Munich"). It can stand in for the
     # episode's text (scaled by ``facts``: the key is a guess about the text) and, matching the
-    # question, it corroborates the text (``facts_support`` of its score on top).
+    # question, it corroborates the text (``facts_support`` of its score on top). A statement key
+    # is one sentence of the text as said: it stands in scaled by ``statements`` (by default in
+    # full) and corroborates like a fact.
     score = fuse(lex_n, dense_n, w)
     keep = score > 0
     units = units[keep]
@@ -105,9 +108,12 @@ def recall(
     )
     is_key = scope.unit_is_key[units]
     at_unit = {int(u): i for i, u in enumerate(units.tolist())}  # unit position -> candidate index
+    is_statement = scope.unit_is_statement[units]
     ep_text = max_by_group(np.where(is_key, 0.0, score), scope.unit_ep[units], n_eps)
-    ep_key = max_by_group(np.where(is_key, score, 0.0), scope.unit_ep[units], n_eps)
-    ep_base = np.maximum(ep_text, w.facts * ep_key) + w.facts_support * ep_key
+    ep_fact = max_by_group(np.where(is_key & ~is_statement, score, 0.0), scope.unit_ep[units], n_eps)
+    ep_said = max_by_group(np.where(is_statement, score, 0.0), scope.unit_ep[units], n_eps)
+    ep_key = np.maximum(ep_fact, ep_said if w.statements > 0 else 0.0)
+    ep_base = np.maximum(np.maximum(ep_text, w.facts * ep_fact), w.statements * ep_said) + w.facts_support * ep_key
     ep_facts = ep_base - ep_text  # what keys added, for ``why``
 
     visible = np.ones(n_eps, dtype=bool)

@@ -33,6 +33,8 @@ _OBJECT_KIND = {
 def _entities_of(d: FactDraft) -> list[tuple[str, str, str | None]]:
     """(name, kind, alias) of the entities a fact names: its subject and typed objects."""
     out: list[tuple[str, str, str | None]] = []
+    if d.kind == "statement":  # a sentence as said: its names are not typed, the speaker is no news
+        return out
     if "'s " not in d.subject:
         out.append((d.subject, "person", None))
     kind = _OBJECT_KIND.get(d.predicate)
@@ -98,9 +100,13 @@ class FactStore:
         ]
 
     def facts(self, user_id: str, *, status: str | None = "current", subject: str | None = None,
-              predicate: str | None = None, episode_ids: Sequence[str] | None = None) -> list[Fact]:
+              predicate: str | None = None, episode_ids: Sequence[str] | None = None,
+              kinds: Sequence[str] | None = None) -> list[Fact]:
         sql = f"SELECT {_FACT_COLS} FROM facts WHERE user_id = ?"
         params: list[Any] = [user_id]
+        if kinds is not None:
+            sql += f" AND kind IN ({','.join('?' * len(kinds)) or 'NULL'})"
+            params += list(kinds)
         if status:
             sql += " AND status = ?"
             params.append(status)
