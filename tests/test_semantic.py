@@ -55,6 +55,9 @@ def test_decide_is_pure_and_covers_each_action() -> None:
     known = [Known("f1", "user", "lives_in", "", "Berlin"), Known("f2", "user", "likes", "", "coffee")]
     d = lambda s, p, o, neg=False: FactDraft(s, p, o, f"{s} {p} {o}", neg)  # noqa: E731
     assert decide(known, d("user", "lives_in", "Berlin")).action == "merge"
+    said = [Known("f3", "user", "says", "", "I went hiking with my dad last weekend.")]
+    assert decide(said, d("user", "says", "I went hiking with my dad last weekend")).action == "merge"
+    assert decide(said, d("user", "says", "I went hiking.")).action == "add"  # a statement is its words
     add = decide(known, d("user", "lives_in", "Munich"))
     assert add.action == "add" and add.closes == ["f1"]
     assert decide(known, d("user", "likes", "tea")).closes == []  # likes are multi-valued

@@ -1,6 +1,7 @@
 """Supersession decisions — pure: what a new fact draft does to the facts already known.
 
-- the same slot and object as a current fact: **merge** (add the source, strengthen);
+- the same slot and object as a current fact: **merge** (add the source, strengthen); a
+  statement only merges with the same sentence;
 - a negation ("I don't live in Paris anymore"): **retract** the matching current facts;
   a negated like with nothing to retract becomes a dislike;
 - a new value of a single-valued slot (lives_in, works_at…): **add** and supersede the old;
@@ -15,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .extract import SINGLE_VALUED, FactDraft
+from .extract import SINGLE_VALUED, STATEMENT, FactDraft
 
 _OPPOSITE = {"likes": "dislikes", "dislikes": "likes"}
 
@@ -69,7 +70,9 @@ def decide(current: list[Known], draft: FactDraft) -> Decision:
             return decide(current, flipped)
         return Decision("ignore", draft)
     for k in same_slot:
-        if _same_object(k.object, draft.object):
+        # a statement is its words: only the same sentence again merges ("I went hiking." is not
+        # "I went hiking with my dad.")
+        if norm(k.object) == norm(draft.object) if draft.predicate == STATEMENT else _same_object(k.object, draft.object):
             return Decision("merge", draft, merge_into=k.id)
     closes = []
     if draft.predicate in SINGLE_VALUED or draft.predicate == "favorite":

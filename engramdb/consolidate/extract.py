@@ -316,7 +316,7 @@ def statement_of(sentence: str) -> str | None:
     return body[:_STATEMENT_CHARS]
 
 
-def statements(text: str, speaker: str) -> list[FactDraft]:
+def statement_drafts(text: str, speaker: str) -> list[FactDraft]:
     """The statements of a message (see :func:`statement_of`) as ``says`` drafts, each once."""
     out: list[FactDraft] = []
     for m in SENTENCE.finditer(text):
@@ -370,7 +370,7 @@ class RuleExtractor:
                     seen.add(key)
                     taken.append(span)
                     out.append(draft)
-        return out + statements(text, speaker) if self.statements else out
+        return out + statement_drafts(text, speaker) if self.statements else out
 
     def _draft(self, rule: _Rule, m: re.Match[str], speaker: str, sentence: str) -> FactDraft | None:
         groups = m.groupdict()

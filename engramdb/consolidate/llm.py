@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import LLMError
 from ..llm.client import OpenAICompatible
-from .extract import CATEGORY, STATEMENT, FactDraft, statements
+from .extract import CATEGORY, STATEMENT, FactDraft, statement_drafts
 
 PROMPT = """Extract facts that the speaker states as true about themselves or people they name.
 Skip questions, hypotheticals, plans phrased as wishes, and anything said by the assistant.
@@ -24,7 +24,7 @@ Answer [] when there is nothing."""
 class LLMExtractor:
     """Fact extraction by an LLM, validated into :class:`FactDraft`s (bad items are dropped).
 
-    Statements (sentences kept verbatim, :func:`.extract.statements`) need no model: they are
+    Statements (sentences kept verbatim, :func:`.extract.statement_drafts`) need no model: they are
     added as the rules find them, unless ``statements=False``.
     """
 
@@ -45,7 +45,7 @@ class LLMExtractor:
             if self.fallback is not None:
                 return list(self.fallback.extract(text, speaker, role))
             raise
-        return parse(answer, speaker) + (statements(text, speaker) if self.statements else [])
+        return parse(answer, speaker) + (statement_drafts(text, speaker) if self.statements else [])
 
 
 def parse(answer: str, speaker: str) -> list[FactDraft]:
