@@ -132,7 +132,7 @@ def test_semantic_commands(run) -> None:  # type: ignore[no-untyped-def]
     facts = json.loads(run("facts", "--user", "u", "--json").output)
     assert {f["object"] for f in facts} == {"Munich", "Siemens"}
     said = json.loads(run("facts", "--user", "u", "--statements", "--json").output)
-    assert {(f["predicate"], f["object"]) for f in said} == {("says", "I live in Berlin and I work at Siemens."), ("says", "I moved to Munich!")}
+    assert {(f["predicate"], f["text"]) for f in said} == {("says", "I live in Berlin and I work at Siemens."), ("says", "I moved to Munich!")}
     munich = next(f for f in facts if f["object"] == "Munich")
     chain = json.loads(run("history", munich["id"], "--json").output)
     assert [f["object"] for f in chain] == ["Berlin", "Munich"]

@@ -38,8 +38,9 @@ def test_statements_are_sentences_of_the_speakers_world_kept_verbatim() -> None:
             "wedding in Napa. Can you recommend a few hotels in Kyoto? If I had more time I'd visit Osaka.")
     said = [f for f in RuleExtractor().extract(text, "user", "user") if f.kind == "statement"]
     # the request, the question and the conditional are not statements; the link word goes
-    assert [(f.subject, f.predicate, f.object) for f in said] == [
-        ("user", "says", "I just got back from my cousin's wedding in Napa."),
+    assert [(f.subject, f.predicate, f.object, f.text) for f in said] == [
+        ("user", "says", "I just got back from my cousin's wedding in Napa",
+         "I just got back from my cousin's wedding in Napa."),
     ]
     assert RuleExtractor().extract(text, "assistant", "assistant") == []
     assert all(f.kind != "statement" for f in RuleExtractor(statements=False).extract(text, "user", "user"))
@@ -51,11 +52,63 @@ def test_supersession_decisions_meet_the_bar(tmp_path: Path) -> None:
     assert acc >= 0.90, errors
 
 
+def test_the_same_sentence_said_again_is_one_statement_with_both_sources(tmp_path: Path) -> None:
+    with Memory(tmp_path / "m.db", embedder=None) as m:
+        m.add([{"role": "user", "content": "I went hiking with my dad.  It was cold."}], user_id="u", session_id="a")
+        m.add([{"role": "user", "content": "I went hiking with my dad! I went hiking."}], user_id="u", session_id="b")
+        said = {f.object: f for f in m.facts(user_id="u", kinds=["statement"])}
+        first, second = [e.id for e in m.list(user_id="u")]
+        assert said["I went hiking with my dad"].sources == (first, second)
+        assert said["I went hiking"].sources == (second,)  # a shorter sentence is another statement
+
+
+def test_a_like_after_a_negated_like_in_one_batch_supersedes_the_dislike(tmp_path: Path) -> None:
+    # "I don't like olives" is added as a dislike; the view of current facts within the same
+    # consolidation must hold it as one, or the like that follows merges into it.
+    with Memory(tmp_path / "m.db", embedder=None) as m:
+        m.add([{"role": "user", "content": "I don't like olives."}, {"role": "user", "content": "I love olives now."}],
+              user_id="u", session_id="s")
+        facts = {(f.predicate, f.status): f for f in m.facts(user_id="u", status=None)}
+        assert set(facts) == {("dislikes", "superseded"), ("likes", "current")}
+        assert facts[("dislikes", "superseded")].superseded_by == facts[("likes", "current")].id
+
+
+def test_decisions_over_the_indexed_current_facts_equal_a_scan_of_all_of_them() -> None:
+    # decide_all reads only a draft's slot (and its opposite); a scan of every current fact must
+    # reach the same decisions over a run that merges, supersedes, retracts and flips.
+    import random
+
+    from engramdb.consolidate.engine import decide_all
+    from engramdb.model import Episode
+
+    rng = random.Random(7)
+    preds = ["lives_in", "works_at", "likes", "dislikes", "has_pet", "says"]
+    objs = ["Berlin", "Munich", "coffee", "tea", "a dog", "I went hiking", "I went hiking with my dad"]
+    drafts = [
+        FactDraft(rng.choice(["user", "User", "Ana"]), p, rng.choice(objs), "t", p != "says" and rng.random() < 0.2)
+        for p in (rng.choice(preds) for _ in range(400))
+    ]
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    ep = Episode(id="e", user_id="u", text="x", timestamp=now, recorded_at=now)
+    fast = decide_all([], [(1, ep, drafts)])
+    cur: list[Known] = []
+    for (d, _, _), draft in zip(fast, drafts):
+        slow = decide(cur, draft)
+        assert (slow.action, slow.merge_into, slow.closes, slow.draft) == (d.action, d.merge_into, d.closes, d.draft)
+        if d.action == "add":
+            cur.append(Known(str(d.new_id), d.draft.subject, d.draft.predicate, d.draft.qualifier, d.draft.object))
+        cur = [k for k in cur if k.id not in d.closes]
+    assert {d.action for d, _, _ in fast} == {"add", "merge", "retract", "ignore"}
+    assert any(d.closes and d.action == "add" for d, _, _ in fast)
+
+
 def test_decide_is_pure_and_covers_each_action() -> None:
     known = [Known("f1", "user", "lives_in", "", "Berlin"), Known("f2", "user", "likes", "", "coffee")]
     d = lambda s, p, o, neg=False: FactDraft(s, p, o, f"{s} {p} {o}", neg)  # noqa: E731
     assert decide(known, d("user", "lives_in", "Berlin")).action == "merge"
-    said = [Known("f3", "user", "says", "", "I went hiking with my dad last weekend.")]
+    said = [Known("f3", "user", "says", "", "I went hiking with my dad last weekend")]
     assert decide(said, d("user", "says", "I went hiking with my dad last weekend")).action == "merge"
     assert decide(said, d("user", "says", "I went hiking.")).action == "add"  # a statement is its words
     add = decide(known, d("user", "lives_in", "Munich"))
@@ -290,7 +343,7 @@ def test_statement_key_recalls_a_sentence_buried_in_a_long_message(tmp_path: Pat
     with Memory(tmp_path / "w.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
         m.add([{"role": r, "content": c} for r, c in WEDDINGS], user_id="u", session_id="s")
         said = {f.object: f for f in m.facts(user_id="u", kinds=["statement"])}
-        roommate = "I just got back from my college roommate's wedding in Portland."
+        roommate = "I just got back from my college roommate's wedding in Portland"
         first = m.list(user_id="u")[0].id
         assert roommate in said and said[roommate].sources == (first,)
         assert not any("pasta" in s or "meal plan" in s for s in said)  # requests and questions are not said as so

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from .extract import SINGLE_VALUED, STATEMENT, FactDraft
 
 _OPPOSITE = {"likes": "dislikes", "dislikes": "likes"}
 
 
+_ARTICLE = re.compile(r"^(?:the|a|an|my|our)\s+")
+_SPACES = re.compile(r"\s+")
+
+
 def norm(obj: str) -> str:
     """Normalise an object for comparison: case, articles, spaces, trailing punctuation."""
-    s = re.sub(r"^(?:the|a|an|my|our)\s+", "", obj.lower().strip())
-    return re.sub(r"\s+", " ", s).strip(" .,!")
+    return _SPACES.sub(" ", _ARTICLE.sub("", obj.lower().strip())).strip(" .,!")
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,8 @@ def decide(current: list[Known], draft: FactDraft) -> Decision:
         return Decision("ignore", draft)
     for k in same_slot:
         # a statement is its words: only the same sentence again merges ("I went hiking." is not
-        # "I went hiking with my dad.")
-        if norm(k.object) == norm(draft.object) if draft.predicate == STATEMENT else _same_object(k.object, draft.object):
+        # "I went hiking with my dad."); its object is the sentence as said_key() left it
+        if k.object == draft.object if draft.predicate == STATEMENT else _same_object(k.object, draft.object):
             return Decision("merge", draft, merge_into=k.id)
     closes = []
     if draft.predicate in SINGLE_VALUED or draft.predicate == "favorite":
@@ -84,3 +88,41 @@ def decide(current: list[Known], draft: FactDraft) -> Decision:
             if k.subject.lower() == subj and k.predicate == opposite and _same_object(k.object, draft.object)
         ]
     return Decision("add", draft, closes=closes)
+
+
+class Current:
+    """The current facts a run of decisions sees, kept by subject and predicate (a statement by
+    its sentence), so each decision reads only the facts it could touch — not every statement of
+    a long history."""
+
+    def __init__(self, known: Iterable[Known] = ()) -> None:
+        self._slots: dict[tuple[str, str], dict[str, Known]] = {}
+        self._where: dict[str, tuple[str, str]] = {}
+        for k in known:
+            self.add(k)
+
+    @staticmethod
+    def _slot(subject: str, predicate: str, obj: str) -> tuple[str, str]:
+        return subject.lower(), (f"{STATEMENT}\0{obj}" if predicate == STATEMENT else predicate)
+
+    def add(self, k: Known) -> None:
+        slot = self._slot(k.subject, k.predicate, k.object)
+        self._slots.setdefault(slot, {})[k.id] = k
+        self._where[k.id] = slot
+
+    def remove(self, ids: Iterable[str]) -> None:
+        for i in ids:
+            slot = self._where.pop(i, None)
+            if slot is not None:
+                self._slots[slot].pop(i, None)
+
+    def for_draft(self, draft: FactDraft) -> list[Known]:
+        """Every current fact :func:`decide` may merge into, retract or supersede for ``draft``:
+        its slot and the opposite one (a negated like turns into a dislike)."""
+        preds = [draft.predicate]
+        if draft.predicate in _OPPOSITE:
+            preds.append(_OPPOSITE[draft.predicate])
+        out: list[Known] = []
+        for p in preds:
+            out += self._slots.get(self._slot(draft.subject, p, draft.object), {}).values()
+        return out

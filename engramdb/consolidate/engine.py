@@ -18,8 +18,8 @@ import numpy as np
 from ..encode.text import first_sentence
 from ..model import Episode
 from ..store.facts import FactStore
-from .decide import Decision, Known, decide
-from .extract import Extractor, FactDraft
+from .decide import Current, Decision, Known, decide
+from .extract import STATEMENT, Extractor, FactDraft
 
 
 
@@ -44,15 +44,16 @@ def decide_all(
 ) -> list[tuple[Decision, int, Episode]]:
     """Decide every draft in order, keeping the view of current facts up to date."""
     steps = []
-    cur = list(current)
+    cur = Current(current)
     for ep_rowid, ep, drafts in drafts_per_episode:
         for draft in drafts:
-            d = decide(cur, draft)
+            d = decide(cur.for_draft(draft), draft)
             if d.action == "add":
                 d.new_id = "fact_" + uuid.uuid4().hex
-                cur.append(Known(d.new_id, draft.subject, draft.predicate, draft.qualifier, draft.object))
+                new = d.draft  # a negated like is added as a dislike
+                cur.add(Known(d.new_id, new.subject, new.predicate, new.qualifier, new.object))
             if d.closes:
-                cur = [k for k in cur if k.id not in d.closes]
+                cur.remove(d.closes)
             steps.append((d, ep_rowid, ep))
     return steps
 
@@ -113,7 +114,8 @@ def run(
         if not pending:
             break
         drafts = [(rowid, ep, extractor.extract(ep.text, speaker_of(ep), ep.role)) for rowid, _, ep in pending]
-        steps = decide_all(facts.current(user_id), drafts)
+        said = [d.object for _, _, ds in drafts for d in ds if d.predicate == STATEMENT]
+        steps = decide_all(facts.current(user_id, said), drafts)
         texts = {d.draft.text for d, _, _ in steps if d.action == "add"}
         hashes = {t: hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts}
         vectors = vectors_for(model, {hashes[t]: t for t in texts}) if model and texts else {}

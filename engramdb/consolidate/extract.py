@@ -316,13 +316,25 @@ def statement_of(sentence: str) -> str | None:
     return body[:_STATEMENT_CHARS]
 
 
+_SPACES = re.compile(r"\s+")
+
+
+def said_key(body: str) -> str:
+    """A statement's object: its sentence with spaces collapsed and no closing stop, so the same
+    sentence said again ("I went hiking!" after "I went hiking.") is the same statement."""
+    return _SPACES.sub(" ", body).strip().rstrip(" .!")
+
+
 def statement_drafts(text: str, speaker: str) -> list[FactDraft]:
-    """The statements of a message (see :func:`statement_of`) as ``says`` drafts, each once."""
+    """The statements of a message (see :func:`statement_of`) as ``says`` drafts, each once: the
+    object is the :func:`said_key`, the text the sentence as said."""
     out: list[FactDraft] = []
     for m in SENTENCE.finditer(text):
         body = statement_of(m.group(0))
-        if body is not None and all(d.object.lower() != body.lower() for d in out):
-            out.append(FactDraft(speaker, STATEMENT, body, body, False, 0.5))
+        if body is not None:
+            key = said_key(body)
+            if key and all(d.object != key for d in out):
+                out.append(FactDraft(speaker, STATEMENT, key, body, False, 0.5))
     return out
 
 

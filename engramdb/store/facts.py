@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..consolidate.decide import Decision, Known
-from ..consolidate.extract import FactDraft
+from ..consolidate.extract import STATEMENT, FactDraft
 from ..errors import InputError, NotFoundError
 from ..model import Change, Entity, Episode, Fact, Segment
 from ..timeutil import iso, now_utc
@@ -70,11 +70,19 @@ class FactStore:
         )
         return [(r[0], r[15], ep) for r, ep in zip(rows, self.s._episodes(rows))]
 
-    def current(self, user_id: str) -> list[Known]:
-        rows = self.s._q(
-            "SELECT id, subject, predicate, qualifier, object FROM facts WHERE user_id = ? AND status = 'current'",
-            (user_id,),
-        )
+    def current(self, user_id: str, said: Sequence[str] | None = None) -> list[Known]:
+        """The user's current facts. With ``said``, statements only where their sentence is one
+        of these (a statement merges only with the same sentence; a long history holds tens of
+        thousands of them, so each consolidation must not read them all)."""
+        cols = "SELECT id, subject, predicate, qualifier, object FROM facts WHERE user_id = ? AND status = 'current'"
+        if said is None:
+            return [Known(*r) for r in self.s._q(cols, (user_id,))]
+        rows = list(self.s._q(f"{cols} AND predicate <> '{STATEMENT}'", (user_id,)))
+        unique = list(dict.fromkeys(said))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += self.s._q(f"{cols} AND predicate = '{STATEMENT}' AND object IN ({marks})", (user_id, *chunk))
         return [Known(*r) for r in rows]
 
     def _facts(self, rows: list[Any]) -> list[Fact]:

@@ -229,3 +229,10 @@ def _m0005(dialect: str) -> list[str]:
     # Fact keys are found by their fact (a merge copies the key to a new source; dropping a fact
     # drops its keys): index only the key units, not every passage.
     return ["CREATE INDEX units_fact ON units(fact_rowid) WHERE fact_rowid IS NOT NULL"]
+
+
+@migration("0006_statement_index")
+def _m0006(dialect: str) -> list[str]:
+    # A statement merges only with the same sentence, looked up by its text: a history holds
+    # tens of thousands of statements, and a consolidation must not read them all.
+    return ["CREATE INDEX facts_said ON facts(user_id, object) WHERE predicate = 'says' AND status = 'current'"]
