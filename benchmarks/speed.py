@@ -8,6 +8,7 @@ reused, under new session ids, to reach the larger sizes). Measures:
   and on exactly the passages ingest embeds for them; cold ingest as a share of each;
 - cold ingest: those texts through ``Memory.add`` (one call per 20-turn session), no cache;
 - warm ingest: the same texts again into another scope (vectors come from the store);
+- ingest of each larger scope (vectors from the cache), with its rate per 10k turns;
 - search p50/p95/p99 (query embedding included; every query distinct) at each size.
 The large scope borrows vectors from the shared embedding cache that ``engramdb bench`` fills
 (``~/.cache/engramdb/embeddings.sqlite``); texts missing from it are embedded.
@@ -123,8 +124,12 @@ def main() -> None:
             with Memory(Path(tmp) / f"scope-{size}.db", embedder=embedder, embedding_cache=args.cache) as mem:
                 if mem.store.user_version("big") is None:
                     rows = [msgs[i % len(msgs)] for i in range(size)]
-                    t = ingest(mem, "big", rows, "s")
-                    report[f"ingest_{size}_seconds"] = round(t, 1)
+                    step = 10_000  # the rate per 10k turns shows whether adds slow as the scope grows
+                    parts = [ingest(mem, "big", rows[i : i + step], f"s{i}") for i in range(0, size, step)]
+                    report[f"ingest_{size}_seconds"] = round(sum(parts), 1)
+                    report[f"ingest_{size}_turns_per_s_by_10k"] = [
+                        round(min(step, size - i * step) / p, 1) for i, p in enumerate(parts)
+                    ]
                     report[f"embedded_for_{size}"] = mem.embedded_texts
                 report[f"search_ms_at_{size}"] = {k: round(v, 2) for k, v in search_latency(mem, "big", queries).items()}
                 print(json.dumps(report, indent=1), file=sys.stderr)
