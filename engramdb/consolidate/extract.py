@@ -36,7 +36,7 @@ CATEGORY = {
     "says": "statements",
 }
 #: The predicate of a statement: a sentence in which the speaker tells of themselves or their
-#: world, kept verbatim (object and text are the sentence) — see :class:`RuleExtractor`.
+#: world, kept verbatim (text: the sentence; object: its :func:`said_key`) — see :class:`RuleExtractor`.
 STATEMENT = "says"
 FACT_KINDS = frozenset({"fact", "preference", "statement"})
 PREFERENCE_PREDICATES = frozenset({"likes", "dislikes", "prefers", "favorite", "allergic_to", "habit", "diet"})
