@@ -70,13 +70,11 @@ class FactStore:
         )
         return [(r[0], r[15], ep) for r, ep in zip(rows, self.s._episodes(rows))]
 
-    def current(self, user_id: str, said: Sequence[str] | None = None) -> list[Known]:
-        """The user's current facts. With ``said``, statements only where their sentence is one
-        of these (a statement merges only with the same sentence; a long history holds tens of
-        thousands of them, so each consolidation must not read them all)."""
+    def current(self, user_id: str, said: Sequence[str]) -> list[Known]:
+        """The user's current facts a consolidation can touch: all facts, and the statements whose
+        sentence is one of ``said`` (a statement merges only with the same sentence; a long
+        history holds tens of thousands of them, so a consolidation must not read them all)."""
         cols = "SELECT id, subject, predicate, qualifier, object FROM facts WHERE user_id = ? AND status = 'current'"
-        if said is None:
-            return [Known(*r) for r in self.s._q(cols, (user_id,))]
         rows = list(self.s._q(f"{cols} AND predicate <> '{STATEMENT}'", (user_id,)))
         unique = list(dict.fromkeys(said))
         for i in range(0, len(unique), 500):
