@@ -265,6 +265,71 @@ def test_preferences_are_recalled_for_recommendations(smem: Memory) -> None:
     assert any("hiking" in h.text for h in hits)
 
 
+def test_advice_questions_are_told_from_questions_about_advice() -> None:
+    from engramdb.recall.query import analyse
+
+    for q in ("Can you suggest some activities I can do during my commute?", "Any tips on buying a guitar?",
+              "My cookies need something extra. Any advice?", "What should I cook tonight?",
+              "Could you please recommend a podcast?"):
+        assert analyse(q, None).asks_advice, q
+    for q in ("What advice does Caroline give for getting started with adoption?",
+              "What book did Caroline recommend to Melanie?", "What did I suggest to my sister?"):
+        assert not analyse(q, None).asks_advice, q
+
+
+COMMUTE = [
+    ("user", "Can you help me plan meals for the week? I want something quick for weeknights."),
+    ("assistant", "Sure: a stir fry on Monday, tacos on Tuesday and a sheet-pan dinner on Wednesday."),
+    ("user", "My commute to work got longer since the office moved, it is almost an hour now."),
+    ("assistant", "An hour is a lot. Maybe you could shift your hours to avoid the rush."),
+    ("user", "I love listening to history podcasts on my commute, it makes the ride fly by."),
+    ("assistant", "History podcasts are a great way to learn something on the go."),
+    ("user", "My sister is visiting next month and I need to clean the guest room."),
+    ("assistant", "A checklist could help you get the room ready in time."),
+    ("user", "The printer at the office keeps jamming."),
+    ("assistant", "Try cleaning the rollers and using fresh paper."),
+]
+
+
+def test_advice_questions_recall_the_askers_preferences_first(tmp_path: Path, real_embedder: object) -> None:
+    # Both user turns are about the commute; only one says what the user likes, and that is
+    # what a suggestion should build on.
+    with Memory(tmp_path / "c.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+        m.add([{"role": r, "content": c} for r, c in COMMUTE], user_id="u", session_id="s")
+        assert ("likes", "listening to history podcasts") in {(f.predicate, f.object) for f in m.facts(user_id="u")}
+        q = "Can you suggest some things to do during my commute?"
+        on = m.search(q, user_id="u", limit=3)
+        off = m.search(q, user_id="u", limit=3, options=RecallOptions(weights=Weights(preference=0)))
+        assert "history podcasts" in on[0].text
+        assert "history podcasts" not in off[0].text
+        # a question that asks for no advice is ranked as before
+        q2 = "How long is my commute to work?"
+        same = m.search(q2, user_id="u", limit=3, options=RecallOptions(weights=Weights(preference=0)))
+        assert [h.episode_ids for h in m.search(q2, user_id="u", limit=3)] == [h.episode_ids for h in same]
+
+
+def test_a_named_speakers_statement_is_embedded_with_the_name(tmp_path: Path) -> None:
+    # Like the passages of a named speaker's message, a statement key carries the name into
+    # its vector, so "what does John do for exercise?" can find "I'm doing kickboxing".
+    import hashlib
+    import sqlite3
+
+    with Memory(tmp_path / "n.db", embedder=HashEmbedder()) as m:
+        m.add([{"role": "user", "name": "John", "content": "I'm doing kickboxing these days."},
+               {"role": "user", "content": "I'm doing pottery these days."}], user_id="u", session_id="s")
+        said = {f.object: f for f in m.facts(user_id="u", kinds=["statement"])}
+        assert set(said) == {"I'm doing kickboxing these days", "I'm doing pottery these days"}
+    con = sqlite3.connect(tmp_path / "n.db")
+    hashes = dict(con.execute("SELECT f.object, u.vector_hash FROM units u JOIN facts f ON f.rowid = u.fact_rowid"))
+    con.close()
+
+    def sha(t: str) -> str:
+        return hashlib.sha256(t.encode("utf-8")).hexdigest()
+
+    assert hashes["I'm doing kickboxing these days"] == sha("John: I'm doing kickboxing these days.")
+    assert hashes["I'm doing pottery these days"] == sha("I'm doing pottery these days.")  # no name, no prefix
+
+
 def test_segments_cover_sessions(smem: Memory) -> None:
     segs = smem.segments(user_id="u")
     assert {s.session_id for s in segs} == {"a", "b"}

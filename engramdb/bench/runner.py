@@ -44,7 +44,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "embedder": None,
         "passage_tokens": 1_000_000,
         "recall": RecallOptions(
-            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0, facts=0, facts_support=0, statements=0, segments=0),
+            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0, facts=0, facts_support=0, statements=0, segments=0, preference=0),
             merge_adjacent=False,
         ),
     },
@@ -62,8 +62,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "no-key-support": {"recall": RecallOptions(weights=Weights(facts_support=0))},
     "no-segment-keys": {"recall": RecallOptions(weights=Weights(segments=0))},
     "no-statement-keys": {"recall": RecallOptions(weights=Weights(statements=0))},
-    # Without the semantic layer's keys (facts, statements and segments; all are still built).
-    "no-semantic": {"recall": RecallOptions(weights=Weights(facts=0, facts_support=0, statements=0, segments=0))},
+    "no-preference": {"recall": RecallOptions(weights=Weights(preference=0))},
+    # Without the semantic layer (fact, statement and segment keys, the preference boost; all
+    # are still built).
+    "no-semantic": {
+        "recall": RecallOptions(weights=Weights(facts=0, facts_support=0, statements=0, segments=0, preference=0))
+    },
     "no-time": {"recall": RecallOptions(weights=Weights(time=0, when=0, order=0))},
 }
 

@@ -39,6 +39,15 @@ def speaker_of(ep: Episode) -> str:
     return ep.name or ("user" if ep.role in (None, "", "user") else ep.role)
 
 
+def key_text(draft: FactDraft, ep: Episode) -> str:
+    """The text embedded for a fact's key. A statement is the speaker's own words ("I started
+    kickboxing"): like the passages of a named speaker's message, it is embedded with the name
+    in front, so a question about that person ("what sports does John do?") finds it."""
+    if draft.predicate == STATEMENT and ep.name:
+        return f"{ep.name}: {draft.text}"
+    return draft.text
+
+
 def decide_all(
     current: list[Known], drafts_per_episode: Sequence[tuple[int, Episode, list[FactDraft]]]
 ) -> list[tuple[Decision, int, Episode]]:
@@ -116,9 +125,9 @@ def run(
         drafts = [(rowid, ep, extractor.extract(ep.text, speaker_of(ep), ep.role)) for rowid, _, ep in pending]
         said = [d.object for _, _, ds in drafts for d in ds if d.predicate == STATEMENT]
         steps = decide_all(facts.current(user_id, said), drafts)
-        texts = {d.draft.text for d, _, _ in steps if d.action == "add"}
-        hashes = {t: hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts}
-        vectors = vectors_for(model, {hashes[t]: t for t in texts}) if model and texts else {}
+        texts = {d.new_id: key_text(d.draft, ep) for d, _, ep in steps if d.action == "add" and d.new_id}
+        hashes = {i: hashlib.sha256(t.encode("utf-8")).hexdigest() for i, t in texts.items()}
+        vectors = vectors_for(model, {hashes[i]: t for i, t in texts.items()}) if model and texts else {}
         segs = []
         by_session: dict[str | None, list[tuple[int, int, Episode]]] = {}
         for rowid, seq, ep in pending:

@@ -100,8 +100,9 @@ _PROFESSION = re.compile(
     r"freelancer|data scientist|software engineer|social worker|paramedic|surgeon|physician|tutor|coach))\b",
     re.I,
 )
-# Object phrase: up to 6 words, stopping at punctuation and clause words.
-_OBJ = r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:\s+(?!and\b|but\b|because\b|so\b|since\b|when\b|with\b|for\b|to\b|last\b|next\b|yesterday\b|today\b|this\b|these\b|those\b|lately\b|nowadays\b|now\b|anymore\b|which\b|that\b|who\b|where\b|after\b|before\b|in\b|on\b|at\b)[\w'&.-]+){0,5})"
+# Object phrase: up to 6 words, stopping at punctuation and clause words ("to" only after a
+# gerund: "listening to podcasts", not "pottery to relax").
+_OBJ = r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:(?<=ing)\s+to(?=\s+\w)|\s+(?!and\b|but\b|because\b|so\b|since\b|when\b|with\b|for\b|to\b|last\b|next\b|yesterday\b|today\b|this\b|these\b|those\b|lately\b|nowadays\b|now\b|anymore\b|which\b|that\b|who\b|where\b|after\b|before\b|in\b|on\b|at\b)[\w'&.-]+){0,5})"
 _CAP_OBJ = r"(?P<obj>(?-i:[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|la|von|van|the)\b)){0,4}))"
 
 
@@ -269,7 +270,7 @@ _RECENT_HABIT = _r(
 )
 _RULES += _ACTIVITY_RULES + _USE_RULES + [_RECENT_HABIT]
 # An object that only points back ("I enjoy to use", "I love it") names nothing.
-_EMPTY_OBJ = re.compile(r"^(?:to \w+|using|doing|it|them|that|this|those|these|one|so|too|stuff|things|the|a|an|my|something)$", re.I)
+_EMPTY_OBJ = re.compile(r"^(?:to|to \w+|using|doing|it|them|that|this|those|these|one|so|too|stuff|things|the|a|an|my|something)$", re.I)
 # What one likes in a reply is a reaction, not a taste: "I like the idea of…", "I love when you…".
 _REACTION = re.compile(r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fact|thought|results|when|how|what|that|it|this)\b", re.I)
 # "I'm going to try to…": a plan needs more than a light verb.

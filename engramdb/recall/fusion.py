@@ -62,10 +62,11 @@ class Weights:
     facts_support: float = 0.2  # share of the best key match added to the episode's relevance
     statements: float = 1.0  # a statement key (a sentence as said) standing in, scaled: it is the text
     segments: float = 0.1  # context from the episode's segment, recalled as one key (its pooled text)
+    preference: float = 0.3  # advice questions: boost for episodes a preference was drawn from
     method: str = "weighted"  # or "rrf"
 
     def __post_init__(self) -> None:
-        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts", "facts_support", "statements", "segments"):
+        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts", "facts_support", "statements", "segments", "preference"):
             if getattr(self, name) < 0:
                 raise ValueError(f"weight {name} must be >= 0")
         if self.method not in ("weighted", "rrf"):

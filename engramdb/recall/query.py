@@ -28,6 +28,14 @@ _WHEN = re.compile(
     r"(days?|weeks?|months?|years?|time)|how long|since when|what age)\b",
     re.I,
 )
+# Asking for advice ("can you suggest…", "any tips…?", "what should I…"): the answer should fit
+# what the asker likes, so their stated preferences are evidence.
+_ADVICE = re.compile(
+    r"\b(?:can|could|would) you (?:\w+ ){0,2}?(?:suggest|recommend|give me|help me (?:find|choose|pick|decide))|"
+    r"\bany (?:\w+ )?(?:suggestions|recommendations|tips|advice|ideas)\b|\bwhat (?:should|could|can) I\b|"
+    r"\b(?:suggest|recommend) (?:me|some|a|an|any)\b",
+    re.I,
+)
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 # "in two weeks" is a date ahead only in a question about what lies ahead; otherwise it is a
 # duration ("how many followers did I gain in two weeks?").
@@ -60,6 +68,7 @@ class QueryAnalysis:
     time_words: tuple[str, ...] = field(default_factory=tuple)
     anchor: tuple[str, str] | None = None  # ("before" | "after", event text)
     core: str = ""  # the question without the anchor clause: what is asked about
+    asks_advice: bool = False  # "can you suggest…": the asker's preferences are evidence
 
     def relative_to(self, pivot: float) -> QueryAnalysis:
         """This analysis plus the half-open range before/after an event at ``pivot``."""
@@ -67,7 +76,9 @@ class QueryAnalysis:
             return self
         day = 86400.0  # the event's own day is neither before nor after it
         r = TimeRange(-_OPEN, pivot - day, False) if self.anchor[0] == "before" else TimeRange(pivot + day, _OPEN, False)
-        return QueryAnalysis(self.ranges + (r,), self.order, self.asks_when, self.time_words, None, self.core)
+        return QueryAnalysis(
+            self.ranges + (r,), self.order, self.asks_when, self.time_words, None, self.core, self.asks_advice
+        )
 
 
 def _ts(d: date, end: bool = False) -> float:
@@ -99,7 +110,9 @@ def analyse(query: str, now: datetime | None) -> QueryAnalysis:
         core = (query[: m.start()] + query[m.end() :]).strip()
     else:
         core = query
-    return QueryAnalysis(tuple(ranges), order, bool(_WHEN.search(query)), tuple(words), anchor, core)
+    return QueryAnalysis(
+        tuple(ranges), order, bool(_WHEN.search(query)), tuple(words), anchor, core, bool(_ADVICE.search(query))
+    )
 
 
 def range_closeness(ep_ts: np.ndarray, ev_lo: np.ndarray, ev_hi: np.ndarray, r: TimeRange) -> np.ndarray:

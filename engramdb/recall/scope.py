@@ -26,6 +26,7 @@ class ScopeIndex:
         self.unit_is_key = np.zeros(0, dtype=bool)  # fact keys: recall their episode, never shown
         self.unit_is_statement = np.zeros(0, dtype=bool)  # ...of them, statements (sentences as said)
         self.ep_rowid = np.zeros(0, dtype=np.int64)
+        self.ep_preference = np.zeros(0, dtype=bool)  # a preference was drawn from the episode
         self.ep_ts = np.zeros(0, dtype=np.float64)
         self.ep_recorded_ts = np.zeros(0, dtype=np.float64)
         self.ep_event_lo = np.zeros(0, dtype=np.float64)  # NaN: the episode mentions no time
@@ -143,6 +144,7 @@ class ScopeIndex:
         self.ep_next = next_all
         self.ep_first_unit = np.append(self.ep_first_unit, np.full(len(new_eps), -1, dtype=np.int64))
         self.ep_segment = np.append(self.ep_segment, np.full(len(new_eps), -1, dtype=np.int64))
+        self.ep_preference = np.append(self.ep_preference, np.zeros(len(new_eps), dtype=bool))
         # Units.
         base = self.unit_rowid.size
         self.unit_rowid = np.append(self.unit_rowid, rows.unit_rowid)
@@ -150,6 +152,7 @@ class ScopeIndex:
         self.unit_is_statement = np.append(self.unit_is_statement, rows.unit_is_statement)
         new_unit_ep = self._episode_positions(rows.unit_episode)
         self.unit_ep = np.append(self.unit_ep, new_unit_ep)
+        self.ep_preference[new_unit_ep[np.asarray(rows.unit_is_preference, dtype=bool)]] = True
         # An episode's first passage (keys aside): shown when none of its passages matched.
         passage = ~np.asarray(rows.unit_is_key, dtype=bool)
         eps, first = np.unique(new_unit_ep[passage], return_index=True)

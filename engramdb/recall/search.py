@@ -116,6 +116,12 @@ def recall(
     ep_base = np.maximum(np.maximum(ep_text, w.facts * ep_fact), w.statements * ep_said) + w.facts_support * ep_key
     ep_facts = ep_base - ep_text  # what keys added, for ``why``
 
+    # A request for advice is answered from what the asker likes and does: an episode a
+    # preference was drawn from ("I enjoy audiobooks on my commute") counts for more.
+    if analysis.asks_advice and w.preference > 0:
+        ep_base = ep_base * (1.0 + w.preference * scope.ep_preference)
+        ep_facts = ep_base - ep_text
+
     visible = np.ones(n_eps, dtype=bool)
     if as_of_ts is not None:
         visible &= scope.ep_recorded_ts <= as_of_ts

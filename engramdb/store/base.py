@@ -52,6 +52,7 @@ class ScopeRows:
     unit_episode: np.ndarray  # int64 [U], episode rowid
     unit_is_key: np.ndarray  # bool [U], a derived key (a fact) rather than a passage of the text
     unit_is_statement: np.ndarray  # bool [U], a key that is a statement (a sentence as said)
+    unit_is_preference: np.ndarray  # bool [U], a key of a preference (likes, dislikes, habits…)
     unit_vector: np.ndarray  # float32 [U, D], zero rows where has_vector is False
     has_vector: np.ndarray  # bool [U]
     unit_terms: list[bytes]  # [U], full-text terms (engramdb.index.lexical.encode_terms)

@@ -182,7 +182,10 @@ class FactStore:
         fact_hashes: dict[str, str],
         segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
     ) -> list[str]:
-        """Apply decisions (each with its source episode rowid and episode) in one transaction."""
+        """Apply decisions (each with its source episode rowid and episode) in one transaction.
+
+        ``fact_hashes``: new fact id -> the vector hash of its key (``vectors`` holds those the
+        store lacks)."""
         change_ids: list[str] = []
         now = iso(now_utc())
         with self.s._tx() as c:
@@ -234,7 +237,7 @@ class FactStore:
                         created.append(new_id)
                         for name, kind, alias in _entities_of(dr):
                             self._link_entity(c, user_id, name, kind, alias, ep_rowid, frow)
-                        vh = fact_hashes.get(dr.text)
+                        vh = fact_hashes.get(new_id)
                         c.execute(
                             "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, "
                             "vector_hash, fact_rowid, terms) VALUES (?, ?, -1, 0, 0, ?, ?, '', ?, ?, ?)",

@@ -369,7 +369,7 @@ class SQLiteStore:
     def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
         units = self._q(
             "SELECT u.rowid, u.episode_rowid, v.vector, u.fact_rowid IS NOT NULL, u.terms, u.speaker, "
-            "f.kind IS 'statement' FROM units u "
+            "f.kind IS 'statement', f.kind IS 'preference' FROM units u "
             "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
             "LEFT JOIN facts f ON f.rowid = u.fact_rowid "
             "WHERE u.user_id = ? AND u.rowid > ? ORDER BY u.rowid",
@@ -387,6 +387,7 @@ class SQLiteStore:
             unit_episode=np.array([r[1] for r in units], dtype=np.int64),
             unit_is_key=np.array([bool(r[3]) for r in units], dtype=bool),
             unit_is_statement=np.array([bool(r[6]) for r in units], dtype=bool),
+            unit_is_preference=np.array([bool(r[7]) for r in units], dtype=bool),
             unit_terms=[r[4] for r in units],
             unit_speaker=[r[5] for r in units],
             unit_vector=vec,
