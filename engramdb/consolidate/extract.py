@@ -111,8 +111,9 @@ _DASH = r"\s[-–—]\s"  # a dash between words: a clause break, never part of 
 
 def _clean(obj: str) -> str:
     obj = re.split(_DASH, obj, maxsplit=1)[0]  # "the Orpheus Orchestra - I've heard…"
+    obj = re.sub(r"^(?:(?:also|really|just|still|even|both)\s+)+", "", obj.strip(), flags=re.I)  # "I like also X"
     obj = re.sub(r"^(?:the|a|an|my|our|some)\s+", "", obj.strip(), flags=re.I).strip(" .,'\"").rstrip(".")
-    obj = re.sub(r"\s+(?:of|from|about|like)$", "", obj, flags=re.I)  # cut off mid-phrase: "some of"
+    obj = re.sub(r"\s+(?:of|from|about|like|to)$", "", obj, flags=re.I)  # cut off mid-phrase: "some of"
     # trailing words that end a clause, not the thing: "my guitar a lot", "my Switch every night"
     return re.sub(r"(?:\s+(?:a lot|a bit|a|an|the|so much|again|too|very|every \w+))+$", "", obj, flags=re.I)
 
@@ -140,7 +141,8 @@ _NOT_OWNED = (
     r"boyfriend|girlfriend|sister|brother|mom|dad|mother|father|son|daughter|dog|cat|puppy|kitten|"
     r"hard time|tendency|habit|list|request|presentation|project|class|lesson|course|shift|call|talk|"
     r"doubts?|concerns?|fears?|hopes?|worries|worry|reservations|suspicion|sense|way|point|right|choice|"
-    r"background|very|really|pretty|so|complexion|skin|personality|voice|smile|accent|tasks?|things|errands)\b)"
+    r"background|very|really|pretty|so|complexion|skin|personality|voice|smile|accent|tasks?|things|errands|"
+    r"tough|rough|difficult|times|moments|experiences?|luck|fun|blast|win|victory|clarity)\b)"
 )
 # A workplace: a name ("Siemens", "St. Mary's"), or "the <place>" ("the local hospital").
 _PLACE_OBJ = r"(?:" + _CAP_OBJ + r"|the\s+" + _OBJ.replace("(?P<obj>", "(?P<obj2>") + r")"
@@ -198,7 +200,7 @@ _RULES: list[_Rule] = [
     _r(r"\b" + _SUBJ + r"\s+(?:prefer|prefers)\s+" + _OBJ, "prefers", "{s} prefers {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but )", "habit", "{s} usually {o}"),
     # possessions and plans
-    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:bought|purchased|got)\s+(?:a|an|my|the)\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter|(?:\w+\s+){0,2}results|news|feedback|grades?|scores?|diagnosis|vaccine|shot|haircut|period|hands)\b)" + _OBJ, "owns", "{s} bought {o}"),
+    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:(?:bought|purchased)\s+(?:a|an|my|the)|got\s+(?:a new|my new|myself a))\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter|(?:\w+\s+){0,2}results|news|feedback|grades?|scores?|diagnosis|vaccine|shot|haircut|period|hands|day|night|week|weekend|month|year|time|other day)\b)" + _OBJ, "owns", "{s} bought {o}"),
     _r(r"\b" + _SUBJ + r"(?:\s+(?:own|owns)|(?:'ve|’ve| have|'s|’s| has)\s+(?:got|had|owned)|\s+(?:still\s+)?(?:have|has))\s+(?P<det>a|an|my|her|his|two|three|four|several|some)\s+(?!(?:new\s+)?" + _NOT_OWNED + r")(?:new\s+)?" + _OBJ, "owns", "{s} owns {d}{o}"),
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:planning|going|about)\s+to\s+" + _OBJ, "plans", "{s} plans to {o}"),
     _r(_SUBJX + r"\s+(?:visited|went to|traveled to|travelled to)\s+" + _CAP_OBJ, "visited", "{s} visited {o}"),
@@ -272,7 +274,25 @@ _RULES += _ACTIVITY_RULES + _USE_RULES + [_RECENT_HABIT]
 # An object that only points back ("I enjoy to use", "I love it") names nothing.
 _EMPTY_OBJ = re.compile(r"^(?:to|to \w+|using|doing|it|them|that|this|those|these|one|so|too|stuff|things|the|a|an|my|something)$", re.I)
 # What one likes in a reply is a reaction, not a taste: "I like the idea of…", "I love when you…".
-_REACTION = re.compile(r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fact|thought|results|when|how|what|that|it|this)\b", re.I)
+_REACTION = re.compile(
+    r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fact|thought|results|when|how|what|that|it|this|"
+    r"smell|taste|feel|feeling|vibe|vibes|view|sight)\b",
+    re.I,
+)
+# An object that points at something said before ("seeing them soak", "their design") or is cut
+# off before one ("I love making this cake" -> "making") names nothing on its own.
+_PRONOUN = re.compile(r"\b(?:it|its|them|they|their|theirs|him|this|that|these|those)\b", re.I)
+_DEICTIC_NEXT = re.compile(
+    r"\s*(?:(?:this|that|these|those)\b(?!\s+(?:days?|weeks?|weekends?|months?|years?|mornings?|evenings?|nights?|"
+    r"times?|summer|winter|spring|fall|autumn|season))|(?:it|them|one)\b)",
+    re.I,
+)
+# "I'm going to need new shoes": a need, not a plan.
+_NOT_PLAN = re.compile(r"^(?:need|have to|want|wanna)\b", re.I)
+# An object is a thing, not a phrase of time or manner: "I've been playing for four months".
+_PREP_OBJ = re.compile(r"^(?:for|of|about|with|in|on|at|since|from|by|around|over)\b", re.I)
+# "I used to love hiking": no longer so.
+_USED_TO = re.compile(r"\bused to\b", re.I)
 # "I'm going to try to…": a plan needs more than a light verb.
 _LIGHT_VERB = re.compile(r"^(?:try|be|have|get|do|make|go|see|keep|take|start|give|use|need|ask|check|look)$", re.I)
 # Clause openers: a hypothetical in an earlier clause does not reach past them
@@ -390,7 +410,15 @@ class RuleExtractor:
         obj = _clean(groups.get("obj") or groups.get("obj2") or "")
         if not obj or len(obj) > 60 or _EMPTY_OBJ.match(obj):
             return None
-        if (rule.predicate == "likes" and _REACTION.match(obj)) or (rule.predicate == "plans" and _LIGHT_VERB.match(obj)):
+        if (rule.predicate == "likes" and _REACTION.match(obj)) or (
+            rule.predicate == "plans" and (_LIGHT_VERB.match(obj) or _NOT_PLAN.match(obj))
+        ):
+            return None
+        if _PREP_OBJ.match(obj) or (not rule.negated and _USED_TO.search(sentence[: m.end()])):
+            return None
+        if rule.predicate in PREFERENCE_PREDICATES and (
+            _PRONOUN.search(obj) or (" " not in obj and _DEICTIC_NEXT.match(sentence[m.end() :]))
+        ):
             return None
         rel = groups.get("rel")
         subject = f"{speaker}'s {rel.lower()}" if rel else speaker
