@@ -106,7 +106,7 @@ _OBJ = r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:(?<=ing)\s+to(?=\s+\w)|\s+(?!and\b|but\b
 _CAP_OBJ = r"(?P<obj>(?-i:[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|la|von|van|the)\b)){0,4}))"
 
 
-_DASH = r"\s[-–—]\s"  # a dash between words: a clause break, never part of a thing's name
+_DASH = r"\s(?:[-–—]|--)\s"  # a dash between words: a clause break, never part of a thing's name
 
 
 def _clean(obj: str) -> str:
@@ -142,7 +142,8 @@ _NOT_OWNED = (
     r"hard time|tendency|habit|list|request|presentation|project|class|lesson|course|shift|call|talk|"
     r"doubts?|concerns?|fears?|hopes?|worries|worry|reservations|suspicion|sense|way|point|right|choice|"
     r"background|very|really|pretty|so|complexion|skin|personality|voice|smile|accent|tasks?|things|errands|"
-    r"tough|rough|difficult|times|moments|experiences?|luck|fun|blast|win|victory|clarity)\b)"
+    r"tough|rough|difficult|times|moments|experiences?|luck|fun|blast|win|victory|clarity|news|story|stories|"
+    r"feelings?|surge)\b)"
 )
 # A workplace: a name ("Siemens", "St. Mary's"), or "the <place>" ("the local hospital").
 _PLACE_OBJ = r"(?:" + _CAP_OBJ + r"|the\s+" + _OBJ.replace("(?P<obj>", "(?P<obj2>") + r")"
@@ -272,7 +273,11 @@ _RECENT_HABIT = _r(
 )
 _RULES += _ACTIVITY_RULES + _USE_RULES + [_RECENT_HABIT]
 # An object that only points back ("I enjoy to use", "I love it") names nothing.
-_EMPTY_OBJ = re.compile(r"^(?:to|to \w+|using|doing|it|them|that|this|those|these|one|so|too|stuff|things|the|a|an|my|something)$", re.I)
+_EMPTY_OBJ = re.compile(
+    r"^(?:to|to \w+|using|doing|it|them|that|this|those|these|one|so|too|stuff|things|the|a|an|my|something|"
+    r"her|him|you|us|lately|recently|again|now)$",
+    re.I,
+)
 # What one likes in a reply is a reaction, not a taste: "I like the idea of…", "I love when you…".
 _REACTION = re.compile(
     r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fact|thought|results|when|how|what|that|it|this|"
@@ -291,6 +296,8 @@ _DEICTIC_NEXT = re.compile(
 _NOT_PLAN = re.compile(r"^(?:need|have to|want|wanna)\b", re.I)
 # An object is a thing, not a phrase of time or manner: "I've been playing for four months".
 _PREP_OBJ = re.compile(r"^(?:for|of|about|with|in|on|at|since|from|by|around|over)\b", re.I)
+# ...nor is one had when its head noun is none ("some awesome news", "a funny story").
+_NOT_OWNED_HEAD = re.compile(r"\b" + _NOT_OWNED + r"$", re.I)
 # "I used to love hiking": no longer so.
 _USED_TO = re.compile(r"\bused to\b", re.I)
 # "I'm going to try to…": a plan needs more than a light verb.
@@ -413,6 +420,8 @@ class RuleExtractor:
         if (rule.predicate == "likes" and _REACTION.match(obj)) or (
             rule.predicate == "plans" and (_LIGHT_VERB.match(obj) or _NOT_PLAN.match(obj))
         ):
+            return None
+        if rule.predicate == "owns" and _NOT_OWNED_HEAD.search(obj):
             return None
         if _PREP_OBJ.match(obj) or (not rule.negated and _USED_TO.search(sentence[: m.end()])):
             return None
