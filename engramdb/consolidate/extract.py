@@ -423,7 +423,7 @@ class RuleExtractor:
             return None
         if rule.predicate == "owns" and _NOT_OWNED_HEAD.search(obj):
             return None
-        if _PREP_OBJ.match(obj) or (not rule.negated and _USED_TO.search(sentence[: m.end()])):
+        if _PREP_OBJ.match(obj) or (not rule.negated and _USED_TO.search(m.group(0))):
             return None
         if rule.predicate in PREFERENCE_PREDICATES and (
             _PRONOUN.search(obj) or (" " not in obj and _DEICTIC_NEXT.match(sentence[m.end() :]))
