@@ -181,6 +181,18 @@ def test_bench_configs_and_compare(tmp_path: Path) -> None:
     assert {r["category"] for r in rows} >= {"all"}
 
 
+def test_bm25_baseline_is_plain_full_text_over_turns(tmp_path: Path) -> None:
+    # No consolidation: fact and statement keys would sit in the same full-text index and shift
+    # its term statistics, so the "plain BM25" baseline would not be plain.
+    from engramdb import Memory
+    from engramdb.bench.runner import memory_kwargs
+
+    with Memory(tmp_path / "b.db", **memory_kwargs("bm25")) as m:
+        m.add([{"role": "user", "content": "I live in Berlin and I love hiking."}], user_id="u")
+        assert m.facts(user_id="u", kinds=["fact", "preference", "statement"]) == []
+        assert m.search("hiking", user_id="u", limit=1)[0].signals["facts"] == 0
+
+
 def test_bench_jobs_give_same_results(tmp_path: Path) -> None:
     runner = CliRunner()
     for jobs in ("1", "2"):

@@ -40,9 +40,12 @@ _W = Weights()
 #: Named configurations: Memory keyword arguments. "bm25" is the plain baseline.
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
+    # Plain BM25 over whole turns: no vectors, no context, no time, and no consolidation (its
+    # keys would sit in the same full-text index and change its term statistics).
     "bm25": {
         "embedder": None,
         "passage_tokens": 1_000_000,
+        "consolidate_on_add": False,
         "recall": RecallOptions(
             weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0, facts=0, facts_support=0, statements=0, segments=0, preference=0),
             merge_adjacent=False,
