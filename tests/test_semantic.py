@@ -300,7 +300,8 @@ def test_advice_questions_recall_the_askers_preferences_first(tmp_path: Path, re
         q = "Can you suggest some things to do during my commute?"
         on = m.search(q, user_id="u", limit=3)
         off = m.search(q, user_id="u", limit=3, options=RecallOptions(weights=Weights(preference=0)))
-        assert "history podcasts" in on[0].text
+        assert "history podcasts" in on[0].text and on[0].signals["preference"] > 0
+        assert "preference" in m.why(on[0]).lines[0]
         assert "history podcasts" not in off[0].text
         # a question that asks for no advice is ranked as before
         q2 = "How long is my commute to work?"

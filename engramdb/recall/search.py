@@ -118,9 +118,11 @@ def recall(
 
     # A request for advice is answered from what the asker likes and does: an episode a
     # preference was drawn from ("I enjoy audiobooks on my commute") counts for more.
+    pref_sig = np.zeros(n_eps)
     if analysis.asks_advice and w.preference > 0:
-        ep_base = ep_base * (1.0 + w.preference * scope.ep_preference)
-        ep_facts = ep_base - ep_text
+        boosted = ep_base * (1.0 + w.preference * scope.ep_preference)
+        pref_sig = boosted - ep_base
+        ep_base = boosted
 
     visible = np.ones(n_eps, dtype=bool)
     if as_of_ts is not None:
@@ -162,6 +164,7 @@ def recall(
             "bm25": float(lex_raw[i]) if i >= 0 else 0.0,
             "cosine": float(cos_raw[i]) if i >= 0 else 0.0,
             "facts": float(ep_facts[e]),
+            "preference": float(pref_sig[e]),
             "relevance": float(ep_base[e]),
             "neighbours": float(neigh[e]),
             "session": float(sess[e]),
