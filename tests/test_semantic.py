@@ -444,6 +444,53 @@ def test_segment_key_honours_as_of(tmp_path: Path, real_embedder: object) -> Non
         assert now[lisbon].signals["segment"] > 0.5 and then[lisbon].signals["segment"] == 0.0
 
 
+def test_segment_documents_equal_their_stored_passages_pooled(tmp_path: Path) -> None:
+    # A segment's key is pooled from the terms and vectors the scope already holds — in chunks
+    # as they were loaded, joined after many small appends; it must equal pooling the member
+    # passages as stored.
+    import sqlite3
+
+    import numpy as np
+
+    from engramdb.index.lexical import LexicalIndex, decode_terms, pool_postings
+
+    with Memory(tmp_path / "m.db", embedder=HashEmbedder()) as m:
+        for i in range(40):
+            m.add([f"Turn {i}: we talked about topic{i % 5} and the weather in town.", f"Reply {i} on topic{i % 5}."],
+                  user_id="u", session_id=f"s{i % 4}")
+            m.search("weather", user_id="u")  # each add reaches the index as its own append
+        scope = m._scope("u")
+        assert 0 < len(scope._terms) < 40 and scope.n_segments > 4
+        con = sqlite3.connect(tmp_path / "m.db")
+        blobs, groups, vecs = [], [], []
+        for g, rowid in enumerate(scope.seg_rowid.tolist()):
+            for terms, vec in con.execute(
+                "SELECT u.terms, v.vector FROM segments s JOIN episodes e ON e.user_id = s.user_id "
+                "AND e.session_id IS s.session_id AND e.seq BETWEEN s.first_seq AND s.last_seq "
+                "JOIN units u ON u.episode_rowid = e.rowid AND u.fact_rowid IS NULL "
+                "LEFT JOIN vectors v ON v.hash = u.vector_hash WHERE s.rowid = ?", (rowid,)):
+                blobs.append(terms)
+                groups.append(g)
+                vecs.append(np.frombuffer(vec, dtype=np.float32) if vec else None)
+        con.close()
+        n = scope.n_segments
+        doc, key, tf, length = decode_terms(blobs)
+        lengths = np.zeros(n, dtype=np.float32)
+        np.add.at(lengths, np.array(groups), length)
+        expected = LexicalIndex()
+        expected.append_postings(*pool_postings(np.array(groups)[doc], key, tf, lengths), [""] * n)
+        for q in ("weather town", "topic3 reply", "turn topic0 talked"):
+            assert np.allclose(scope.seg_lexical.scores(query_keys(q)), expected.scores(query_keys(q)))
+        centroid = np.zeros((n, len(next(v for v in vecs if v is not None))))
+        for g, v in zip(groups, vecs):
+            if v is not None:
+                centroid[g] += v
+        centroid /= np.linalg.norm(centroid, axis=1)[:, None]
+        probe = HashEmbedder().embed(["the weather in town"])[0]
+        pos, sims = scope.seg_vectors.search(probe, n)
+        assert np.allclose(sims, (centroid @ probe)[pos], atol=1e-5)
+
+
 def test_segment_keys_stay_current_across_writes_and_deletes(tmp_path: Path) -> None:
     # The index built piece by piece (add, search, add more, search) equals one built at once;
     # deleting an episode takes its words out of its segment's key and out of the summary.

@@ -76,19 +76,19 @@ def decode_terms(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.nda
     return doc, packed >> _TF_BITS, (packed & _TF_MAX).astype(np.uint16), lengths
 
 
-def merge_terms(
-    blobs: Sequence[bytes], group: np.ndarray, n_groups: int
+def pool_postings(
+    group: np.ndarray, key: np.ndarray, tf: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pool many units' terms into ``n_groups`` documents (unit i joins document ``group[i]``):
-    (doc of each posting, key, count, length per document), as :func:`decode_terms` returns."""
-    doc, key, tf, length = decode_terms(blobs)
-    lengths = np.zeros(n_groups, dtype=np.float32)
-    if len(blobs):
-        np.add.at(lengths, group, length)
+    """Pool postings into documents: posting i (term ``key[i]``, count ``tf[i]``) joins document
+    ``group[i]``; ``lengths`` are the documents' lengths. Returns (doc of each posting, key, count,
+    length per document), as :func:`decode_terms` does, one posting per document and term."""
     if key.size == 0:
-        return doc, key, tf, lengths
-    g = np.asarray(group, dtype=np.int64)[doc]
-    order = np.lexsort((key, g))
+        return np.zeros(0, dtype=np.int32), key, tf.astype(np.uint16), lengths
+    g = np.asarray(group, dtype=np.int64)
+    if int(g.max()) < 1 << 16:  # (group, key) fits one int64 (keys are 47 bits): one sort, not two
+        order = np.argsort((g << 47) | key)
+    else:
+        order = np.lexsort((key, g))
     g, key, tf = g[order], key[order], tf[order].astype(np.int64)
     starts = np.flatnonzero(np.concatenate(([True], (g[1:] != g[:-1]) | (key[1:] != key[:-1]))))
     counts = np.minimum(np.add.reduceat(tf, starts), _TF_MAX).astype(np.uint16)

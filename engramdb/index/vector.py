@@ -18,6 +18,10 @@ class VectorIndex(Protocol):
 
     def count(self) -> int: ...
 
+    def group_sums(self, positions: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+        """Sum of the stored vectors of the rows at ``positions`` per ``group`` (ints in
+        [0, n_groups)): float64 [n_groups, D]; rows without a vector add nothing."""
+
 
 class ExactIndex:
     """Brute-force cosine over a float32 matrix: ~10 ms per query at 100k x 384 on 2 cores.
@@ -54,6 +58,23 @@ class ExactIndex:
 
     def count(self) -> int:
         return self._count
+
+    def group_sums(self, positions: np.ndarray, group: np.ndarray, n_groups: int, chunk: int = 16_384) -> np.ndarray:
+        self._consolidate()
+        out = np.zeros((n_groups, self._dim), dtype=np.float64)
+        if self._positions.size == 0 or positions.size == 0:
+            return out
+        positions = np.asarray(positions, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._positions, positions), self._positions.size - 1)
+        has = self._positions[at] == positions
+        rows, grp = at[has], np.asarray(group, dtype=np.int64)[has]
+        order = np.argsort(grp, kind="stable")
+        rows, grp = rows[order], grp[order]
+        for i in range(0, rows.size, chunk):  # gather a slice at a time: never a copy of every row
+            r, g = rows[i : i + chunk], grp[i : i + chunk]
+            starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+            out[g[starts]] += np.add.reduceat(self._matrix[r].astype(np.float64), starts, axis=0)
+        return out
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         self._consolidate()

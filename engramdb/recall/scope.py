@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..index.lexical import LexicalIndex, merge_terms, query_keys
+from ..index.lexical import LexicalIndex, decode_terms, pool_postings, query_keys
 from ..index.vector import ExactIndex, VectorIndex
 from ..store.base import ScopeRows, SegmentRows, Store
 
@@ -25,6 +25,10 @@ class ScopeIndex:
         self.unit_ep = np.zeros(0, dtype=np.int64)  # position of the unit's episode
         self.unit_is_key = np.zeros(0, dtype=bool)  # fact keys: recall their episode, never shown
         self.unit_is_statement = np.zeros(0, dtype=bool)  # ...of them, statements (sentences as said)
+        self.unit_length = np.zeros(0, dtype=np.float32)  # words in the unit's text
+        # Each unit's full-text terms, kept in chunks as loaded (first unit, offsets [n + 1], term
+        # keys, counts), so a segment's document is pooled from memory, not read again.
+        self._terms: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         self.ep_rowid = np.zeros(0, dtype=np.int64)
         self.ep_preference = np.zeros(0, dtype=bool)  # a preference was drawn from the episode
         self.ep_ts = np.zeros(0, dtype=np.float64)
@@ -71,10 +75,10 @@ class ScopeIndex:
             rows = store.scope_rows(self.user_id, self.model)
         self._append(rows)
         after = int(self.seg_rowid[-1]) if self.seg_rowid.size else 0
-        segs = store.segment_rows(self.user_id, self.model, after_segment=after)
+        segs = store.segment_rows(self.user_id, after_segment=after)
         if self.seg_rowid.size + segs.segment_rowid.size != store.segment_count(self.user_id):
             self._reset_segments()  # segments went (the store rebuilt them): load them all again
-            segs = store.segment_rows(self.user_id, self.model)
+            segs = store.segment_rows(self.user_id)
         self._append_segments(segs)
         self.version = version
 
@@ -97,6 +101,9 @@ class ScopeIndex:
         self.seg_vectors = ExactIndex()
 
     def _append_segments(self, rows: SegmentRows) -> None:
+        """Index new segments, each as one document: its member episodes' passages (fact keys
+        aside) pooled — their terms summed, the mean of their vectors — from what the scope
+        holds, so loading segments reads nothing but their members."""
         n = int(rows.segment_rowid.size)
         if n == 0:
             return
@@ -105,15 +112,35 @@ class ScopeIndex:
         known = np.array([r in self._ep_pos for r in rows.member_episode.tolist()], dtype=bool)
         if known.any():
             self.ep_segment[self._episode_positions(rows.member_episode[known])] = base + rows.member_segment[known]
-        self.seg_lexical.append_postings(*merge_terms(rows.passage_terms, rows.passage_segment, n), [""] * n)
-        dim = int(rows.passage_vector.shape[1]) if rows.passage_vector.ndim == 2 else 0
-        centroid = np.zeros((n, dim), dtype=np.float64)
-        has = rows.passage_has_vector
-        if dim and has.any():
-            np.add.at(centroid, rows.passage_segment[has], rows.passage_vector[has])
+        seg_of_unit = self.ep_segment[self.unit_ep] if self.unit_ep.size else np.zeros(0, dtype=np.int64)
+        units = np.flatnonzero((seg_of_unit >= base) & ~self.unit_is_key)
+        group = seg_of_unit[units] - base
+        lengths = np.zeros(n, dtype=np.float32)
+        np.add.at(lengths, group, self.unit_length[units])
+        posting_group, key, tf = self._postings_of(units, group)
+        self.seg_lexical.append_postings(*pool_postings(posting_group, key, tf, lengths), [""] * n)
+        centroid = self.vectors.group_sums(units, group, n)
+        dim = int(centroid.shape[1])
         norms = np.linalg.norm(centroid, axis=1) if dim else np.zeros(n)
         centroid /= np.maximum(norms, 1e-12)[:, None]
         self.seg_vectors.append(centroid.astype(np.float32), norms > 0)
+
+    def _postings_of(self, units: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The term postings of ``units`` (ascending positions): (group of each posting — the
+        ``group`` of its unit —, term key, count)."""
+        groups, keys, tfs = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.uint16)]
+        for first, offsets, key, tf in self._terms:
+            lo, hi = np.searchsorted(units, [first, first + offsets.size - 1])
+            if hi <= lo:
+                continue
+            local = units[lo:hi] - first
+            start, size = offsets[local], offsets[local + 1] - offsets[local]
+            # indices of every posting of the chosen units, in order
+            idx = np.repeat(start - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+            groups.append(np.repeat(group[lo:hi], size))
+            keys.append(key[idx])
+            tfs.append(tf[idx])
+        return np.concatenate(groups), np.concatenate(keys), np.concatenate(tfs)
 
     def _append(self, rows: ScopeRows) -> None:
         start = self.ep_rowid.size
@@ -159,4 +186,25 @@ class ScopeIndex:
         unset = self.ep_first_unit[eps] < 0
         self.ep_first_unit[eps[unset]] = base + np.flatnonzero(passage)[first[unset]]
         self.vectors.append(rows.unit_vector, rows.has_vector)
-        self.lexical.append(rows.unit_terms, rows.unit_speaker)
+        doc, key, tf, length = decode_terms(rows.unit_terms)
+        self.unit_length = np.append(self.unit_length, length)
+        if rows.unit_rowid.size:
+            self._terms.append((base, np.searchsorted(doc, np.arange(rows.unit_rowid.size + 1)), key, tf))
+            if len(self._terms) > 32:  # many small appends (a live chat): one chunk again
+                self._terms = [_join_chunks(self._terms)]
+        self.lexical.append_postings(doc, key, tf, length, rows.unit_speaker)
+
+
+def _join_chunks(chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Consecutive term chunks (first unit, offsets, keys, counts) as one."""
+    offsets = [chunks[0][1]]
+    shift = int(chunks[0][1][-1])
+    for _, off, _, _ in chunks[1:]:
+        offsets.append(off[1:] + shift)
+        shift += int(off[-1])
+    return (
+        chunks[0][0],
+        np.concatenate(offsets),
+        np.concatenate([k for _, _, k, _ in chunks]),
+        np.concatenate([t for _, _, _, t in chunks]),
+    )

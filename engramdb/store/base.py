@@ -68,16 +68,12 @@ class ScopeRows:
 
 @dataclass
 class SegmentRows:
-    """Segments (runs of episodes about one topic, from consolidation) and what recall needs of
-    them: their member episodes and their members' passages (full-text terms and vectors)."""
+    """Segments (runs of episodes about one topic, from consolidation) and their member
+    episodes; recall pools the members' passages (terms, vectors) from what it already holds."""
 
     segment_rowid: np.ndarray  # int64 [S], ascending
     member_segment: np.ndarray  # int64 [M], index into segment_rowid
     member_episode: np.ndarray  # int64 [M], episode rowid
-    passage_segment: np.ndarray  # int64 [P], index into segment_rowid
-    passage_terms: list[bytes]  # [P], full-text terms of each member passage
-    passage_vector: np.ndarray  # float32 [P, D], zero rows where passage_has_vector is False
-    passage_has_vector: np.ndarray  # bool [P]
 
 
 class Store(Protocol):
@@ -125,8 +121,8 @@ class Store(Protocol):
 
     def unit_count(self, user_id: str) -> int: ...
 
-    def segment_rows(self, user_id: str, model: str | None, after_segment: int = 0) -> SegmentRows:
-        """Segments with rowid > after_segment, their member episodes and member passages."""
+    def segment_rows(self, user_id: str, after_segment: int = 0) -> SegmentRows:
+        """Segments with rowid > after_segment and their member episodes."""
 
     def segment_count(self, user_id: str) -> int: ...
 

@@ -404,7 +404,7 @@ class SQLiteStore:
     def segment_count(self, user_id: str) -> int:
         return int(self._q("SELECT COUNT(*) FROM segments WHERE user_id = ?", (user_id,))[0][0])
 
-    def segment_rows(self, user_id: str, model: str | None, after_segment: int = 0) -> SegmentRows:
+    def segment_rows(self, user_id: str, after_segment: int = 0) -> SegmentRows:
         segs = self._q(
             "SELECT rowid FROM segments WHERE user_id = ? AND rowid > ? ORDER BY rowid", (user_id, after_segment)
         )
@@ -416,23 +416,10 @@ class SQLiteStore:
             "WHERE s.user_id = ? AND s.rowid > ? ORDER BY s.rowid, e.seq",
             (user_id, after_segment),
         )
-        passages = self._q(
-            "SELECT s.rowid, u.terms, v.vector FROM segments s JOIN episodes e ON e.user_id = s.user_id "
-            "AND e.session_id IS s.session_id AND e.seq BETWEEN s.first_seq AND s.last_seq "
-            "JOIN units u ON u.episode_rowid = e.rowid AND u.fact_rowid IS NULL "
-            "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
-            "WHERE s.user_id = ? AND s.rowid > ? ORDER BY s.rowid, u.rowid",
-            (model or "", user_id, after_segment),
-        )
-        vec, has = _vector_matrix([r[2] for r in passages])
         return SegmentRows(
             segment_rowid=seg_rowid,
             member_segment=np.searchsorted(seg_rowid, np.array([r[0] for r in members], dtype=np.int64)),
             member_episode=np.array([r[1] for r in members], dtype=np.int64),
-            passage_segment=np.searchsorted(seg_rowid, np.array([r[0] for r in passages], dtype=np.int64)),
-            passage_terms=[r[1] if r[1] is not None else encode_terms("") for r in passages],
-            passage_vector=vec,
-            passage_has_vector=has,
         )
 
     def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]:
