@@ -120,6 +120,11 @@ class LexicalIndex:
     def count(self) -> int:
         return int(self._length.size)
 
+    def lengths(self, docs: np.ndarray) -> np.ndarray:
+        """The lengths (words) of documents at positions ``docs``."""
+        lengths: np.ndarray = self._length[docs]
+        return lengths
+
     def append(self, blobs: Sequence[bytes], speakers: Sequence[str]) -> None:
         """Add documents: their stored term blobs (see :func:`encode_terms`) and speaker names."""
         if len(blobs) != len(speakers):

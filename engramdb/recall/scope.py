@@ -25,7 +25,6 @@ class ScopeIndex:
         self.unit_ep = np.zeros(0, dtype=np.int64)  # position of the unit's episode
         self.unit_is_key = np.zeros(0, dtype=bool)  # fact keys: recall their episode, never shown
         self.unit_is_statement = np.zeros(0, dtype=bool)  # ...of them, statements (sentences as said)
-        self.unit_length = np.zeros(0, dtype=np.float32)  # words in the unit's text
         # Each unit's full-text terms, kept in chunks as loaded (first unit, offsets [n + 1], term
         # keys, counts), so a segment's document is pooled from memory, not read again.
         self._terms: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -116,7 +115,7 @@ class ScopeIndex:
         units = np.flatnonzero((seg_of_unit >= base) & ~self.unit_is_key)
         group = seg_of_unit[units] - base
         lengths = np.zeros(n, dtype=np.float32)
-        np.add.at(lengths, group, self.unit_length[units])
+        np.add.at(lengths, group, self.lexical.lengths(units))
         posting_group, key, tf = self._postings_of(units, group)
         self.seg_lexical.append_postings(*pool_postings(posting_group, key, tf, lengths), [""] * n)
         centroid = self.vectors.group_sums(units, group, n)
@@ -187,7 +186,6 @@ class ScopeIndex:
         self.ep_first_unit[eps[unset]] = base + np.flatnonzero(passage)[first[unset]]
         self.vectors.append(rows.unit_vector, rows.has_vector)
         doc, key, tf, length = decode_terms(rows.unit_terms)
-        self.unit_length = np.append(self.unit_length, length)
         if rows.unit_rowid.size:
             self._terms.append((base, np.searchsorted(doc, np.arange(rows.unit_rowid.size + 1)), key, tf))
             if len(self._terms) > 32:  # many small appends (a live chat): one chunk again
