@@ -46,6 +46,23 @@ def test_statements_are_sentences_of_the_speakers_world_kept_verbatim() -> None:
     assert all(f.kind != "statement" for f in RuleExtractor(statements=False).extract(text, "user", "user"))
 
 
+def test_facts_are_told_in_the_third_person_and_whole() -> None:
+    def texts(text: str, speaker: str = "user") -> list[str]:
+        return [f.text for f in RuleExtractor(statements=False).extract(text, speaker, "user")]
+
+    # the speaker's own words become theirs; a habit's verb agrees with its subject
+    assert texts("I love running my own bakery.", "Rosa") == ["Rosa likes running their own bakery"]
+    assert texts("I usually prepare my lunch the night before.") == ["user usually prepares their lunch the night before"]
+    assert texts("I usually go for a swim before work.") == ["user usually goes for a swim before work"]
+    assert texts("I usually took the night train.") == ["user usually took the night train"]  # past: as said
+    # a clause of the speaker's after the thing is cut; a phrase past the word limit is not cut mid-way
+    assert texts("I have a sweater I knitted last winter.") == ["user owns sweater"]
+    assert texts("I like reading about the early history of Roman aqueducts.") == [
+        "user likes reading about the early history of Roman aqueducts"]
+    # ...and one far past it ends at its last preposition, not in the middle of a noun phrase
+    assert texts("I like reading about the history of medieval castles built across northern France.") == [
+        "user likes reading about the history"]
+
 def test_supersession_decisions_meet_the_bar(tmp_path: Path) -> None:
     n = iter(range(10_000))
     acc, errors = score_supersession(CASES, lambda: Memory(tmp_path / f"s{next(n)}.db", embedder=HashEmbedder()))
@@ -243,7 +260,7 @@ def test_profile_groups_current_facts(smem: Memory) -> None:
     prof = smem.profile(user_id="u")
     assert {f.object for f in prof["user"]["places"]} == {"Munich"}
     assert {f.object for f in prof["user"]["work"]} == {"Siemens"}
-    assert {f.object for f in prof["user"]["preferences"]} == {"hiking"}
+    assert {f.object for f in prof["user"]["preferences"]} == {"hiking in the Alps"}  # a doing keeps where it is done
 
 
 def test_profile_gathers_pastimes_and_things_in_use(tmp_path: Path) -> None:
@@ -296,7 +313,7 @@ def test_advice_questions_recall_the_askers_preferences_first(tmp_path: Path, re
     # what a suggestion should build on.
     with Memory(tmp_path / "c.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
         m.add([{"role": r, "content": c} for r, c in COMMUTE], user_id="u", session_id="s")
-        assert ("likes", "listening to history podcasts") in {(f.predicate, f.object) for f in m.facts(user_id="u")}
+        assert ("likes", "listening to history podcasts on their commute") in {(f.predicate, f.object) for f in m.facts(user_id="u")}
         q = "Can you suggest some things to do during my commute?"
         on = m.search(q, user_id="u", limit=3)
         off = m.search(q, user_id="u", limit=3, options=RecallOptions(weights=Weights(preference=0)))

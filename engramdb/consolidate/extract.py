@@ -102,7 +102,15 @@ _PROFESSION = re.compile(
 )
 # Object phrase: up to 6 words, stopping at punctuation and clause words ("to" only after a
 # gerund: "listening to podcasts", not "pottery to relax").
-_OBJ = r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:(?<=ing)\s+to(?=\s+\w)|\s+(?!and\b|but\b|because\b|so\b|since\b|when\b|with\b|for\b|to\b|last\b|next\b|yesterday\b|today\b|this\b|these\b|those\b|lately\b|nowadays\b|now\b|anymore\b|which\b|that\b|who\b|where\b|after\b|before\b|in\b|on\b|at\b)[\w'&.-]+){0,5})"
+_OBJ_STOP = (
+    r"(?:and|but|because|so|since|when|with|for|to|last|next|yesterday|today|this|these|those|lately|nowadays|now|"
+    r"anymore|which|that|who|where|after|before|in|on|at)\b"
+)
+_OBJ_WORDS = 6
+_OBJ = (
+    r"(?P<obj>[A-Za-z0-9][\w'&.-]*(?:(?<=ing)\s+to(?=\s+\w)|\s+(?!" + _OBJ_STOP + r")[\w'&.-]+){0,"
+    + str(_OBJ_WORDS - 1) + "})"
+)
 _CAP_OBJ = r"(?P<obj>(?-i:[A-Z][\w'&.-]*(?:\s+(?:[A-Z][\w'&.-]*|(?:of|de|la|von|van|the)\b)){0,4}))"
 
 
@@ -115,7 +123,7 @@ def _clean(obj: str) -> str:
     obj = re.sub(r"^(?:the|a|an|my|our|some)\s+", "", obj.strip(), flags=re.I).strip(" .,'\"").rstrip(".")
     obj = re.sub(r"\s+(?:of|from|about|like|to)$", "", obj, flags=re.I)  # cut off mid-phrase: "some of"
     # trailing words that end a clause, not the thing: "my guitar a lot", "my Switch every night"
-    return re.sub(r"(?:\s+(?:a lot|a bit|a|an|the|so much|again|too|very|every \w+))+$", "", obj, flags=re.I)
+    return re.sub(r"(?:\s+(?:a lot|a bit|a|an|the|so much|again|too|very|every \w+|myself|ourselves|soon|later))+$", "", obj, flags=re.I)
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,7 @@ _NOT_OWNED = (
     r"doubts?|concerns?|fears?|hopes?|worries|worry|reservations|suspicion|sense|way|point|right|choice|"
     r"background|very|really|pretty|so|complexion|skin|personality|voice|smile|accent|tasks?|things|errands|"
     r"tough|rough|difficult|times|moments|experiences?|luck|fun|blast|win|victory|clarity|news|story|stories|"
-    r"feelings?|surge)\b)"
+    r"feelings?|surge|match|matches|seasons?|sprain|injury|injuries|understanding|knowledge)\b)"
 )
 # A workplace: a name ("Siemens", "St. Mary's"), or "the <place>" ("the local hospital").
 _PLACE_OBJ = r"(?:" + _CAP_OBJ + r"|the\s+" + _OBJ.replace("(?P<obj>", "(?P<obj2>") + r")"
@@ -199,9 +207,9 @@ _RULES: list[_Rule] = [
     _r(_CAP_OBJ + r",?\s+which\s+(?P<subj>I)\s+(?:really\s+|also\s+)?(?:enjoy|love|like|adore)\b", "likes", "{s} likes {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:hate|hates|dislike|dislikes|can't stand|cannot stand|detest)\s+" + _OBJ, "dislikes", "{s} dislikes {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:prefer|prefers)\s+" + _OBJ, "prefers", "{s} prefers {o}"),
-    _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but )", "habit", "{s} usually {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but | when | whenever | if | unless | because )", "habit", "{s} usually {o}"),
     # possessions and plans
-    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:(?:bought|purchased)\s+(?:a|an|my|the)|got\s+(?:a new|my new|myself a))\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter|(?:\w+\s+){0,2}results|news|feedback|grades?|scores?|diagnosis|vaccine|shot|haircut|period|hands|day|night|week|weekend|month|year|time|other day)\b)" + _OBJ, "owns", "{s} bought {o}"),
+    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:(?:bought|purchased)\s+(?:a|an|my|the)|got\s+(?:a new|my new|myself a))\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter|(?:\w+\s+){0,2}results|news|feedback|grades?|scores?|diagnosis|vaccine|shot|haircut|period|hands|day|night|week|weekend|month|year|time|other day|addition|member)\b)" + _OBJ, "owns", "{s} bought {o}"),
     _r(r"\b" + _SUBJ + r"(?:\s+(?:own|owns)|(?:'ve|’ve| have|'s|’s| has)\s+(?:got|had|owned)|\s+(?:still\s+)?(?:have|has))\s+(?P<det>a|an|my|her|his|two|three|four|several|some)\s+(?!(?:new\s+)?" + _NOT_OWNED + r")(?:new\s+)?" + _OBJ, "owns", "{s} owns {d}{o}"),
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:planning|going|about)\s+to\s+" + _OBJ, "plans", "{s} plans to {o}"),
     _r(_SUBJX + r"\s+(?:visited|went to|traveled to|travelled to)\s+" + _CAP_OBJ, "visited", "{s} visited {o}"),
@@ -258,7 +266,7 @@ _USE_RULES = [
     _r(r"(?:\bI(?:'m|’m| am|'ve been|’ve been| have been| was|'ll|’ll| will)?|\bto)\s+(?:(?:still|really|finally|also)\s+)?"
        r"(?:playing|play|played|selling|servicing|service|serviced|fixing|fix|fixed|repairing|repair|repaired|tuning|"
        r"tune|tuned|upgrading|upgrade|upgraded|restoring|restore|restored|riding|ride|rode|driving|drive|drove)\s+"
-       r"my\s+(?:old\s+|new\s+|trusty\s+)?(?!" + _NOT_OWNED + r"|(?:own|way|best|part|role|time|life|skills?|game|"
+       r"my\s+(?:old\s+|new\s+|trusty\s+)?(?!" + _NOT_OWNED + r"|(?:own|way|best|favou?rite|part|role|time|life|skills?|game|"
        r"self|mind|story|idea)\b)" + _OBJ,
        "owns", "{s} owns {o}"),
     _r(r"\bmy\s+(?:old\s+|new\s+)?" + _OBJ + r",?\s+(?:which|that)\s+I(?:'ve|’ve| have)\s+(?:had|owned)\b",
@@ -272,16 +280,20 @@ _RECENT_HABIT = _r(
     "habit", "{s} has been {q} {o}", False, "qual",
 )
 _RULES += _ACTIVITY_RULES + _USE_RULES + [_RECENT_HABIT]
-# An object that only points back ("I enjoy to use", "I love it") names nothing.
+# An object that only points back ("I enjoy to use", "I love it"), stops at a quantifier ("having
+# some [of these]") or is the rest of a clause ("the things I love make writing fun") names nothing.
 _EMPTY_OBJ = re.compile(
     r"^(?:to|to \w+|using|doing|it|them|that|this|those|these|one|so|too|stuff|things|the|a|an|my|something|"
-    r"her|him|you|us|lately|recently|again|now)$",
+    r"her|him|you|us|lately|recently|again|now|\w+ (?:someone|somebody|something|anything|anyone)|"
+    r"(?:\w+ )?(?:a |the )?(?:some|any|all|lots|most|many|few|much|one|part|bit|couple)|"
+    r"(?:is|was|are|were|makes|made|gives|helps|keeps|brings|means|has)\b.*)$",
     re.I,
 )
-# What one likes in a reply is a reaction, not a taste: "I like the idea of…", "I love when you…".
+# What one likes in a reply is a reaction, not a taste: "I like the idea of…", "I love your photos".
 _REACTION = re.compile(
     r"^(?:idea|ideas|sound|look|suggestion|suggestions|way|fact|thought|results|when|how|what|that|it|this|"
-    r"smell|taste|feel|feeling|vibe|vibes|view|sight)\b",
+    r"smell|taste|feel|feeling|vibe|vibes|view|sight|your|you|colou?rs?|texture|design|theme|details?|composition|"
+    r"tech|shot|photo|pic|picture|message)\b",
     re.I,
 )
 # An object that points at something said before ("seeing them soak", "their design") or is cut
@@ -296,8 +308,12 @@ _DEICTIC_NEXT = re.compile(
 _NOT_PLAN = re.compile(r"^(?:need|have to|want|wanna)\b", re.I)
 # An object is a thing, not a phrase of time or manner: "I've been playing for four months".
 _PREP_OBJ = re.compile(r"^(?:for|of|about|with|in|on|at|since|from|by|around|over)\b", re.I)
-# ...nor is one had when its head noun is none ("some awesome news", "a funny story").
-_NOT_OWNED_HEAD = re.compile(r"\b" + _NOT_OWNED + r"$", re.I)
+# ...nor is one had when its head noun is none ("some awesome news", "a knee injury from the race").
+_NOT_OWNED_HEAD = re.compile(
+    r"\b" + _NOT_OWNED + r"(?:\s+coming up|\s+(?:from|of|with|at|on|during|after)\s+(?:the|a|an|my|our|last|this)\b.*)?$", re.I
+)
+# "I've had some thrilling games": what one has been through, not what one has.
+_HAD_SOME = re.compile(r"(?:'ve|’ve|\bhave|'d|’d|\bhad)\s+had\s+(?:some|several|two|three|four)\b", re.I)
 # "I used to love hiking": no longer so.
 _USED_TO = re.compile(r"\bused to\b", re.I)
 # "I'm going to try to…": a plan needs more than a light verb.
@@ -305,6 +321,55 @@ _LIGHT_VERB = re.compile(r"^(?:try|be|have|get|do|make|go|see|keep|take|start|gi
 # Clause openers: a hypothetical in an earlier clause does not reach past them
 # ("I enjoy it on my commute, but I want to branch out" states the first part).
 _CLAUSE = re.compile(r"(?:,\s*|\s+)(?:but|although|though|whereas|however)\b|;|" + _DASH)
+
+# The speaker's own words inside an object, told of them ("running my own studio" -> "running
+# their own studio"); a clause of theirs after the thing ("the kit I bought from Amazon") is cut.
+_OWN_CLAUSE = re.compile(r"\s+(?:that\s+|which\s+|who\s+)?(?:I|I've|I'm|I'd|I'll|we|we've|we're)(?=\s|$).*$", re.I)
+_OWN_WORD = re.compile(r"\b(?:my|our|me|myself|mine)\b")  # lower case: "ME" may be a state, "Our Lady" a name
+_OWN_WORDS = {"my": "their", "our": "their", "me": "them", "myself": "themselves", "mine": "theirs"}
+# What is left dangling at the end once an object is cut: "the history of my [vase]".
+_DANGLING = re.compile(
+    r"(?:\s+(?:their|the|a|an|what|which|that|who|how|where|when|of|from|about|like|to|into|with|for|during|"
+    r"in|on|at|by|over|through))+$",
+    re.I,
+)
+# An object that runs past its word limit takes up to four words more to its end ("breaking up
+# my studying into smaller parts"); longer, it ends at its last preposition.
+_CUT_AT = re.compile(r"^(?P<keep>.+?)\s+(?:into|of|from|about|during|over|through|by)\s+(?:(?!(?:into|of|from|about|during|over|through|by)\b)\S+\s*)*$", re.I)
+_GOES_ON = re.compile(r"\s+(?!" + _OBJ_STOP + r")[A-Za-z]", re.I)
+_DOINGS = frozenset({"likes", "dislikes", "prefers", "plans"})  # predicates whose object can be a doing
+_DOING_MORE = re.compile(r"\s+(?:with|for|in|on|at)\s+[\w'&-]+(?:\s+(?!" + _OBJ_STOP + r")[\w'&-]+){0,3}", re.I)
+_MORE = re.compile(r"(?:\s+(?!" + _OBJ_STOP + r")[\w'&-]+){1,4}", re.I)
+# A habit is told in the third person: "I usually prepare my lunch" -> "user usually prepares…".
+_NOT_VERBS = frozenset({"just", "also", "really", "only", "never", "can", "will", "would", "should", "could", "might", "must"})
+_PAST = frozenset({"took", "went", "got", "had", "made", "did", "was", "were", "ate", "ran", "saw", "came", "felt",
+                   "left", "kept", "spent", "bought", "brought", "thought", "drove", "rode", "wore", "wrote", "sat"})
+
+
+def _third_person(verb_phrase: str) -> str:
+    """The phrase with its first word, a verb, in the third person singular ("go" -> "goes")."""
+    first, _, rest = verb_phrase.partition(" ")
+    low = first.lower()
+    if low in _NOT_VERBS or low in _PAST:
+        return verb_phrase
+    irregular = {"be": "is", "have": "has", "do": "does", "go": "goes"}
+    if low in irregular:
+        verb = irregular[low]
+    elif re.search(r"(?:s|sh|ch|x|z|o)$", low):
+        verb = first + "es"
+    elif re.search(r"[^aeiou]y$", low):
+        verb = first[:-1] + "ies"
+    else:
+        verb = first + "s"
+    return f"{verb} {rest}" if rest else verb
+
+
+def _told_of_them(obj: str) -> str:
+    """An object in the speaker's words, told of them: own clauses cut, "my" -> "their"."""
+    obj = _OWN_CLAUSE.sub("", obj)
+    obj = _OWN_WORD.sub(lambda w: _OWN_WORDS[w.group(0)], obj)
+    return _DANGLING.sub("", obj)
+
 
 _NOT_JOBS = re.compile(
     r"\b(bit|lot|little|fan|big|huge|great|good|bad|part|member|mess|fan|person|kind|sort|mom|dad|mother|father|"
@@ -414,18 +479,35 @@ class RuleExtractor:
 
     def _draft(self, rule: _Rule, m: re.Match[str], speaker: str, sentence: str) -> FactDraft | None:
         groups = m.groupdict()
-        obj = _clean(groups.get("obj") or groups.get("obj2") or "")
+        raw = groups.get("obj") or groups.get("obj2") or ""
+        if raw and len(raw.split()) >= _OBJ_WORDS and m.end() == m.end("obj" if groups.get("obj") else "obj2"):
+            more = _MORE.match(sentence[m.end() :])  # the phrase went on past the word limit:
+            if more and not _GOES_ON.match(sentence[m.end() + more.end() :]) and len(raw + more.group(0)) <= 60:
+                raw += more.group(0)  # ...a few words more end it ("the history of medieval castles")
+            elif more:
+                cut = _CUT_AT.match(raw)  # ...or it ends at its last preposition
+                raw = cut.group("keep") if cut else raw
+        if (raw and rule.predicate in _DOINGS and not _LIGHT_VERB.match(raw)
+                and (raw.split()[0].lower().endswith("ing") or rule.predicate == "plans")):
+            # a doing goes on where it is done and with whom: "curling up with a good book"
+            pp = _DOING_MORE.match(sentence[m.end() :])
+            if (pp and not _GOES_ON.match(sentence[m.end() + pp.end() :]) and not _PRONOUN.search(pp.group(0))
+                    and len(raw + pp.group(0)) <= 60):
+                raw += pp.group(0)
+        obj = _clean(raw)
+        if rule.predicate != "name":
+            obj = _clean(_OWN_CLAUSE.sub("", obj))
         if not obj or len(obj) > 60 or _EMPTY_OBJ.match(obj):
             return None
         if (rule.predicate == "likes" and _REACTION.match(obj)) or (
             rule.predicate == "plans" and (_LIGHT_VERB.match(obj) or _NOT_PLAN.match(obj))
         ):
             return None
-        if rule.predicate == "owns" and _NOT_OWNED_HEAD.search(obj):
+        if rule.predicate == "owns" and (_NOT_OWNED_HEAD.search(obj) or _HAD_SOME.search(m.group(0))):
             return None
         if _PREP_OBJ.match(obj) or (not rule.negated and _USED_TO.search(m.group(0))):
             return None
-        if rule.predicate in PREFERENCE_PREDICATES and (
+        if (rule.predicate in PREFERENCE_PREDICATES or rule.predicate == "plans") and (
             _PRONOUN.search(obj) or (" " not in obj and _DEICTIC_NEXT.match(sentence[m.end() :]))
         ):
             return None
@@ -447,6 +529,11 @@ class RuleExtractor:
         qualifier = (groups.get(rule.qualifier_group) or "").lower() if rule.qualifier_group else ""
         det = (groups.get("det") or "").lower()
         det = "" if det in ("a", "an", "my", "her", "his") else det + " "
-        text = rule.template.format(s=subject, o=obj, q=qualifier, d=det)
+        told = _told_of_them(obj)
+        obj = told or obj
+        template = rule.template
+        if rule.predicate == "favorite" and re.search(r"\bone of\s*$", sentence[: m.start()], re.I):
+            template = "one of " + template  # "One of my favorite dishes is lasagna"
+        text = template.format(s=subject, o=_third_person(obj) if rule.predicate == "habit" and "usually" in rule.template else obj, q=qualifier, d=det)
         return FactDraft(subject, rule.predicate, obj, text, rule.negated, 0.8, qualifier)
 
