@@ -123,7 +123,7 @@ def _clean(obj: str) -> str:
     obj = re.sub(r"^(?:the|a|an|my|our|some)\s+", "", obj.strip(), flags=re.I).strip(" .,'\"").rstrip(".")
     obj = re.sub(r"\s+(?:of|from|about|like|to)$", "", obj, flags=re.I)  # cut off mid-phrase: "some of"
     # trailing words that end a clause, not the thing: "my guitar a lot", "my Switch every night"
-    return re.sub(r"(?:\s+(?:a lot|a bit|a|an|the|so much|again|too|very|every \w+|myself|ourselves|soon|later))+$", "", obj, flags=re.I)
+    return re.sub(r"(?:\s+(?:a lot|a bit|a|an|the|so much|again|too|very|every \w+|myself|ourselves|soon|later|as well))+$", "", obj, flags=re.I)
 
 
 @dataclass(frozen=True)
@@ -306,8 +306,9 @@ _DEICTIC_NEXT = re.compile(
 )
 # "I'm going to need new shoes": a need, not a plan.
 _NOT_PLAN = re.compile(r"^(?:need|have to|want|wanna)\b", re.I)
-# An object is a thing, not a phrase of time or manner: "I've been playing for four months".
-_PREP_OBJ = re.compile(r"^(?:for|of|about|with|in|on|at|since|from|by|around|over)\b", re.I)
+# An object is a thing, not a phrase of time or manner: "I've been playing for four months", "a
+# job I enjoy every day".
+_PREP_OBJ = re.compile(r"^(?:for|of|about|with|in|on|at|since|from|by|around|over|every)\b", re.I)
 # ...nor is one had when its head noun is none ("some awesome news", "a knee injury from the race").
 _NOT_OWNED_HEAD = re.compile(
     r"\b" + _NOT_OWNED + r"(?:\s+coming up|\s+(?:from|of|with|at|on|during|after)\s+(?:the|a|an|my|our|last|this)\b.*)?$", re.I
