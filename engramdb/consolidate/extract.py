@@ -159,6 +159,8 @@ _BE = r"(?:'m|’m| am|'s|’s| is| are|'re)"
 # A subject, or "and" eliding it: "I moved to Munich and started a job at Siemens".
 _SUBJX = r"(?:\b" + _SUBJ + r"|\band)"
 
+_USUALLY = "{s} usually {o}"  # its object starts with a verb, told in the third person
+
 _RULES: list[_Rule] = [
     # negations first, so "I don't live in X anymore" is not read as "I live in X"
     _r(r"\b" + _SUBJ + r"\s+(?:don't|do not|doesn't|does not|no longer)\s+lives?\s+in\s+" + _CAP_OBJ, "lives_in", "{s} no longer lives in {o}", True),
@@ -207,7 +209,7 @@ _RULES: list[_Rule] = [
     _r(_CAP_OBJ + r",?\s+which\s+(?P<subj>I)\s+(?:really\s+|also\s+)?(?:enjoy|love|like|adore)\b", "likes", "{s} likes {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:hate|hates|dislike|dislikes|can't stand|cannot stand|detest)\s+" + _OBJ, "dislikes", "{s} dislikes {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:prefer|prefers)\s+" + _OBJ, "prefers", "{s} prefers {o}"),
-    _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but | when | whenever | if | unless | because )", "habit", "{s} usually {o}"),
+    _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but | when | whenever | if | unless | because )", "habit", _USUALLY),
     # possessions and plans
     _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:(?:bought|purchased)\s+(?:a|an|my|the)|got\s+(?:a new|my new|myself a))\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter|(?:\w+\s+){0,2}results|news|feedback|grades?|scores?|diagnosis|vaccine|shot|haircut|period|hands|day|night|week|weekend|month|year|time|other day|addition|member)\b)" + _OBJ, "owns", "{s} bought {o}"),
     _r(r"\b" + _SUBJ + r"(?:\s+(?:own|owns)|(?:'ve|’ve| have|'s|’s| has)\s+(?:got|had|owned)|\s+(?:still\s+)?(?:have|has))\s+(?P<det>a|an|my|her|his|two|three|four|several|some)\s+(?!(?:new\s+)?" + _NOT_OWNED + r")(?:new\s+)?" + _OBJ, "owns", "{s} owns {d}{o}"),
@@ -366,10 +368,8 @@ def _third_person(verb_phrase: str) -> str:
 
 
 def _told_of_them(obj: str) -> str:
-    """An object in the speaker's words, told of them: own clauses cut, "my" -> "their"."""
-    obj = _OWN_CLAUSE.sub("", obj)
-    obj = _OWN_WORD.sub(lambda w: _OWN_WORDS[w.group(0)], obj)
-    return _DANGLING.sub("", obj)
+    """An object in the speaker's words (their own clauses already cut), told of them: "my" -> "their"."""
+    return _DANGLING.sub("", _OWN_WORD.sub(lambda w: _OWN_WORDS[w.group(0)], obj))
 
 
 _NOT_JOBS = re.compile(
@@ -496,7 +496,7 @@ class RuleExtractor:
                     and len(raw + pp.group(0)) <= 60):
                 raw += pp.group(0)
         obj = _clean(raw)
-        if rule.predicate != "name":
+        if rule.predicate != "name":  # after the dash cut; cleaned again, as the cut can leave "of"
             obj = _clean(_OWN_CLAUSE.sub("", obj))
         if not obj or len(obj) > 60 or _EMPTY_OBJ.match(obj):
             return None
@@ -535,6 +535,6 @@ class RuleExtractor:
         template = rule.template
         if rule.predicate == "favorite" and re.search(r"\bone of\s*$", sentence[: m.start()], re.I):
             template = "one of " + template  # "One of my favorite dishes is lasagna"
-        text = template.format(s=subject, o=_third_person(obj) if rule.predicate == "habit" and "usually" in rule.template else obj, q=qualifier, d=det)
+        text = template.format(s=subject, o=_third_person(obj) if rule.template == _USUALLY else obj, q=qualifier, d=det)
         return FactDraft(subject, rule.predicate, obj, text, rule.negated, 0.8, qualifier)
 
