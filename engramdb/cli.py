@@ -118,7 +118,7 @@ def print_hits(hits: list[Hit], as_json: bool) -> None:
             f"{e.id[:14]}… {e.session_id or ''} {json.dumps(e.metadata) if e.metadata else ''}".strip()
             for e in h.episodes
         )
-        sig = " ".join(f"{k[:3]}={v:.2f}" for k, v in h.signals.items() if k in ("lexical", "dense", "neighbours", "session"))
+        sig = " ".join(f"{k[:3]}={v:.2f}" for k, v in h.signals.items() if k in ("lexical", "dense", "neighbours", "thread", "session"))
         t.add_row(str(i), f"{h.score:.3f}\n[dim]{sig}[/]", display(h.timestamp), who, h.text, src)
     console.print(t)
 

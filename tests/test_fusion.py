@@ -81,6 +81,7 @@ def test_session_support_averages_top_items_of_session() -> None:
 
 
 def test_combine_adds_weighted_context() -> None:
-    w = Weights(neighbours=0.5, session=0.25)
-    out = combine(np.array([1.0]), np.array([0.4]), np.array([0.8]), np.array([0.0]), w)
-    assert out.tolist() == pytest.approx([1.0 + 0.2 + 0.2])
+    w = Weights(neighbours=0.5, session=0.25, thread=0.1, segments=0.2)
+    one = np.array
+    out = combine(one([1.0]), one([0.4]), one([0.3]), one([0.8]), one([0.5]), w)
+    assert out.tolist() == pytest.approx([1.0 + 0.2 + 0.03 + 0.2 + 0.1])

@@ -15,6 +15,7 @@ from engramdb import (
     ContentError,
     EngramError,
     HashEmbedder,
+    Hit,
     InputError,
     LimitError,
     Memory,
@@ -378,3 +379,41 @@ def test_not_a_database_is_typed_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(EngramError):
         Memory(bad, embedder=None)
+
+
+def test_a_speakers_next_turn_is_recalled_with_their_last(tmp_path: Path) -> None:
+    # In a dialogue a person's next turn goes on from their last, with the other's reply in
+    # between: it gains from it ("thread"), across separate writes and only within a session.
+    turns = [
+        ("Ana", "I signed up for a pottery class at the community center."),
+        ("Ben", "Nice, when does it start?"),
+        ("Ana", "Every Tuesday evening, the teacher is a retired sculptor."),
+    ]
+    with Memory(tmp_path / "t.db", embedder=None) as m:
+        m.add([{"role": "user", "name": n, "content": c} for n, c in turns], user_id="u", session_id="s1")
+        m.add([{"role": "user", "name": "Ben", "content": "Cool."},
+               {"role": "user", "name": "Ana", "content": "Anyway, my car broke down again yesterday."}],
+              user_id="u", session_id="s1")
+        m.add([{"role": "user", "name": "Ana", "content": "Tuesday is bin day."}], user_id="u", session_id="s2")
+
+        def by_first_word(q: str, **kw: object) -> dict[str, Hit]:
+            return {h.text.split()[0]: h for h in m.search(q, user_id="u", limit=10, **kw)}  # type: ignore[arg-type]
+
+        hits = by_first_word("Which class did Ana sign up for?")
+        signed, tuesday, ben = hits["I"], hits["Every"], hits["Nice,"]
+        assert signed.signals["relevance"] > 0
+        assert tuesday.signals["thread"] == pytest.approx(signed.signals["relevance"])
+        assert ben.signals["thread"] == 0  # Ben's turn is Ana's next-door neighbour, not her thread
+        assert "Tuesday" not in hits or hits["Tuesday"].signals["thread"] == 0  # another session
+        off = by_first_word("Which class did Ana sign up for?", options=RecallOptions(weights=Weights(thread=0)))
+        assert tuesday.score == pytest.approx(off["Every"].score + Weights().thread * tuesday.signals["thread"])
+        # The later write linked Ana's last turn of the first write to her next one.
+        car = by_first_word("What broke down again?")
+        assert car["Anyway,"].signals["relevance"] > 0
+        assert car["Every"].signals["thread"] == pytest.approx(car["Anyway,"].signals["relevance"])
+        # Talking with an assistant, the user's next turn answers its reply: no thread.
+        m.add([{"role": "user", "content": "I adopted a puppy called Rex."},
+               {"role": "assistant", "content": "Congratulations on the new family member!"},
+               {"role": "user", "content": "He chews every shoe in the house."}], user_id="u", session_id="s3")
+        rex = by_first_word("What did I call the puppy I adopted?")
+        assert rex["I"].signals["relevance"] > 0 and rex["He"].signals["thread"] == 0

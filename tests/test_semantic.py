@@ -548,3 +548,31 @@ def test_segment_keys_stay_current_across_writes_and_deletes(tmp_path: Path) -> 
         assert segments_with_word() == 3  # every session says it once; s0 no longer does
         s0 = [h for h in a.search(f"{word} {names[0]}", user_id="u", limit=12) if h.episodes[0].session_id == "s0"]
         assert len(s0) == 2 and all(h.signals["segment"] > 0 for h in s0)  # the rest of s0 keeps its key
+
+
+def test_a_question_naming_a_speaker_is_helped_by_their_keys_only(tmp_path: Path) -> None:
+    # "What does Ana love?" is not answered by what Ben said he loves: his keys ("Ben likes
+    # sailing…") neither stand in nor corroborate; his words still count as text.
+    with Memory(tmp_path / "k.db", embedder=None) as m:
+        m.add([{"role": "user", "name": n, "content": c} for n, c in [
+            ("Ana", "I love hiking in the mountains."),
+            ("Ben", "I love sailing on the lake."),
+        ]], user_id="u", session_id="s")
+        q = "What does Ana love?"
+        on = {h.text.split()[2]: h for h in m.search(q, user_id="u", limit=2)}
+        off = {h.text.split()[2]: h for h in m.search(q, user_id="u", limit=2, options=RecallOptions(named_keys_only=False))}
+        assert on["hiking"].signals["facts"] > 0 and on["sailing"].signals["facts"] == 0
+        assert off["sailing"].signals["facts"] > 0
+        assert on["sailing"].signals["lexical"] == off["sailing"].signals["lexical"] > 0  # "love" still matches
+        assert on["hiking"].score > on["sailing"].score
+        # A question naming nobody, or both, is helped by every key.
+        both = {h.text.split()[2]: h for h in m.search("What do Ana and Ben love?", user_id="u", limit=2)}
+        assert both["hiking"].signals["facts"] > 0 and both["sailing"].signals["facts"] > 0
+        anyone = {h.text.split()[2]: h for h in m.search("Who loves sailing?", user_id="u", limit=2)}
+        assert anyone["sailing"].signals["facts"] > 0
+        # A role is no name: asking what the assistant said keeps the user's keys.
+        m.add([{"role": "user", "content": "I love baking sourdough bread."},
+               {"role": "assistant", "content": "Sourdough needs a lively starter."}], user_id="u", session_id="t")
+        [bread] = [h for h in m.search("What did the assistant say about the bread I love?", user_id="u", limit=5)
+                   if h.text.startswith("I love baking")]
+        assert bread.signals["facts"] > 0

@@ -47,7 +47,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "passage_tokens": 1_000_000,
         "consolidate_on_add": False,
         "recall": RecallOptions(
-            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0, facts=0, facts_support=0, statements=0, segments=0, preference=0),
+            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0, facts=0, facts_support=0, statements=0, segments=0, preference=0, thread=0),
             merge_adjacent=False,
         ),
     },
@@ -55,7 +55,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "dense-only": {"recall": RecallOptions(weights=Weights(0, _W.dense, _W.neighbours, _W.session))},
     "no-neighbours": {"recall": RecallOptions(weights=Weights(_W.lexical, _W.dense, 0, _W.session))},
     "no-session": {"recall": RecallOptions(weights=Weights(_W.lexical, _W.dense, _W.neighbours, 0))},
-    "no-context": {"recall": RecallOptions(weights=Weights(_W.lexical, _W.dense, 0, 0))},
+    "no-context": {"recall": RecallOptions(weights=Weights(_W.lexical, _W.dense, 0, 0, thread=0))},
+    "no-thread": {"recall": RecallOptions(weights=Weights(thread=0))},
     "merge": {"recall": RecallOptions(merge_adjacent=True)},
     "rrf": {"recall": RecallOptions(weights=Weights(method="rrf"))},
     "whole-turns": {"passage_tokens": 1_000_000},
@@ -66,6 +67,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "no-segment-keys": {"recall": RecallOptions(weights=Weights(segments=0))},
     "no-statement-keys": {"recall": RecallOptions(weights=Weights(statements=0))},
     "no-preference": {"recall": RecallOptions(weights=Weights(preference=0))},
+    "any-speaker-keys": {"recall": RecallOptions(named_keys_only=False)},
     # Without the semantic layer (fact, statement and segment keys, the preference boost; all
     # are still built).
     "no-semantic": {

@@ -125,6 +125,16 @@ class LexicalIndex:
         lengths: np.ndarray = self._length[docs]
         return lengths
 
+    def speakers_named(self, keys: Sequence[int]) -> np.ndarray:
+        """Codes of the speakers whose name has a term among ``keys`` (a query naming them)."""
+        wanted = set(keys)
+        return np.asarray([c for c, ks in enumerate(self._speaker_keys) if ks & wanted], dtype=np.int32)
+
+    def speaker_codes(self, docs: np.ndarray) -> np.ndarray:
+        """The speaker code of documents at positions ``docs``."""
+        codes: np.ndarray = self._speaker[docs]
+        return codes
+
     def append(self, blobs: Sequence[bytes], speakers: Sequence[str]) -> None:
         """Add documents: their stored term blobs (see :func:`encode_terms`) and speaker names."""
         if len(blobs) != len(speakers):

@@ -63,10 +63,11 @@ class Weights:
     statements: float = 1.0  # a statement key (a sentence as said) standing in, scaled: it is the text
     segments: float = 0.1  # context from the episode's segment, recalled as one key (its pooled text)
     preference: float = 0.3  # advice questions: boost for episodes a preference was drawn from
+    thread: float = 0.15  # the same speaker's previous/next turn in the session (past the other's reply)
     method: str = "weighted"  # or "rrf"
 
     def __post_init__(self) -> None:
-        for name in ("lexical", "dense", "neighbours", "session", "time", "when", "order", "facts", "facts_support", "statements", "segments", "preference"):
+        for name in ("lexical", "dense", "neighbours", "thread", "session", "time", "when", "order", "facts", "facts_support", "statements", "segments", "preference"):
             if getattr(self, name) < 0:
                 raise ValueError(f"weight {name} must be >= 0")
         if self.method not in ("weighted", "rrf"):
@@ -123,8 +124,20 @@ def session_support(scores: np.ndarray, session_idx: np.ndarray, n_sessions: int
 
 
 def combine(
-    base: np.ndarray, neighbours: np.ndarray, session: np.ndarray, segment: np.ndarray, weights: Weights
+    base: np.ndarray,
+    neighbours: np.ndarray,
+    thread: np.ndarray,
+    session: np.ndarray,
+    segment: np.ndarray,
+    weights: Weights,
 ) -> np.ndarray:
-    """Final item score: own relevance plus context from neighbours, the session and the segment."""
-    out = base + weights.neighbours * neighbours + weights.session * session + weights.segments * segment
+    """Final item score: own relevance plus context from neighbours, the speaker's thread, the
+    session and the segment."""
+    out = (
+        base
+        + weights.neighbours * neighbours
+        + weights.thread * thread
+        + weights.session * session
+        + weights.segments * segment
+    )
     return np.asarray(out, dtype=np.float64)

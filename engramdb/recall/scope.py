@@ -37,6 +37,12 @@ class ScopeIndex:
         self.ep_session = np.zeros(0, dtype=np.int64)
         self.ep_prev = np.zeros(0, dtype=np.int64)
         self.ep_next = np.zeros(0, dtype=np.int64)
+        # The same person's previous and next episode in the session (-1: none): in a talk
+        # between people each one's next turn goes on from their last, with the other's reply
+        # between them. An assistant's turn has no thread and ends the session's threads: the
+        # user's next turn answers it (its next-door neighbour), not their own last one.
+        self.ep_prev_own = np.zeros(0, dtype=np.int64)
+        self.ep_next_own = np.zeros(0, dtype=np.int64)
         self.ep_first_unit = np.zeros(0, dtype=np.int64)  # -1 until the episode's units arrive
         # Segments (consolidation's runs of episodes about one topic), each indexed as one key:
         # its members' terms pooled, the centroid of their passage vectors.
@@ -47,6 +53,7 @@ class ScopeIndex:
         self._ep_pos: dict[int, int] = {}
         self._session_ids: dict[str | None, int] = {}
         self._last_in_session: dict[int, int] = {}
+        self._last_own: dict[int, dict[str, int]] = {}  # session -> speaker -> their last position
         self.last_seq = 0
 
     @property
@@ -150,7 +157,10 @@ class ScopeIndex:
         prev = np.full(len(new_eps), -1, dtype=np.int64)
         ses = np.zeros(len(new_eps), dtype=np.int64)
         next_all = np.append(self.ep_next, np.full(len(new_eps), -1, dtype=np.int64))
-        for i, (rowid, sid) in enumerate(zip(new_eps.tolist(), sessions)):
+        prev_own = np.full(len(new_eps), -1, dtype=np.int64)
+        next_own = np.append(self.ep_next_own, np.full(len(new_eps), -1, dtype=np.int64))
+        agent = rows.episode_by_assistant.tolist()
+        for i, (rowid, sid, who) in enumerate(zip(new_eps.tolist(), sessions, rows.episode_speaker)):
             pos = start + i
             self._ep_pos[rowid] = pos
             code = self._session_ids.setdefault(sid, len(self._session_ids))
@@ -160,6 +170,15 @@ class ScopeIndex:
                 prev[i] = last
                 next_all[last] = pos
             self._last_in_session[code] = pos
+            if agent[i]:
+                self._last_own.pop(code, None)
+                continue
+            own = self._last_own.setdefault(code, {})
+            last = own.get(who)
+            if last is not None:
+                prev_own[i] = last
+                next_own[last] = pos
+            own[who] = pos
         self.ep_rowid = np.append(self.ep_rowid, new_eps)
         self.ep_ts = np.append(self.ep_ts, rows.episode_ts)
         self.ep_recorded_ts = np.append(self.ep_recorded_ts, rows.episode_recorded_ts)
@@ -168,6 +187,8 @@ class ScopeIndex:
         self.ep_session = np.append(self.ep_session, ses)
         self.ep_prev = np.append(self.ep_prev, prev)
         self.ep_next = next_all
+        self.ep_prev_own = np.append(self.ep_prev_own, prev_own)
+        self.ep_next_own = next_own
         self.ep_first_unit = np.append(self.ep_first_unit, np.full(len(new_eps), -1, dtype=np.int64))
         self.ep_segment = np.append(self.ep_segment, np.full(len(new_eps), -1, dtype=np.int64))
         self.ep_preference = np.append(self.ep_preference, np.zeros(len(new_eps), dtype=bool))

@@ -31,6 +31,9 @@ from .query import QueryAnalysis, in_range, range_closeness
 from .scope import ScopeIndex
 
 
+_ROLE_KEYS = frozenset(query_keys("user assistant system tool"))  # speakers known by a role
+
+
 @dataclass(frozen=True)
 class RecallOptions:
     weights: Weights = field(default_factory=Weights)
@@ -40,6 +43,7 @@ class RecallOptions:
     merge_adjacent: bool = False
     merge_ratio: float = 0.8  # ...when the neighbour scores at least this share of the hit
     second_passage_ratio: float = 0.6  # a long episode shows a 2nd passage scoring this close to its best
+    named_keys_only: bool = True  # a question naming speakers is helped by their keys only
 
 
 @dataclass
@@ -107,6 +111,14 @@ def recall(
         np.asarray(a[keep], dtype=np.float64) for a in (score, lex_n, dense_n, lex_raw, cos_raw)
     )
     is_key = scope.unit_is_key[units]
+    if options.named_keys_only:
+        # A key tells of its speaker's own world. A question that names some of the speakers
+        # ("What does Caroline like?") is not answered by what another said of themselves: keys
+        # of speakers it does not name neither stand in nor corroborate (their text still counts).
+        # Only names count: "what did the assistant suggest?" names a role, not a person.
+        named = scope.lexical.speakers_named([k for k in query_keys(query) if k not in _ROLE_KEYS])
+        if named.size:
+            score = np.where(is_key & ~np.isin(scope.lexical.speaker_codes(units), named), 0.0, score)
     at_unit = {int(u): i for i, u in enumerate(units.tolist())}  # unit position -> candidate index
     is_statement = scope.unit_is_statement[units]
     ep_text = max_by_group(np.where(is_key, 0.0, score), scope.unit_ep[units], n_eps)
@@ -135,9 +147,16 @@ def recall(
 
     # 4. Context.
     neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
+    thread = np.zeros(n_eps)
+    if w.thread > 0:  # own turns that are not already the next door neighbours
+        thread = neighbour_support(
+            ep_base,
+            np.where(scope.ep_prev_own == scope.ep_prev, -1, scope.ep_prev_own),
+            np.where(scope.ep_next_own == scope.ep_next, -1, scope.ep_next_own),
+        )
     sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
     seg = _segment_support(scope, query, query_vector, w, options.candidates, known) if w.segments > 0 else np.zeros(n_eps)
-    final = combine(ep_base, neigh, sess, seg, w)
+    final = combine(ep_base, neigh, thread, sess, seg, w)
     final = np.where(visible & (final > 0), final, -np.inf)
 
     # 5. Rank and group.
@@ -167,6 +186,7 @@ def recall(
             "preference": float(pref_sig[e]),
             "relevance": float(ep_base[e]),
             "neighbours": float(neigh[e]),
+            "thread": float(thread[e]),
             "session": float(sess[e]),
             "segment": float(seg[e]),
             "time": float(time_sig[e]),

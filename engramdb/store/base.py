@@ -59,6 +59,8 @@ class ScopeRows:
     unit_speaker: list[str]  # [U]
     episode_rowid: np.ndarray  # int64 [E], ordered by seq
     episode_session: list[str | None]
+    episode_speaker: list[str]  # [E], name or role (as the units' speaker)
+    episode_by_assistant: np.ndarray  # bool [E], the role is "assistant"
     episode_ts: np.ndarray  # float64 [E], occurred_at as epoch seconds
     episode_recorded_ts: np.ndarray  # float64 [E]
     episode_seq: np.ndarray  # int64 [E]

@@ -377,7 +377,8 @@ class SQLiteStore:
         )
         vec, has = _vector_matrix([r[2] for r in units])
         eps = self._q(
-            "SELECT e.rowid, e.session_id, e.occurred_ts, e.recorded_ts, e.seq, MIN(t.start_ts), MAX(t.end_ts) "
+            "SELECT e.rowid, e.session_id, e.occurred_ts, e.recorded_ts, e.seq, MIN(t.start_ts), MAX(t.end_ts), "
+            "COALESCE(NULLIF(e.name, ''), NULLIF(e.role, ''), ''), e.role IS 'assistant' "
             "FROM episodes e LEFT JOIN episode_times t ON t.episode_rowid = e.rowid "
             "WHERE e.user_id = ? AND e.seq > ? GROUP BY e.rowid ORDER BY e.seq",
             (user_id, after_seq),
@@ -394,6 +395,8 @@ class SQLiteStore:
             has_vector=has,
             episode_rowid=np.array([r[0] for r in eps], dtype=np.int64),
             episode_session=[r[1] for r in eps],
+            episode_speaker=[r[7] for r in eps],
+            episode_by_assistant=np.array([bool(r[8]) for r in eps], dtype=bool),
             episode_ts=np.array([r[2] for r in eps], dtype=np.float64),
             episode_recorded_ts=np.array([r[3] for r in eps], dtype=np.float64),
             episode_seq=np.array([r[4] for r in eps], dtype=np.int64),
