@@ -37,9 +37,9 @@ class ScopeIndex:
         self.ep_session = np.zeros(0, dtype=np.int64)
         self.ep_prev = np.zeros(0, dtype=np.int64)
         self.ep_next = np.zeros(0, dtype=np.int64)
-        # The same person's previous and next episode in the session (-1: none): in a talk
-        # between people each one's next turn goes on from their last, with the other's reply
-        # between them. An assistant's turn has no thread and ends the session's threads: the
+        # The same person's previous and next episode in the session when someone else spoke
+        # between them (-1: none): in a talk between people each one's next turn goes on from
+        # their last, past the other's reply. An assistant's turn has no thread and ends the session's threads: the
         # user's next turn answers it (its next-door neighbour), not their own last one.
         self.ep_prev_own = np.zeros(0, dtype=np.int64)
         self.ep_next_own = np.zeros(0, dtype=np.int64)
@@ -175,7 +175,7 @@ class ScopeIndex:
                 continue
             own = self._last_own.setdefault(code, {})
             last = own.get(who)
-            if last is not None:
+            if last is not None and last != prev[i]:  # not the next-door neighbour
                 prev_own[i] = last
                 next_own[last] = pos
             own[who] = pos

@@ -73,6 +73,7 @@ def recall(
     that needs them before ranking does not look them up twice.
     """
     w = options.weights
+    keys = query_keys(query)  # the query's full-text terms
     n_units = scope.unit_rowid.size
     n_eps = scope.ep_rowid.size
     if n_units == 0 or limit <= 0:
@@ -83,7 +84,7 @@ def recall(
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
     lex_pos, lex_score = empty
     if w.lexical > 0:
-        lex_pos, lex_score = lexical if lexical is not None else scope.lexical_search(query, options.candidates)
+        lex_pos, lex_score = lexical if lexical is not None else scope.lexical.search(keys, options.candidates)
     dense_pos, sims = empty
     if w.dense > 0 and query_vector is not None:
         dense_pos, sims = scope.vectors.search(query_vector, options.candidates)
@@ -116,7 +117,7 @@ def recall(
         # ("What does Caroline like?") is not answered by what another said of themselves: keys
         # of speakers it does not name neither stand in nor corroborate (their text still counts).
         # Only names count: "what did the assistant suggest?" names a role, not a person.
-        named = scope.lexical.speakers_named([k for k in query_keys(query) if k not in _ROLE_KEYS])
+        named = scope.lexical.speakers_named([k for k in keys if k not in _ROLE_KEYS])
         if named.size:
             score = np.where(is_key & ~np.isin(scope.lexical.speaker_codes(units), named), 0.0, score)
     at_unit = {int(u): i for i, u in enumerate(units.tolist())}  # unit position -> candidate index
@@ -147,15 +148,9 @@ def recall(
 
     # 4. Context.
     neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
-    thread = np.zeros(n_eps)
-    if w.thread > 0:  # own turns that are not already the next door neighbours
-        thread = neighbour_support(
-            ep_base,
-            np.where(scope.ep_prev_own == scope.ep_prev, -1, scope.ep_prev_own),
-            np.where(scope.ep_next_own == scope.ep_next, -1, scope.ep_next_own),
-        )
+    thread = neighbour_support(ep_base, scope.ep_prev_own, scope.ep_next_own) if w.thread > 0 else np.zeros(n_eps)
     sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
-    seg = _segment_support(scope, query, query_vector, w, options.candidates, known) if w.segments > 0 else np.zeros(n_eps)
+    seg = _segment_support(scope, keys, query_vector, w, options.candidates, known) if w.segments > 0 else np.zeros(n_eps)
     final = combine(ep_base, neigh, thread, sess, seg, w)
     final = np.where(visible & (final > 0), final, -np.inf)
 
@@ -227,7 +222,7 @@ def recall(
 
 def _segment_support(
     scope: ScopeIndex,
-    query: str,
+    keys: list[int],
     query_vector: np.ndarray | None,
     w: Weights,
     candidates: int,
@@ -245,7 +240,7 @@ def _segment_support(
     out = np.zeros(scope.ep_rowid.size)
     if n_seg == 0:
         return out
-    lex = normalise_max(np.maximum(scope.seg_lexical.scores(query_keys(query)), 0.0)) if w.lexical > 0 else np.zeros(n_seg)
+    lex = normalise_max(np.maximum(scope.seg_lexical.scores(keys), 0.0)) if w.lexical > 0 else np.zeros(n_seg)
     dense = np.zeros(n_seg)
     if w.dense > 0 and query_vector is not None:
         pos, sims = scope.seg_vectors.search(query_vector, candidates)
