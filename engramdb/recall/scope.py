@@ -39,8 +39,9 @@ class ScopeIndex:
         self.ep_next = np.zeros(0, dtype=np.int64)
         # The same person's previous and next episode in the session when someone else spoke
         # between them (-1: none): in a talk between people each one's next turn goes on from
-        # their last, past the other's reply. An assistant's turn has no thread and ends the session's threads: the
-        # user's next turn answers it (its next-door neighbour), not their own last one.
+        # their last, past the other's reply. An assistant's turn has no thread and ends the
+        # session's threads: the user's next turn answers it (its next-door neighbour), not
+        # their own last one.
         self.ep_prev_own = np.zeros(0, dtype=np.int64)
         self.ep_next_own = np.zeros(0, dtype=np.int64)
         self.ep_first_unit = np.zeros(0, dtype=np.int64)  # -1 until the episode's units arrive
