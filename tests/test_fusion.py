@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from engramdb.recall.fusion import (
+    best_other_in_group,
     Weights,
     combine,
     fuse,
@@ -70,6 +71,17 @@ def test_neighbour_support_reads_both_sides() -> None:
     prev = np.array([-1, 0, 1, -1])  # item 3 starts a new session
     nxt = np.array([1, 2, -1, -1])
     assert neighbour_support(scores, prev, nxt).tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_best_other_in_group_excludes_the_member_itself() -> None:
+    scores = np.array([0.9, 0.2, 0.5, 0.7, 0.4, 0.3])
+    group = np.array([0, 1, 0, 1, 0, 2])
+    members = np.array([0, 2, 3, 4, 5])  # item 1 is no member: it neither gives nor gets
+    out = best_other_in_group(scores, members, group)
+    # group 0: the best (item 0) gets the runner-up; the others get the best
+    # group 1: item 3 is its only member; group 2: item 5 is alone
+    assert out.tolist() == pytest.approx([0.5, 0.0, 0.9, 0.0, 0.9, 0.0])
+    assert best_other_in_group(scores, np.array([2]), group).tolist() == [0.0] * 6
 
 
 def test_session_support_averages_top_items_of_session() -> None:

@@ -576,3 +576,40 @@ def test_a_question_naming_a_speaker_is_helped_by_their_keys_only(tmp_path: Path
         [bread] = [h for h in m.search("What did the assistant say about the bread I love?", user_id="u", limit=5)
                    if h.text.startswith("I love baking")]
         assert bread.signals["facts"] > 0
+
+
+def test_advice_recalls_the_tastes_told_together_and_the_named_speakers_only(tmp_path: Path) -> None:
+    # The tastes a person tells in one conversation go together: asked for advice, each of the
+    # user's preferences in a session gains from the best other one there (its "thread"), past
+    # the assistant's replies; not across sessions, and not for a question asking no advice.
+    with Memory(tmp_path / "t.db", embedder=None) as m:
+        m.add([{"role": "user", "content": "I enjoy listening to podcasts during my commute."},
+               {"role": "assistant", "content": "Great, here are a few shows you could try on the way."},
+               {"role": "user", "content": "I'm really into history, especially ancient Rome."},
+               {"role": "assistant", "content": "Then Hardcore History is made for you."},
+               {"role": "user", "content": "My printer keeps jamming."}], user_id="u", session_id="s1")
+        m.add([{"role": "user", "content": "I love cycling, it makes my commute fun."}], user_id="u", session_id="s2")
+
+        def by_first_words(q: str, **kw: object) -> dict[str, Hit]:
+            return {" ".join(h.text.split()[:2]): h for h in m.search(q, user_id="u", limit=10, **kw)}  # type: ignore[arg-type]
+
+        q = "Can you suggest something for my commute?"
+        hits = by_first_words(q)
+        commute, rome = hits["I enjoy"], hits["I'm really"]
+        assert commute.signals["preference"] > 0 and rome.signals["relevance"] == 0
+        assert rome.signals["thread"] == pytest.approx(commute.signals["relevance"])
+        assert hits["My printer"].signals["thread"] == 0  # no preference
+        assert hits["I love"].signals["relevance"] > 0 and hits["I love"].signals["thread"] == 0  # alone in its session
+        off = by_first_words(q, options=RecallOptions(weights=Weights(thread=0)))
+        assert rome.score == pytest.approx(off["I'm really"].score + Weights().thread * rome.signals["thread"])
+        assert rome.score > hits["My printer"].score  # which only its session lifts
+        assert by_first_words("How long is my commute?")["I'm really"].signals["thread"] == 0
+
+    # "Any novels for Ana?" is answered from Ana's tastes, not Ben's.
+    with Memory(tmp_path / "n.db", embedder=None) as m:
+        m.add([{"role": "user", "name": "Ana", "content": "I love mystery novels."},
+               {"role": "user", "name": "Ben", "content": "I love sci-fi novels."}], user_id="u", session_id="s")
+        named = {h.text.split()[2]: h for h in m.search("Can you recommend some novels for Ana?", user_id="u", limit=2)}
+        assert named["mystery"].signals["preference"] > 0 and named["sci-fi"].signals["preference"] == 0
+        anyone = {h.text.split()[2]: h for h in m.search("Can you recommend some novels?", user_id="u", limit=2)}
+        assert anyone["mystery"].signals["preference"] > 0 and anyone["sci-fi"].signals["preference"] > 0

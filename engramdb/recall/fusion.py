@@ -104,6 +104,23 @@ def neighbour_support(scores: np.ndarray, prev_idx: np.ndarray, next_idx: np.nda
     return np.asarray(np.maximum(padded[prev_idx], padded[next_idx]), dtype=np.float64)
 
 
+def best_other_in_group(scores: np.ndarray, members: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """For each of ``members`` (item indices), the best score among the other members of its
+    group (``group[i]`` is item i's group key); 0 for non-members and lone members."""
+    out = np.zeros(scores.shape, dtype=np.float64)
+    if members.size < 2:
+        return out
+    s, g = scores[members], group[members]
+    order = np.lexsort((-s, g))  # by group, best first
+    m, s, g = members[order], s[order], g[order]
+    first = np.searchsorted(g, g, side="left")  # each one's group's best
+    top1 = s[first]
+    has_second = (first + 1 < m.size) & (g[np.minimum(first + 1, m.size - 1)] == g)
+    top2 = np.where(has_second, s[np.minimum(first + 1, m.size - 1)], 0.0)
+    out[m] = np.where(np.arange(m.size) == first, top2, top1)
+    return out
+
+
 def session_support(scores: np.ndarray, session_idx: np.ndarray, n_sessions: int, top: int = 3) -> np.ndarray:
     """Each item's session relevance: the sum of the session's ``top`` best scores over ``top``.
 

@@ -4,9 +4,11 @@
 2. fuse the normalised signals per unit; an episode scores as its best passage, or a fact or
    statement key drawn from it standing in, plus support from that key (``Weights.facts``,
    ``statements``, ``facts_support``);
-3. context: an episode gains from its neighbours in the conversation, from its session, and
-   from its segment — the run of episodes about one topic, recalled as one key over their pooled
-   words and mean vector (what surrounds a memory helps recall it — temporal contiguity);
+3. context: an episode gains from its neighbours in the conversation, from the speaker's
+   thread (their previous/next turn past another's reply; for advice, their best other
+   preference told in the session), from its session, and from its segment — the run of
+   episodes about one topic, recalled as one key over their pooled words and mean vector (what
+   surrounds a memory helps recall it — temporal contiguity);
 4. rank episodes, group adjacent ones of the same session into one hit, cut to ``limit``.
 """
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from .fusion import (
     Weights,
+    best_other_in_group,
     combine,
     fuse,
     max_by_group,
@@ -112,6 +115,7 @@ def recall(
         np.asarray(a[keep], dtype=np.float64) for a in (score, lex_n, dense_n, lex_raw, cos_raw)
     )
     is_key = scope.unit_is_key[units]
+    named = np.zeros(0, dtype=np.int32)  # speakers the question names (lexical speaker codes)
     if options.named_keys_only:
         # A key tells of its speaker's own world. A question that names some of the speakers
         # ("What does Caroline like?") is not answered by what another said of themselves: keys
@@ -130,10 +134,14 @@ def recall(
     ep_facts = ep_base - ep_text  # what keys added, for ``why``
 
     # A request for advice is answered from what the asker likes and does: an episode a
-    # preference was drawn from ("I enjoy audiobooks on my commute") counts for more.
+    # preference was drawn from ("I enjoy audiobooks on my commute") counts for more — by the
+    # named rule above, only the named speakers' ("a gift idea for Caroline?": hers, not Mel's).
     pref_sig = np.zeros(n_eps)
+    prefs = scope.ep_preference
     if analysis.asks_advice and w.preference > 0:
-        boosted = ep_base * (1.0 + w.preference * scope.ep_preference)
+        if named.size:
+            prefs = prefs & _spoken_by(scope, named)
+        boosted = ep_base * (1.0 + w.preference * prefs)
         pref_sig = boosted - ep_base
         ep_base = boosted
 
@@ -149,6 +157,13 @@ def recall(
     # 4. Context.
     neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
     thread = neighbour_support(ep_base, scope.ep_prev_own, scope.ep_next_own) if w.thread > 0 else np.zeros(n_eps)
+    if analysis.asks_advice and w.thread > 0 and w.preference > 0:
+        # The tastes a person tells in one conversation go together ("I listen to podcasts on my
+        # commute" ... "I'm into the history ones"): for advice, a preference's thread reaches
+        # the best other preference the same speaker told in the session, past any replies.
+        told = np.flatnonzero(prefs & visible)
+        by = scope.ep_session * scope.n_speakers + scope.ep_speaker  # (session, speaker)
+        thread = np.maximum(thread, best_other_in_group(ep_base, told, by))
     sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
     seg = _segment_support(scope, keys, query_vector, w, options.candidates, known) if w.segments > 0 else np.zeros(n_eps)
     final = combine(ep_base, neigh, thread, sess, seg, w)
@@ -218,6 +233,15 @@ def recall(
     for g in groups:
         g.episodes.sort(key=lambda e: (scope.ep_ts[e], e))
     return groups
+
+
+def _spoken_by(scope: ScopeIndex, speakers: np.ndarray) -> np.ndarray:
+    """Episodes said by one of ``speakers`` (lexical speaker codes), as a mask."""
+    out = np.zeros(scope.ep_rowid.size, dtype=bool)
+    first = scope.ep_first_unit
+    has = first >= 0
+    out[has] = np.isin(scope.lexical.speaker_codes(first[has]), speakers)
+    return out
 
 
 def _segment_support(
