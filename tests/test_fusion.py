@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from engramdb.recall.fusion import (
-    best_other_in_group,
     Weights,
+    best_other_in_group,
     combine,
     fuse,
     max_by_group,
