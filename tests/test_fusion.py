@@ -75,13 +75,13 @@ def test_neighbour_support_reads_both_sides() -> None:
 
 def test_best_other_in_group_excludes_the_member_itself() -> None:
     scores = np.array([0.9, 0.2, 0.5, 0.7, 0.4, 0.3])
-    group = np.array([0, 1, 0, 1, 0, 2])
     members = np.array([0, 2, 3, 4, 5])  # item 1 is no member: it neither gives nor gets
+    group = np.array([0, 0, 1, 0, 2])  # each member's group
     out = best_other_in_group(scores, members, group)
     # group 0: the best (item 0) gets the runner-up; the others get the best
     # group 1: item 3 is its only member; group 2: item 5 is alone
     assert out.tolist() == pytest.approx([0.5, 0.0, 0.9, 0.0, 0.9, 0.0])
-    assert best_other_in_group(scores, np.array([2]), group).tolist() == [0.0] * 6
+    assert best_other_in_group(scores, np.array([2]), np.array([0])).tolist() == [0.0] * 6
 
 
 def test_session_support_averages_top_items_of_session() -> None:

@@ -613,3 +613,4 @@ def test_advice_recalls_the_tastes_told_together_and_the_named_speakers_only(tmp
         assert named["mystery"].signals["preference"] > 0 and named["sci-fi"].signals["preference"] == 0
         anyone = {h.text.split()[2]: h for h in m.search("Can you recommend some novels?", user_id="u", limit=2)}
         assert anyone["mystery"].signals["preference"] > 0 and anyone["sci-fi"].signals["preference"] > 0
+        assert anyone["mystery"].signals["thread"] == anyone["sci-fi"].signals["thread"] == 0  # each their own

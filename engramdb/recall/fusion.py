@@ -106,11 +106,11 @@ def neighbour_support(scores: np.ndarray, prev_idx: np.ndarray, next_idx: np.nda
 
 def best_other_in_group(scores: np.ndarray, members: np.ndarray, group: np.ndarray) -> np.ndarray:
     """For each of ``members`` (item indices), the best score among the other members of its
-    group (``group[i]`` is item i's group key); 0 for non-members and lone members."""
+    group (``group[j]`` is the group key of ``members[j]``); 0 for non-members and lone members."""
     out = np.zeros(scores.shape, dtype=np.float64)
     if members.size < 2:
         return out
-    s, g = scores[members], group[members]
+    s, g = scores[members], group
     order = np.lexsort((-s, g))  # by group, best first
     m, s, g = members[order], s[order], g[order]
     first = np.searchsorted(g, g, side="left")  # each one's group's best

@@ -35,7 +35,6 @@ class ScopeIndex:
         self.ep_event_lo = np.zeros(0, dtype=np.float64)  # NaN: the episode mentions no time
         self.ep_event_hi = np.zeros(0, dtype=np.float64)
         self.ep_session = np.zeros(0, dtype=np.int64)
-        self.ep_speaker = np.zeros(0, dtype=np.int64)  # a code per speaker (name, else role)
         self.ep_prev = np.zeros(0, dtype=np.int64)
         self.ep_next = np.zeros(0, dtype=np.int64)
         # The same person's previous and next episode in the session when someone else spoke
@@ -56,16 +55,11 @@ class ScopeIndex:
         self._session_ids: dict[str | None, int] = {}
         self._last_in_session: dict[int, int] = {}
         self._last_own: dict[int, dict[str, int]] = {}  # session -> speaker -> their last position
-        self._speaker_ids: dict[str, int] = {}
         self.last_seq = 0
 
     @property
     def n_sessions(self) -> int:
         return len(self._session_ids)
-
-    @property
-    def n_speakers(self) -> int:
-        return len(self._speaker_ids)
 
     @property
     def n_segments(self) -> int:
@@ -163,7 +157,6 @@ class ScopeIndex:
             self.last_seq = int(rows.episode_seq[-1])
         prev = np.full(len(new_eps), -1, dtype=np.int64)
         ses = np.zeros(len(new_eps), dtype=np.int64)
-        spk = np.zeros(len(new_eps), dtype=np.int64)
         next_all = np.append(self.ep_next, np.full(len(new_eps), -1, dtype=np.int64))
         prev_own = np.full(len(new_eps), -1, dtype=np.int64)
         next_own = np.append(self.ep_next_own, np.full(len(new_eps), -1, dtype=np.int64))
@@ -173,7 +166,6 @@ class ScopeIndex:
             self._ep_pos[rowid] = pos
             code = self._session_ids.setdefault(sid, len(self._session_ids))
             ses[i] = code
-            spk[i] = self._speaker_ids.setdefault(who, len(self._speaker_ids))
             last = self._last_in_session.get(code)
             if last is not None:
                 prev[i] = last
@@ -194,7 +186,6 @@ class ScopeIndex:
         self.ep_event_lo = np.append(self.ep_event_lo, rows.episode_event_lo)
         self.ep_event_hi = np.append(self.ep_event_hi, rows.episode_event_hi)
         self.ep_session = np.append(self.ep_session, ses)
-        self.ep_speaker = np.append(self.ep_speaker, spk)
         self.ep_prev = np.append(self.ep_prev, prev)
         self.ep_next = next_all
         self.ep_prev_own = np.append(self.ep_prev_own, prev_own)

@@ -162,7 +162,8 @@ def recall(
         # commute" ... "I'm into the history ones"): for advice, a preference's thread reaches
         # the best other preference the same speaker told in the session, past any replies.
         told = np.flatnonzero(prefs & visible)
-        by = scope.ep_session * scope.n_speakers + scope.ep_speaker  # (session, speaker)
+        who = _speaker_of(scope, told)
+        by = scope.ep_session[told] * (int(who.max(initial=0)) + 2) + who + 1  # (session, speaker)
         thread = np.maximum(thread, best_other_in_group(ep_base, told, by))
     sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
     seg = _segment_support(scope, keys, query_vector, w, options.candidates, known) if w.segments > 0 else np.zeros(n_eps)
@@ -235,13 +236,19 @@ def recall(
     return groups
 
 
+def _speaker_of(scope: ScopeIndex, eps: np.ndarray) -> np.ndarray:
+    """The speaker (lexical speaker code, as its passages carry) of episodes ``eps``; -1 for an
+    episode whose passages have not arrived."""
+    first = scope.ep_first_unit[eps]
+    out = np.full(eps.size, -1, dtype=np.int64)
+    has = first >= 0
+    out[has] = scope.lexical.speaker_codes(first[has])
+    return out
+
+
 def _spoken_by(scope: ScopeIndex, speakers: np.ndarray) -> np.ndarray:
     """Episodes said by one of ``speakers`` (lexical speaker codes), as a mask."""
-    out = np.zeros(scope.ep_rowid.size, dtype=bool)
-    first = scope.ep_first_unit
-    has = first >= 0
-    out[has] = np.isin(scope.lexical.speaker_codes(first[has]), speakers)
-    return out
+    return np.isin(_speaker_of(scope, np.arange(scope.ep_rowid.size)), speakers)
 
 
 def _segment_support(
