@@ -5,30 +5,24 @@ Parse input, call Memory, map errors once, format output (``--json`` on read com
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__
-from .errors import EngramError, InputError, NotFoundError
+from .clikit import console, err_console, handle_errors, progress_bar
+from .errors import InputError
 from .memory import Memory
 from .model import Hit
 from .timeutil import display
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 def default_db() -> str:
@@ -40,26 +34,6 @@ def _open(db: str, embedder: str | None = "default") -> Memory:
     if db != ":memory:":
         Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return Memory(db, embedder=embedder)
-
-
-def handle_errors(fn: F) -> F:
-    """Map engramdb errors to a one-line message and an exit code (2: bad input, 1: other)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            err_console.print(f"[red]error:[/] {escape(exc.message)}")
-            sys.exit(2)
-        except NotFoundError as exc:
-            err_console.print(f"[red]not found:[/] {escape(exc.message)}")
-            sys.exit(3)
-        except EngramError as exc:
-            err_console.print(f"[red]error:[/] {escape(exc.message)}")
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def db_option(fn: F) -> F:
@@ -84,18 +58,6 @@ def time_options(fn: F) -> F:
     fn = click.option("--as-of", default=None, help="See memory as it was known at this time (ISO 8601).")(fn)
     fn = click.option("--now", default=None, help="When the question is asked (ISO 8601); default: now.")(fn)
     return fn
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not err_console.is_terminal and os.environ.get("ENGRAMDB_PROGRESS") != "1",
-    )
 
 
 def print_hits(hits: list[Hit], as_json: bool) -> None:
@@ -493,7 +455,7 @@ def import_cmd(db: str, kind: str, path: str, user_id: str | None, limit: int | 
         err_console.print(f"imported {total} messages for {len(convs)} users into {db}")
 
 
-from .bench.cli import bench  # noqa: E402  (registers the bench group)
+from .bench.cli import bench  # noqa: E402  (bench needs only clikit, so no cycle)
 
 main.add_command(bench)
 

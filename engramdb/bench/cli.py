@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .. import cli as _cli
+from .. import clikit as _cli
 from ..errors import InputError
 from . import report as R
 from . import runner
