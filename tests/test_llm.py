@@ -100,6 +100,19 @@ def test_judge_prompts_follow_question_type() -> None:
     assert parse_verdict("Yes.") and parse_verdict("CORRECT") and not parse_verdict("no") and not parse_verdict("WRONG")
 
 
+@pytest.mark.parametrize(
+    "reply, correct",
+    [
+        ("Yes.", True), ("yes", True), ("**Yes**", True), ("CORRECT", True), ("The response is correct.", True),
+        ("Yes, the model correctly identifies the question as unanswerable.", True),
+        ("No, the response is not correct.", False), ("No.", False), ("WRONG", False), ("Incorrect.", False),
+        ("The response is not correct.", False), ("It isn't correct", False), ("", False), ("I cannot tell.", False),
+    ],
+)
+def test_judge_verdicts_negative_ones_included(reply: str, correct: bool) -> None:
+    assert parse_verdict(reply) is correct
+
+
 def test_end_to_end_qa_with_stand_in(stand_in: str, tmp_path: Path) -> None:
     out = tmp_path / "qa.json"
     r = CliRunner().invoke(

@@ -70,11 +70,20 @@ def judge_prompt(dataset: str, category: str, abstention: bool, question: str, a
     return _LOCOMO.format(**fields)
 
 
+_VERDICT_WORD = re.compile(r"\b(yes|no|correct|incorrect|wrong)\b")
+
+
 def parse_verdict(text: str) -> bool:
+    """Read a judge's reply: the first verdict word decides ("No, the response is not correct."
+    is a no). Only a clear yes/correct counts as correct; no verdict word is a no."""
     t = text.strip().lower()
-    if re.search(r"\bwrong\b", t):
+    m = _VERDICT_WORD.search(t)
+    if m is None:
         return False
-    return bool(re.match(r"^\W*(yes|correct)\b", t) or re.search(r"\bcorrect\b", t))
+    if m.group(1) in ("yes", "correct"):
+        # "correct" in "not correct" is preceded by a negation
+        return not (m.group(1) == "correct" and re.search(r"\b(not|isn't)\s*$", t[: m.start()]))
+    return False
 
 
 def answer_and_judge(llm: Chat, dataset: str, q: dict[str, Any], context: str, asked_at: str | None) -> dict[str, Any]:
