@@ -1,10 +1,11 @@
 """Score fact extraction and supersession on a labelled set of short exchanges.
 
-A case is ``{"category", "messages": [{"role", "speaker", "text"}], "facts": [[subject,
-predicate, object, negated?]], "current"?: [...], "superseded"?: [...]}``. Extraction is scored
-by precision/recall over (subject, predicate, object, negated) with objects compared after
-normalisation (equal, or one containing the other); statements (sentences kept verbatim) are
-not atomic facts and are scored apart (:func:`score_statements`). Supersession runs the
+A case is ``{"category", "messages": [{"role", "speaker", "text", "statements"}], "facts":
+[[subject, predicate, object, negated?]], "current"?: [...], "superseded"?: [...]}``. Extraction
+is scored by precision/recall over (subject, predicate, object, negated) with objects equal after
+normalisation (case, articles, spaces, end punctuation: "the Alps" is "Alps", "Alps hiking" is
+not). Statements (sentences kept verbatim) are not atomic facts and are scored apart against each
+message's labelled ``statements`` (:func:`score_statements`). Supersession runs the
 messages through a real ``Memory`` and checks which facts end current and which superseded.
 """
 
@@ -38,8 +39,7 @@ def _match(pred: FactDraft, gold: list[Any]) -> bool:
     neg = bool(gold[3]) if len(gold) > 3 else False
     if pred.subject.lower() != subj.lower() or pred.predicate != predicate or pred.negated != neg:
         return False
-    a, b = norm(pred.object), norm(obj)
-    return a == b or (min(len(a), len(b)) >= 3 and (a in b or b in a))
+    return norm(pred.object) == norm(obj)
 
 
 def score_extraction(cases: list[dict[str, Any]], extractor: Extractor) -> Scores:
@@ -77,31 +77,25 @@ def score_extraction(cases: list[dict[str, Any]], extractor: Extractor) -> Score
     )
 
 
-#: Cases whose messages state nothing as so: conditionals, wishes, questions; the assistant's words.
-NOT_STATED = frozenset({"hypothetical", "assistant"})
-
-
 def score_statements(cases: list[dict[str, Any]], extractor: Extractor) -> tuple[float, float, list[str]]:
-    """(precision, recall, errors) of statements on the labelled set, per message.
+    """(precision, recall, errors) of statements against each message's labelled sentences.
 
-    A statement is right when its message's case states something (category not in
-    :data:`NOT_STATED`); a message whose case has gold facts should give one (recall)."""
-    made = right = stating = found = 0
+    A message's ``statements`` are the sentences in it a person says of themselves as so:
+    first person, not a question, a request, a hypothetical, a wish or plan the set labels so
+    (category ``hypothetical``), nor an assistant's words. Sentences are compared after
+    normalisation (:func:`norm`)."""
+    made = right = gold_n = 0
     errors = []
     for case in cases:
         for m in case["messages"]:
-            st = [f for f in extractor.extract(m["text"], m["speaker"], m["role"]) if f.kind == "statement"]
-            made += len(st)
-            if case["category"] not in NOT_STATED:
-                right += len(st)
-            elif st:
-                errors.append(f"stated: {m['text']}")
-            if case["facts"] and m["role"] != "assistant" and not m["text"].rstrip().endswith("?"):
-                stating += 1
-                found += bool(st)
-                if not st:
-                    errors.append(f"missed: {m['text']}")
-    return (right / made if made else 1.0), (found / stating if stating else 1.0), errors
+            got = [norm(f.text) for f in extractor.extract(m["text"], m["speaker"], m["role"]) if f.kind == "statement"]
+            gold = [norm(g) for g in m["statements"]]
+            made += len(got)
+            gold_n += len(gold)
+            right += sum(1 for g in got if g in gold)
+            errors += [f"not a statement: {g}" for g in got if g not in gold]
+            errors += [f"missed: {g}" for g in gold if g not in got]
+    return (right / made if made else 1.0), (right / gold_n if gold_n else 1.0), errors
 
 
 def score_supersession(cases: list[dict[str, Any]], make_memory: Callable[[], Memory]) -> tuple[float, list[dict[str, Any]]]:
