@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from engramdb import DatasetError
 from engramdb.bench import metrics as M
 from engramdb.bench.report import bootstrap_p, compare, mcnemar_p
-from engramdb.bench.runner import question_metrics, summarise
+from engramdb.bench.runner import HitView, ShownTurn, context_pieces, gold_answer, question_metrics, summarise
 from engramdb.cli import main
-from engramdb.io.datasets import load_locomo, load_longmemeval
+from engramdb.io.datasets import load_locomo, load_longmemeval, parse_evidence
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -77,13 +77,136 @@ def test_metric_values_known_by_construction() -> None:
     assert M.percentile([1, 2, 3, 4], 0.5) == 2.5
 
 
+def _view(*turns: tuple[str, str, bool, str], tokens: int) -> HitView:
+    return HitView(tuple(ShownTurn(t, sess, whole, (M.normalise_answer(text),)) for t, sess, whole, text in turns), tokens)
+
+
 def test_question_metrics_from_hits() -> None:
-    hits = [(["t1", "t2"], ["s1", "s1"], 30), (["t9"], ["s3"], 10), (["t5"], ["s2"], 10)]
-    m, turns, sessions = question_metrics(["t2", "t5"], ["s1", "s2"], hits, [40, 50])
+    hits = [
+        _view(("t1", "s1", True, "hello"), ("t2", "s1", True, "we met in Lisbon"), tokens=30),
+        _view(("t9", "s3", True, "other"), tokens=10),
+        _view(("t5", "s2", True, "then Porto"), tokens=10),
+    ]
+    m, turns, sessions = question_metrics(["t2", "t5"], ["s1", "s2"], hits, [40, 50], answer="lisbon")
     assert turns == ["t1", "t2", "t9", "t5"] and sessions == ["s1", "s3", "s2"]
     assert m["turn_all@10hits"] == 1.0
     assert m["turn_recall_all@5"] == 1.0 and m["sess_recall_all@5"] == 1.0
     assert m["er@40"] == 0.0 and m["er@50"] == 1.0
+    assert m["ans@40"] == 1.0 and "ans@40" not in question_metrics(["t2"], ["s1"], hits, [40])[0]
+
+
+def test_strict_evidence_counts_only_turns_shown_whole() -> None:
+    # t2 is cited by the first hit but only an excerpt of it is shown: cite@B counts it, er@B
+    # does not, and the answer, outside the excerpt, is not shown either.
+    hits = [_view(("t2", "s1", False, "the flight was long"), tokens=20), _view(("t5", "s2", True, "porto"), tokens=10)]
+    m, _, _ = question_metrics(["t2", "t5"], ["s1", "s2"], hits, [100], answer="lisbon")
+    assert m["cite@100"] == 1.0 and m["er@100"] == 0.0 and m["ans@100"] == 0.0
+    whole = [_view(("t2", "s1", True, "the flight to lisbon was long"), tokens=30), hits[1]]
+    m, _, _ = question_metrics(["t2", "t5"], ["s1", "s2"], whole, [100, 35], answer="lisbon")
+    assert m["er@100"] == 1.0 and m["ans@35"] == 1.0 and m["er@35"] == 0.0  # t5 starts past token 30
+
+
+def test_answers_are_matched_as_whole_words_in_one_excerpt() -> None:
+    assert gold_answer("Pixel!", ["I adopted a kitten named pixel."]) == "pixel"
+    assert gold_answer("7 May 2023", ["I went yesterday"]) == ""  # not verbatim: not scored
+    assert gold_answer("art", ["I love the party"]) == ""  # words, not substrings
+    pieces = [M.normalise_answer(p) for p in ("we went to Lis", "bon later")]
+    assert M.answer_within_budget([(pieces, 5)], "lisbon", 100) == 0.0  # never pieced together
+    ctx = "Relevant memories (oldest first):\n[2023-05-08 13:56] Caroline: I went to Lisbon … and Porto\n"
+    assert context_pieces(ctx) == ["i went to lisbon", "and porto"]  # the date and speaker are not text
+
+
+def test_evidence_is_read_whole() -> None:
+    assert parse_evidence(["D12:3-D12:5", "D5:3.", "D13:45:D20:19"]) == ["D12:3", "D12:4", "D12:5", "D5:3", "D13:45", "D20:19"]
+    assert parse_evidence("D:11:26; D2:1-3 D2:2") == ["D11:26", "D2:1", "D2:2", "D2:3"]
+    assert parse_evidence(["D", ""]) == []
+
+
+def test_questions_whose_evidence_names_no_turn_are_counted_not_scored(tmp_path: Path) -> None:
+    data = json.loads((FIX / "locomo_mini.json").read_text())
+    data[0]["qa"][0]["evidence"] = ["D9:9"]  # no such turn
+    data[0]["qa"][2]["evidence"] = ["D2:2-D2:4", "D7:1"]  # a range, and one unknown id
+    path = tmp_path / "loco.json"
+    path.write_text(json.dumps(data))
+    [conv] = load_locomo(path)
+    assert conv.questions[0].evidence_turns == [] and conv.questions[0].unresolved == ["D9:9"]
+    assert conv.questions[2].evidence_turns == ["D2:2", "D2:3", "D2:4"] and conv.questions[2].unresolved == ["D7:1"]
+    r = CliRunner().invoke(main, ["bench", "locomo", str(path), "--no-cache", "-o", str(tmp_path / "o.json")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert doc["meta"]["excluded"] == {"questions_without_evidence": 1, "unresolved_evidence_ids": 2}
+    assert doc["summary"]["all"]["n"] == 3  # 5 questions: 1 abstention, 1 without evidence
+    assert {q["id"] for q in doc["questions"]} == {"mini-1-q1", "mini-1-q2", "mini-1-q3", "mini-1-q4"}
+
+
+def test_split_halves_conversations(tmp_path: Path) -> None:
+    one = json.loads((FIX / "locomo_mini.json").read_text())[0]
+    data = [dict(one, sample_id=f"c{i}") for i in range(3)]
+    path = tmp_path / "three.json"
+    path.write_text(json.dumps(data))
+    from engramdb.bench.runner import load_dataset
+
+    assert [c.user_id for c in load_dataset("locomo", path, split="tune")] == ["c0", "c1"]
+    assert [c.user_id for c in load_dataset("locomo", path, split="report")] == ["c2"]
+    assert len(load_dataset("locomo", path)) == 3
+
+
+# -- LongMemEval's own corpus and scorer, transcribed (src/retrieval/run_retrieval.py) ---------
+
+
+def lme_flat_turn_corpus(item: dict) -> tuple[list[str], list[str]]:
+    """process_item_flat_index(granularity='turn'): user turns only; ids of turns in answer
+    sessions without has_answer get 'noans'; gold docs are the ids containing 'answer'."""
+    corpus_ids = []
+    for sess_id, data in zip(item["haystack_session_ids"], item["haystack_sessions"]):
+        for i_turn, turn in enumerate(data):
+            if turn["role"] != "user":
+                continue
+            doc_id = sess_id + "_" + str(i_turn + 1)
+            if "answer" in sess_id and not turn.get("has_answer", False):
+                doc_id = doc_id.replace("answer", "noans")
+            corpus_ids.append(doc_id)
+    return corpus_ids, [d for d in corpus_ids if "answer" in d]
+
+
+def test_official_corpus_matches_longmemeval_scorer(tmp_path: Path) -> None:
+    path = FIX / "longmemeval_official.json"
+    items = {it["question_id"]: it for it in json.loads(path.read_text())}
+    r = CliRunner().invoke(main, ["bench", "longmemeval", str(path), "--corpus", "official", "--no-cache", "-o", str(tmp_path / "o.json")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "o.json").read_text())
+    # the single-session-assistant question has no user evidence: LongMemEval scores it nowhere
+    assert doc["meta"]["excluded"]["questions_without_evidence"] == 1
+    scored = [q for q in doc["questions"] if not q["abstention"]]
+    assert [q["id"] for q in scored] == ["off1"]
+    for q in scored:
+        corpus_ids, correct = lme_flat_turn_corpus(items[q["id"]])
+
+        def official(turn: str) -> str:
+            sid, ti = turn.rsplit(":", 1)
+            doc_id = f"{sid}_{int(ti) + 1}"
+            return doc_id if doc_id in corpus_ids else doc_id.replace("answer", "noans")
+
+        ranked = [official(t) for t in q["ranked_turns"]]
+        assert set(ranked) <= set(corpus_ids)  # user turns only
+        assert sorted(official(t) for t in q["evidence_turns"]) == sorted(correct)
+        # LongMemEval ranks the whole corpus; the bench ranks what search returns, the rest after
+        # it in corpus order (a turn search never returned counts as not retrieved)
+        assert set(correct) <= set(ranked)
+        rankings = [corpus_ids.index(d) for d in ranked] + [i for i, d in enumerate(corpus_ids) if d not in ranked]
+        for k in (5, 10):
+            any_, all_, ndcg = lme_evaluate(rankings, correct, corpus_ids, k)
+            assert q["metrics"][f"turn_recall_all@{k}"] == all_
+            assert q["metrics"][f"turn_recall_any@{k}"] == any_
+            assert q["metrics"][f"turn_ndcg_any@{k}"] == pytest.approx(ndcg)
+            # session level: the ranked turns' sessions in order (a turn's session is its session,
+            # whatever marker its id got), gold the sessions of gold turns
+            sess_ranked = list(dict.fromkeys(d.rsplit("_", 1)[0].replace("noans", "answer") for d in ranked))
+            sess_gold = sorted({d.rsplit("_", 1)[0] for d in correct})
+            sess_corpus = list(dict.fromkeys([*sess_ranked, *sess_gold]))
+            s_any, s_all, s_ndcg = lme_evaluate([sess_corpus.index(x) for x in sess_ranked], sess_gold, sess_corpus, k)
+            assert q["metrics"][f"sess_recall_all@{k}"] == s_all
+            assert q["metrics"][f"sess_ndcg_any@{k}"] == pytest.approx(s_ndcg)
 
 
 def test_significance_tests() -> None:
@@ -148,10 +271,15 @@ def test_bench_cli_end_to_end(tmp_path: Path, kind: str, fixture: str) -> None:
         assert q["metrics"]["turn_recall_all@10"] == all10
         assert q["metrics"]["turn_ndcg_any@10"] == pytest.approx(ndcg10)
     assert doc["summary"] == summarise(doc["questions"])
-    # abstention questions are excluded from recall
-    assert all(not q["abstention"] for q in doc["questions"] if q["metrics"]) or doc["summary"]["all"]["n"] < len(doc["questions"])
-    # tiny conversations fit in 1000 tokens: every non-abstention question has its evidence there
+    # abstention questions are asked but never scored for recall
+    abstaining = [q for q in doc["questions"] if q["abstention"]]
+    assert abstaining and all(not q["metrics"] for q in abstaining)
+    assert doc["summary"]["all"]["n"] == len(doc["questions"]) - len(abstaining)
+    # tiny conversations fit in 1000 tokens: every non-abstention question has its evidence there,
+    # shown whole, and the answers that appear verbatim in their evidence are in the context
     assert doc["summary"]["all"]["er@1000"] == 1.0
+    if kind == "locomo":  # (the LongMemEval fixture's answer, "a beagle", is not said verbatim)
+        assert doc["summary"]["all"]["n_ans"] >= 1 and doc["summary"]["all"]["ctx@1000"] == 1.0
     assert doc["cost"]["turns"] > 0 and doc["cost"]["search_ms_p95"] > 0
 
 

@@ -19,7 +19,7 @@ def _default_cache() -> str:
     return os.path.join(base, "engramdb", "embeddings.sqlite")
 
 
-def _run(kind: str, path: str, config: str, budgets: tuple[int, ...], report: str | None, output: str | None,
+def _run(kind: str, path: str, config: str, corpus: str, split: str, budgets: tuple[int, ...], report: str | None, output: str | None,
          limit: int | None, jobs: int, cache: str, no_cache: bool, llm_base_url: str | None, llm_model: str | None) -> None:
     budgets = tuple(sorted(set(budgets))) or runner.DEFAULT_BUDGETS
     if any(b < 1 for b in budgets):
@@ -37,6 +37,8 @@ def _run(kind: str, path: str, config: str, budgets: tuple[int, ...], report: st
             kind,
             path,
             config=config,
+            corpus=corpus,
+            split=split,
             budgets=budgets,
             limit=limit,
             jobs=jobs,
@@ -49,7 +51,7 @@ def _run(kind: str, path: str, config: str, budgets: tuple[int, ...], report: st
         R.write_json(doc, output)
         _cli.err_console.print(f"results: {output}")
     if report:
-        name = f"{kind}-{config}"
+        name = "-".join([kind, config] + [v for v in (corpus, split) if v != "all"])
         folder = R.write_report(doc, report, name)
         _cli.err_console.print(f"report: {folder / (name + '-summary.md')} (per-question results: {folder / (name + '.json')})")
 
@@ -59,7 +61,14 @@ def _bench_command(kind: str, help_text: str) -> click.Command:
     @click.argument("path", type=click.Path(exists=True, dir_okay=False))
     @click.option("--config", default="default", show_default=True, type=click.Choice(list(runner.CONFIGS)),
                   help="Engine configuration: default, the bm25 baseline, or an ablation.")
-    @click.option("--budget", "budgets", multiple=True, type=int, help="Token budget for er@B (repeatable). Default: 500 1000 2000 4000.")
+    @click.option("--corpus", default="all", show_default=True, type=click.Choice(["all", "official"]),
+                  help="LongMemEval only: 'official' indexes user turns only and takes gold as LongMemEval's "
+                  "scorer does, so recall/ndcg compare with the paper's tables.")
+    @click.option("--split", default="all", show_default=True, type=click.Choice(list(runner.SPLITS)),
+                  help="Half of the file's conversations: 'tune' (the first half; choose rules there) or "
+                  "'report' (the second; judge them there).")
+    @click.option("--budget", "budgets", multiple=True, type=int,
+                  help="Token budget B for er@B, cite@B, ans@B, ctx@B (repeatable). Default: 500 1000 2000 4000.")
     @click.option("--report", default=None, type=click.Path(file_okay=False), help="Folder for <dataset>-<config>-summary.md, plots and the JSON results.")
     @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Write per-question results as JSON here.")
     @click.option("--limit", default=None, type=int, help="Only the first N questions.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
+from ..encode.text import words
+
 
 def dedupe(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
@@ -60,6 +62,33 @@ def covered_within_budget(
         used += tokens
         seen.update(ids)
         if gold <= seen:
+            return 1.0
+    return 0.0
+
+
+def normalise_answer(text: str) -> str:
+    """Lower case, words only (letters and digits, accents removed), single spaces."""
+    return " ".join(words(text))
+
+
+def holds(text: str, phrase: str) -> bool:
+    """Whether normalised ``text`` holds normalised ``phrase`` as whole words."""
+    return bool(phrase) and f" {phrase} " in f" {text} "
+
+
+def answer_within_budget(items: Sequence[tuple[Sequence[str], int]], answer: str, budget: int) -> float:
+    """1.0 if a text piece of the items whose tokens fit in the first ``budget`` holds ``answer``.
+
+    ``items`` are (normalised text pieces shown, tokens) in rank order; the walk is the strict
+    prefix of :func:`covered_within_budget`. Pieces are matched one by one, so an answer is
+    never pieced together across two excerpts.
+    """
+    used = 0
+    for pieces, tokens in items:
+        if used + tokens > budget:
+            break
+        used += tokens
+        if any(holds(p, answer) for p in pieces):
             return 1.0
     return 0.0
 

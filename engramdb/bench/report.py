@@ -21,14 +21,23 @@ HEADLINE = (
     "sess_recall_all@5",
     "sess_ndcg_any@5",
     "er@1000",
+    "ans@1000",
     "ctx@1000",
 )
+#: Budgeted measures shown at every budget. ``cite@B`` (a hit cites the turn, whatever it
+#: shows of it) is in the JSON results but never a headline: it credits text not shown.
+_BUDGETED = ("er@", "ans@", "ctx@")
+
+
+def _budget_key(metric: str) -> tuple[int, int]:
+    prefix, _, b = metric.partition("@")
+    return _BUDGETED.index(prefix + "@"), int(b)
 
 
 def headline_metrics(doc: dict[str, Any]) -> list[str]:
     present = {k for row in doc["summary"].values() for k in row}
     return [m for m in HEADLINE if m in present] + sorted(
-        m for m in present if m.startswith("er@") and m not in HEADLINE
+        (m for m in present if m.startswith(_BUDGETED) and m not in HEADLINE), key=_budget_key
     )
 
 
@@ -36,12 +45,14 @@ def summary_table(doc: dict[str, Any], metrics: Sequence[str] | None = None) -> 
     """Metrics as rows, categories as columns (fits a terminal: few categories, many metrics)."""
     metrics = list(metrics or headline_metrics(doc))
     meta = doc["meta"]
-    t = Table(title=f"{meta['dataset']} · config {meta['config']} · engramdb {meta['engramdb']}")
+    scope = " · ".join(f"{k} {meta[k]}" for k in ("corpus", "split") if meta.get(k, "all") != "all")
+    t = Table(title=f"{meta['dataset']} · config {meta['config']}{' · ' + scope if scope else ''} · engramdb {meta['engramdb']}")
     t.add_column("metric")
     cats = list(doc["summary"])
     for cat in cats:
         t.add_column(cat[:18], justify="right")
     t.add_row("n", *[str(int(doc["summary"][c]["n"])) for c in cats])
+    t.add_row("n_ans (ans@, ctx@)", *[str(int(doc["summary"][c].get("n_ans", 0))) for c in cats])
     for m in metrics:
         t.add_row(m, *[_fmt(doc["summary"][c].get(m)) for c in cats])
     return t
@@ -105,16 +116,25 @@ def write_report(doc: dict[str, Any], folder: str | Path, name: str = "run") -> 
         f"# engramdb bench — {meta['dataset']} ({meta['config']})",
         "",
         f"engramdb {meta['engramdb']} · Python {meta['python']} · {meta['machine']} · {meta['date']}",
-        f"file: `{meta['file']}`",
+        f"file: `{meta['file']}` · corpus {meta.get('corpus', 'all')} · split {meta.get('split', 'all')}",
+        f"not scored: {json.dumps(meta.get('excluded', {}))}",
         "",
-        "| category | n | " + " | ".join(metrics) + " |",
-        "|---|---:|" + "---:|" * len(metrics),
+        "| category | n | n_ans | " + " | ".join(metrics) + " |",
+        "|---|---:|---:|" + "---:|" * len(metrics),
     ]
     for cat, row in doc["summary"].items():
-        lines.append(f"| {cat} | {int(row['n'])} | " + " | ".join(_fmt(row.get(m)) for m in metrics) + " |")
+        lines.append(
+            f"| {cat} | {int(row['n'])} | {int(row.get('n_ans', 0))} | " + " | ".join(_fmt(row.get(m)) for m in metrics) + " |"
+        )
     lines += ["", "## Cost", "", "| measure | value |", "|---|---:|"]
     lines += [f"| {k} | {json.dumps(v) if isinstance(v, dict) else v} |" for k, v in cost.items()]
-    lines += ["", "Abstention questions (LongMemEval `_abs`, LoCoMo category 5) are excluded from recall."]
+    lines += [
+        "",
+        "Abstention questions (LongMemEval `_abs`, LoCoMo category 5) are excluded from recall. "
+        "er@B: every evidence turn is shown whole by a hit inside the first B tokens; ans@B / ctx@B: the "
+        "gold answer (when it appears verbatim in the evidence, n_ans) is in the first B tokens of the "
+        "hits' shown text / in context(budget_tokens=B).",
+    ]
     for p in plots:
         lines += ["", f"![{p.stem}]({p.name})"]
     (out / f"{name}-summary.md").write_text("\n".join(lines) + "\n")
@@ -135,11 +155,14 @@ def _plots(doc: dict[str, Any], out: Path, name: str) -> list[Path]:
     for cat, row in doc["summary"].items():
         ys = [row.get(f"er@{b}", float("nan")) for b in budgets]
         ax.plot(budgets, ys, marker="o", label=f"{cat} (n={int(row['n'])})", linewidth=2.5 if cat == "all" else 1.2)
+    if any("ans@" + str(b) in doc["summary"].get("all", {}) for b in budgets):
+        ys = [doc["summary"]["all"].get(f"ans@{b}", float("nan")) for b in budgets]
+        ax.plot(budgets, ys, marker="s", linestyle="--", color="black", label="all: answer shown (ans@B)")
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xticks(budgets, [str(b) for b in budgets])
     ax.set_xlabel("token budget")
-    ax.set_ylabel("evidence recall (all evidence inside budget)")
+    ax.set_ylabel("all evidence shown whole inside budget (er@B)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

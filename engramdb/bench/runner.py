@@ -2,13 +2,16 @@
 
 Each conversation is ingested with ``Memory.add`` (one call per session) into its own user
 scope; each question is asked with ``Memory.search(question, now=<question time>)``; metrics
-come only from the returned hits and ``engramdb.pack`` — what a user of the library gets.
+come only from the returned hits and ``Memory.context`` — what a user of the library gets, and
+scored on what they *show*: a hit that cites a long turn but shows an excerpt of it has not
+handed the turn over (``er@B`` is strict; ``cite@B`` is the lenient count).
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import resource
 import tempfile
 import time
@@ -24,7 +27,8 @@ from ..errors import DatasetError, InputError
 from ..io.datasets import Conversation, load_locomo, load_longmemeval
 from ..memory import Memory
 from ..recall.fusion import Weights
-from ..recall.packing import pack
+from ..model import Hit
+from ..recall.packing import PASSAGE_JOIN
 from ..recall.search import RecallOptions
 from . import metrics as M
 from .qa import Chat, answer_and_judge
@@ -105,12 +109,29 @@ class ConversationResult:
     questions: list[QuestionResult]
 
 
-def load_dataset(kind: str, path: str | Path) -> list[Conversation]:
+#: Fixed halves of a file, by the order of its conversations: the first half (LoCoMo
+#: conversations 0-4) is where rules and weights are chosen, the second (5-9) where they are
+#: judged. ``all`` runs both.
+SPLITS = ("all", "tune", "report")
+
+
+def load_dataset(kind: str, path: str | Path, corpus: str = "all", split: str = "all") -> list[Conversation]:
     if kind == "locomo":
-        return load_locomo(path)
-    if kind == "longmemeval":
-        return list(load_longmemeval(path))
-    raise DatasetError(f"unknown dataset kind {kind!r}: use locomo or longmemeval")
+        if corpus != "all":
+            raise InputError("--corpus applies to longmemeval only", field="corpus")
+        convs = load_locomo(path)
+    elif kind == "longmemeval":
+        convs = list(load_longmemeval(path, corpus=corpus))
+    else:
+        raise DatasetError(f"unknown dataset kind {kind!r}: use locomo or longmemeval")
+    return split_of(convs, split)
+
+
+def split_of(convs: list[Conversation], split: str) -> list[Conversation]:
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; use {', '.join(SPLITS)}", field="split")
+    half = (len(convs) + 1) // 2
+    return convs if split == "all" else convs[:half] if split == "tune" else convs[half:]
 
 
 def memory_kwargs(config: str, threads: int | None = None) -> dict[str, Any]:
@@ -124,15 +145,59 @@ def memory_kwargs(config: str, threads: int | None = None) -> dict[str, Any]:
     return kwargs
 
 
+@dataclass(frozen=True)
+class ShownTurn:
+    """One episode of a hit as a reader of the hit sees it."""
+
+    turn: str  # the dataset's turn id
+    session: str
+    whole: bool  # the hit's text holds the whole turn, not an excerpt of it
+    pieces: tuple[str, ...]  # the excerpts shown, normalised (see metrics.normalise_answer)
+
+
+@dataclass(frozen=True)
+class HitView:
+    turns: tuple[ShownTurn, ...]
+    tokens: int  # tokens of the hit's text, what handing it over costs
+
+
+def view_of(hit: Hit) -> HitView:
+    """What a hit shows of each of its episodes: the whole turn, or excerpts of it."""
+    turns = []
+    for ep, passage in zip(hit.episodes, hit.passages):
+        turns.append(
+            ShownTurn(
+                turn=str(ep.metadata.get("turn_id", ep.id)),
+                session=str(ep.session_id),
+                whole=M.holds(M.normalise_answer(passage), M.normalise_answer(ep.text)),
+                pieces=tuple(M.normalise_answer(p) for p in passage.split(PASSAGE_JOIN)),
+            )
+        )
+    return HitView(tuple(turns), count_tokens(hit.text))
+
+
+_LINE_HEAD = re.compile(r"^\[[^\]]*\] [^:\n]*: ")  # "[2023-05-08 13:56] Caroline: " (packing.hit_lines)
+
+
+def context_pieces(ctx: str) -> list[str]:
+    """The excerpts a packed context shows, normalised, without each line's date and speaker."""
+    return [M.normalise_answer(p) for line in ctx.splitlines()[1:] for p in _LINE_HEAD.sub("", line).split(PASSAGE_JOIN)]
+
+
 def question_metrics(
     q_evidence_turns: list[str],
     q_evidence_sessions: list[str],
-    hit_items: list[tuple[list[str], list[str], int]],
+    hits: list[HitView],
     budgets: Iterable[int],
+    answer: str = "",
 ) -> tuple[dict[str, float], list[str], list[str]]:
-    """Metrics of one question from its hits: (turn ids, session ids, tokens) in rank order."""
-    ranked_turns = M.dedupe(t for turns, _, _ in hit_items for t in turns)
-    ranked_sessions = M.dedupe(s for _, sessions, _ in hit_items for s in sessions)
+    """Metrics of one question from what its hits show, in rank order.
+
+    ``answer``: the normalised gold answer when it appears verbatim in the evidence turns
+    (``ans@B`` is scored only then), else "".
+    """
+    ranked_turns = M.dedupe(t.turn for h in hits for t in h.turns)
+    ranked_sessions = M.dedupe(t.session for h in hits for t in h.turns)
     gold_t, gold_s = q_evidence_turns, q_evidence_sessions
     m: dict[str, float] = {}
     if gold_t:
@@ -140,16 +205,26 @@ def question_metrics(
             m[f"turn_recall_all@{k}"] = M.recall_all(ranked_turns, gold_t, k)
             m[f"turn_recall_any@{k}"] = M.recall_any(ranked_turns, gold_t, k)
             m[f"turn_ndcg_any@{k}"] = M.ndcg_any(ranked_turns, gold_t, k)
-        top10 = {t for turns, _, _ in hit_items[:10] for t in turns}
+        top10 = {t.turn for h in hits[:10] for t in h.turns}
         m["turn_all@10hits"] = float(all(t in top10 for t in gold_t))
         for b in budgets:
-            m[f"er@{b}"] = M.covered_within_budget([(t, n) for t, _, n in hit_items], gold_t, b)
+            # strict: a turn counts only where a hit shows all of it; cite: where a hit cites it
+            m[f"er@{b}"] = M.covered_within_budget([([t.turn for t in h.turns if t.whole], h.tokens) for h in hits], gold_t, b)
+            m[f"cite@{b}"] = M.covered_within_budget([([t.turn for t in h.turns], h.tokens) for h in hits], gold_t, b)
+            if answer:
+                m[f"ans@{b}"] = M.answer_within_budget([([p for t in h.turns for p in t.pieces], h.tokens) for h in hits], answer, b)
     if gold_s:
         for k in SESSION_KS:
             m[f"sess_recall_all@{k}"] = M.recall_all(ranked_sessions, gold_s, k)
             m[f"sess_recall_any@{k}"] = M.recall_any(ranked_sessions, gold_s, k)
             m[f"sess_ndcg_any@{k}"] = M.ndcg_any(ranked_sessions, gold_s, k)
     return m, ranked_turns, ranked_sessions
+
+
+def gold_answer(answer: str, evidence_texts: Iterable[str]) -> str:
+    """The normalised answer if some evidence turn holds it verbatim, else "" (not scored by ans@B/ctx@B)."""
+    a = M.normalise_answer(answer)
+    return a if a and any(M.holds(M.normalise_answer(t), a) for t in evidence_texts) else ""
 
 
 def run_conversation(
@@ -162,6 +237,7 @@ def run_conversation(
     llm: Chat | None = None,
     dataset: str = "",
 ) -> ConversationResult:
+    texts = {str(m["metadata"]["turn_id"]): str(m["content"]) for s in conv.sessions for m in s.messages}
     with Memory(db_path, embedding_cache=cache, **memory_kwargs(config, threads)) as mem:
         t0 = time.perf_counter()
         for s in conv.sessions:
@@ -171,33 +247,27 @@ def run_conversation(
         results = []
         limit = max(SEARCH_LIMIT, max(budgets, default=0) // 20)
         for q in conv.questions:
+            if not q.evidence_turns and not q.abstention:
+                continue  # nothing to score (counted by the document as excluded)
             t1 = time.perf_counter()
             hits = mem.search(q.text or "?", user_id=conv.user_id, limit=limit, now=q.asked_at)
             latency = (time.perf_counter() - t1) * 1000
-            items = [
-                (
-                    [str(e.metadata.get("turn_id", e.id)) for e in h.episodes],
-                    [str(e.session_id) for e in h.episodes],
-                    count_tokens(h.text),
-                )
-                for h in hits
-            ]
-            m, ranked_turns, ranked_sessions = question_metrics(q.evidence_turns, q.evidence_sessions, items, budgets)
+            views = [view_of(h) for h in hits]
+            answer = gold_answer(q.answer, (texts.get(t, "") for t in q.evidence_turns)) if q.evidence_turns else ""
+            m, ranked_turns, ranked_sessions = question_metrics(q.evidence_turns, q.evidence_sessions, views, budgets, answer)
             ctx_tokens = {}
-            ep_turn = {e.id: str(e.metadata.get("turn_id", e.id)) for h in hits for e in h.episodes}
             for b in budgets:
-                ctx = pack(hits, b)
+                ctx = mem.context(q.text or "?", user_id=conv.user_id, budget_tokens=b, now=q.asked_at)
                 ctx_tokens[str(b)] = ctx.tokens
-                if q.evidence_turns:
-                    got = {ep_turn[i] for i in ctx.episode_ids}
-                    m[f"ctx@{b}"] = float(all(t in got for t in q.evidence_turns))
+                if answer:
+                    m[f"ctx@{b}"] = float(any(M.holds(p, answer) for p in context_pieces(ctx)))
             qa: dict[str, Any] = {}
             if llm is not None:
                 qa = answer_and_judge(
                     llm,
                     dataset,
                     {"question": q.text, "answer": q.answer, "category": q.category, "abstention": q.abstention},
-                    str(pack(hits, QA_BUDGET)),
+                    str(mem.context(q.text or "?", user_id=conv.user_id, budget_tokens=QA_BUDGET, now=q.asked_at)),
                     q.asked_at.strftime("%Y-%m-%d %H:%M") if q.asked_at else None,
                 )
             results.append(
@@ -212,7 +282,11 @@ def run_conversation(
                     evidence_sessions=q.evidence_sessions,
                     ranked_turns=ranked_turns[:50],
                     ranked_sessions=ranked_sessions[:10],
-                    hits=[{"turns": t, "sessions": s, "tokens": n, "score": round(h.score, 5)} for (t, s, n), h in zip(items[:20], hits)],
+                    hits=[
+                        {"turns": [t.turn for t in v.turns], "sessions": [t.session for t in v.turns],
+                         "whole": [t.whole for t in v.turns], "tokens": v.tokens, "score": round(h.score, 5)}
+                        for v, h in zip(views[:20], hits)
+                    ],
                     metrics=m,
                     latency_ms=latency,
                     context_tokens=ctx_tokens,
@@ -236,6 +310,8 @@ def run(
     path: str | Path,
     *,
     config: str = "default",
+    corpus: str = "all",
+    split: str = "all",
     budgets: tuple[int, ...] = DEFAULT_BUDGETS,
     limit: int | None = None,
     jobs: int = 1,
@@ -246,7 +322,8 @@ def run(
 ) -> dict[str, Any]:
     """Run the benchmark; returns the full result document (JSON-serialisable)."""
     memory_kwargs(config)  # fail fast on a bad config name
-    convs = load_dataset(kind, path)
+    convs = load_dataset(kind, path, corpus, split)
+    excluded = excluded_counts(convs)
     if limit is not None:
         convs = _limit_questions(convs, limit)
     started = time.time()
@@ -279,7 +356,17 @@ def run(
             tmp.cleanup()
     results.sort(key=lambda r: r.user_id)
     wall = time.time() - started
-    return document(kind, path, config, budgets, results, wall, jobs)
+    return document(kind, path, config, budgets, results, wall, jobs, corpus=corpus, split=split, excluded=excluded)
+
+
+def excluded_counts(convs: list[Conversation]) -> dict[str, int]:
+    """Questions not scored because their evidence names no turn of their conversation, and
+    evidence ids that name no turn (dropped from questions that keep others)."""
+    qs = [q for c in convs for q in c.questions if not q.abstention]
+    return {
+        "questions_without_evidence": sum(1 for q in qs if not q.evidence_turns),
+        "unresolved_evidence_ids": sum(len(q.unresolved) for q in qs),
+    }
 
 
 def _limit_questions(convs: list[Conversation], limit: int) -> list[Conversation]:
@@ -306,6 +393,10 @@ def document(
     results: list[ConversationResult],
     wall: float,
     jobs: int,
+    *,
+    corpus: str = "all",
+    split: str = "all",
+    excluded: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     questions = [q for r in results for q in r.questions]
     turns = sum(r.turns for r in results)
@@ -316,6 +407,9 @@ def document(
             "dataset": kind,
             "file": str(path),
             "config": config,
+            "corpus": corpus,
+            "split": split,
+            "excluded": excluded or {},
             "budgets": list(budgets),
             "engramdb": __version__,
             "python": platform.python_version(),
@@ -344,7 +438,9 @@ def document(
 
 
 def summarise(questions: Iterable[QuestionResult | dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean of every metric per category and overall; abstention questions excluded."""
+    """Mean of every metric per category and overall, over the questions that have it;
+    abstention questions excluded. ``n`` counts the questions scored, ``n_ans`` those whose
+    answer appears verbatim in their evidence (the ones ``ans@B`` and ``ctx@B`` score)."""
     by_cat: dict[str, list[dict[str, float]]] = {}
     for q in questions:
         qd = q if isinstance(q, dict) else asdict(q)
@@ -356,7 +452,12 @@ def summarise(questions: Iterable[QuestionResult | dict[str, Any]]) -> dict[str,
     for cat in sorted(by_cat, key=lambda c: (c == "all", c)):
         rows = by_cat[cat]
         keys = sorted({k for r in rows for k in r})
-        out[cat] = {"n": float(len(rows)), **{k: round(M.mean(r[k] for r in rows if k in r), 4) for k in keys}}
+        n_ans = sum(1 for r in rows if any(k.startswith("ans@") for k in r))
+        out[cat] = {
+            "n": float(len(rows)),
+            "n_ans": float(n_ans),
+            **{k: round(M.mean(r[k] for r in rows if k in r), 4) for k in keys},
+        }
     return out
 
 

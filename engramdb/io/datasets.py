@@ -36,6 +36,9 @@ class Question:
     evidence_turns: list[str] = field(default_factory=list)  # metadata turn_id values
     evidence_sessions: list[str] = field(default_factory=list)
     abstention: bool = False
+    # Evidence ids the file names that are no turn of the conversation (dropped from the
+    # evidence; a question left with none is not scored, and is counted apart).
+    unresolved: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -73,6 +76,26 @@ def _time(value: Any, where: str) -> datetime | None:
 # -- LoCoMo ---------------------------------------------------------------------------------
 
 _SESSION_KEY = re.compile(r"^session_(\d+)$")
+# A turn id as LoCoMo-format files write it, and the slips seen in them: "D5:3." (stray
+# punctuation), "D:11:26" (a stray colon), "D13:45:D20:19" (two run together), and ranges
+# "D12:3-D12:5" / "D12:3-5" (every turn from the first to the last).
+_TURN_ID = re.compile(r"D\s*:?\s*(\d+)\s*:\s*(\d+)(?:\s*[-\u2013]\s*(?:D\s*:?\s*(\d+)\s*:\s*)?(\d+))?")
+
+
+def parse_evidence(values: Any) -> list[str]:
+    """Turn ids named by a LoCoMo-format ``evidence`` field (a list of strings, or one), in
+    order, without repeats; ranges within one session are expanded."""
+    items = values if isinstance(values, list) else [values]
+    out: list[str] = []
+    for item in items:
+        for m in _TURN_ID.finditer(str(item)):
+            session, first = int(m.group(1)), int(m.group(2))
+            last = int(m.group(4)) if m.group(4) else first
+            if m.group(3) and int(m.group(3)) != session:  # a range across sessions: its ends only
+                out += [f"D{session}:{first}", f"D{int(m.group(3))}:{last}"]
+                continue
+            out += [f"D{session}:{t}" for t in range(first, max(first, last) + 1)]
+    return list(dict.fromkeys(out))
 
 
 def load_locomo(path: str | Path) -> list[Conversation]:
@@ -122,10 +145,10 @@ def load_locomo(path: str | Path) -> list[Conversation]:
             sessions.append(Session(f"session_{n}", start, messages))
         questions = []
         last_time = max((s.started_at for s in sessions if s.started_at), default=None)
+        turn_ids = {str(m["metadata"]["turn_id"]) for s in sessions for m in s.messages}
         for qi, qa in enumerate(item.get("qa") or []):
-            evidence = []
-            for ev in qa.get("evidence") or []:
-                evidence += re.findall(r"D\d+:\d+", str(ev))  # a few are malformed ("D8:6; D9:17")
+            named = parse_evidence(qa.get("evidence") or [])
+            evidence = [t for t in named if t in turn_ids]
             category = str(qa.get("category", ""))
             questions.append(
                 Question(
@@ -137,6 +160,7 @@ def load_locomo(path: str | Path) -> list[Conversation]:
                     evidence_turns=evidence,
                     evidence_sessions=sorted({f"session_{e[1:].split(':')[0]}" for e in evidence}),
                     abstention=category == "5",
+                    unresolved=[t for t in named if t not in turn_ids],
                 )
             )
         out.append(Conversation(user_id, sessions, questions))
@@ -146,11 +170,22 @@ def load_locomo(path: str | Path) -> list[Conversation]:
 # -- LongMemEval ----------------------------------------------------------------------------
 
 
-def load_longmemeval(path: str | Path) -> Iterator[Conversation]:
+#: LongMemEval corpora: ``all`` indexes every turn (gold: turns flagged ``has_answer``);
+#: ``official`` is the corpus of LongMemEval's own retrieval (``run_retrieval.py``,
+#: ``process_item_flat_index``): user turns only, gold the user turns flagged ``has_answer``,
+#: gold sessions the sessions holding them — so numbers compare with the paper's tables.
+LME_CORPORA = ("all", "official")
+
+
+def load_longmemeval(path: str | Path, *, corpus: str = "all") -> Iterator[Conversation]:
     """LongMemEval (S, M or oracle): one conversation history per question.
 
-    Turns get ids ``<session_id>:<index>``; evidence turns are those flagged ``has_answer``.
+    Turns get ids ``<session_id>:<index>`` (index in the session as given, assistant turns
+    counted, as in the official ids); evidence turns are those flagged ``has_answer``.
     """
+    if corpus not in LME_CORPORA:
+        raise DatasetError(f"unknown LongMemEval corpus {corpus!r}; use {' or '.join(LME_CORPORA)}")
+    official = corpus == "official"
     data = _read_json(path)
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a list of LongMemEval questions")
@@ -168,20 +203,22 @@ def load_longmemeval(path: str | Path) -> Iterator[Conversation]:
             messages = []
             for ti, turn in enumerate(turns):
                 content = str(turn.get("content", ""))
-                if not content.strip():
+                role = str(turn.get("role", "user"))
+                if not content.strip() or (official and role != "user"):
                     continue
                 turn_id = f"{sid}:{ti}"
                 if turn.get("has_answer"):
                     evidence.append(turn_id)
-                msg: dict[str, Any] = {
-                    "role": str(turn.get("role", "user")),
-                    "content": content,
-                    "metadata": {"turn_id": turn_id},
-                }
+                msg: dict[str, Any] = {"role": role, "content": content, "metadata": {"turn_id": turn_id}}
                 if start is not None:
                     msg["timestamp"] = start + timedelta(seconds=ti)
                 messages.append(msg)
             sessions.append(Session(str(sid), start, messages))
+        gold_sessions = (
+            list(dict.fromkeys(t.rsplit(":", 1)[0] for t in evidence))
+            if official
+            else [str(s) for s in item.get("answer_session_ids") or []]
+        )
         yield Conversation(
             qid,
             sessions,
@@ -193,7 +230,7 @@ def load_longmemeval(path: str | Path) -> Iterator[Conversation]:
                     category=str(item.get("question_type", "")),
                     asked_at=_time(item.get("question_date"), f"{qid} question_date"),
                     evidence_turns=evidence,
-                    evidence_sessions=[str(s) for s in item.get("answer_session_ids") or []],
+                    evidence_sessions=gold_sessions,
                     abstention=qid.endswith("_abs"),
                 )
             ],
