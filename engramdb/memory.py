@@ -25,7 +25,7 @@ from .encode.text import Passage, split_passages
 from .encode.timex import find_times
 from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
-from .recall.packing import PASSAGE_JOIN, Context, pack
+from .recall.packing import Context, excerpt, pack
 from .recall.query import analyse
 from .recall.scope import ScopeIndex
 from .recall.search import RankedGroup, RecallOptions, recall
@@ -539,7 +539,7 @@ class Memory:
         ep_rowids = [int(scope.ep_rowid[e]) for g in groups for e in g.episodes]
         unit_rowids = [int(scope.unit_rowid[u]) for g in groups for us in g.units.values() for u in us]
         episodes = self.store.episodes_by_rowid(ep_rowids)
-        units = self.store.unit_texts(unit_rowids)
+        spans = self.store.unit_spans(unit_rowids)
         hits: builtins.list[Hit] = []
         for g in groups:
             eps: builtins.list[Episode] = []
@@ -548,9 +548,9 @@ class Memory:
                 ep = episodes.get(int(scope.ep_rowid[e]))
                 if ep is None:  # deleted by another process since the index was refreshed
                     continue
-                shown = [units[int(scope.unit_rowid[u])][2] for u in g.units[e] if int(scope.unit_rowid[u]) in units]
+                shown = [spans[r][1:] for u in g.units[e] if (r := int(scope.unit_rowid[u])) in spans]
                 eps.append(ep)
-                passages.append(PASSAGE_JOIN.join(shown) if shown else ep.text)
+                passages.append(excerpt(ep.text, shown))
             if eps:
                 hits.append(
                     Hit(

@@ -78,6 +78,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "recall": RecallOptions(weights=Weights(facts=0, facts_support=0, statements=0, segments=0, preference=0))
     },
     "no-time": {"recall": RecallOptions(weights=Weights(time=0, when=0, order=0))},
+    # What a hit shows of a long episode: before this round, only its best passage (and a close
+    # second), however short the episode.
+    "excerpts": {"recall": RecallOptions(whole_passages=1, context_passages=0)},
+    "passage-context": {"recall": RecallOptions(context_passages=1)},  # a long turn's passages with their neighbours
 }
 
 

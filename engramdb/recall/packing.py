@@ -39,6 +39,23 @@ class Context(str):
         return obj
 
 
+def excerpt(text: str, spans: Sequence[tuple[int, int, int]]) -> str:
+    """What a hit shows of a text: its passages ``spans`` (ord, start char, end char), runs of
+    consecutive passages as one stretch of the text as written, runs apart joined by
+    :data:`PASSAGE_JOIN`. All of them, or none given: the text."""
+    runs: list[list[int]] = []
+    last = None
+    for ord_, start, end in sorted(spans):
+        if runs and last is not None and ord_ == last + 1:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+        last = ord_
+    if not runs:
+        return text
+    return PASSAGE_JOIN.join(text[a:b].strip() for a, b in runs)
+
+
 def grounded(passage: str, ep: Episode) -> str:
     """The passage with the episode's resolved time expressions: "yesterday [2023-05-07]"."""
     if not ep.times:

@@ -45,6 +45,9 @@ class ScopeIndex:
         self.ep_prev_own = np.zeros(0, dtype=np.int64)
         self.ep_next_own = np.zeros(0, dtype=np.int64)
         self.ep_first_unit = np.zeros(0, dtype=np.int64)  # -1 until the episode's units arrive
+        # How many passages the episode has: they are units ep_first_unit .. + ep_n_units - 1
+        # (an episode's passages are stored together, in order; keys come later, elsewhere).
+        self.ep_n_units = np.zeros(0, dtype=np.int64)
         # Segments (consolidation's runs of episodes about one topic), each indexed as one key:
         # its members' terms pooled, the centroid of their passage vectors.
         self.seg_rowid = np.zeros(0, dtype=np.int64)
@@ -191,6 +194,7 @@ class ScopeIndex:
         self.ep_prev_own = np.append(self.ep_prev_own, prev_own)
         self.ep_next_own = next_own
         self.ep_first_unit = np.append(self.ep_first_unit, np.full(len(new_eps), -1, dtype=np.int64))
+        self.ep_n_units = np.append(self.ep_n_units, np.zeros(len(new_eps), dtype=np.int64))
         self.ep_segment = np.append(self.ep_segment, np.full(len(new_eps), -1, dtype=np.int64))
         self.ep_preference = np.append(self.ep_preference, np.zeros(len(new_eps), dtype=bool))
         # Units.
@@ -206,6 +210,7 @@ class ScopeIndex:
         eps, first = np.unique(new_unit_ep[passage], return_index=True)
         unset = self.ep_first_unit[eps] < 0
         self.ep_first_unit[eps[unset]] = base + np.flatnonzero(passage)[first[unset]]
+        np.add.at(self.ep_n_units, new_unit_ep[passage], 1)
         self.vectors.append(rows.unit_vector, rows.has_vector)
         doc, key, tf, length = decode_terms(rows.unit_terms)
         if rows.unit_rowid.size:

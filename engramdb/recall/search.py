@@ -46,6 +46,13 @@ class RecallOptions:
     merge_adjacent: bool = False
     merge_ratio: float = 0.8  # ...when the neighbour scores at least this share of the hit
     second_passage_ratio: float = 0.6  # a long episode shows a 2nd passage scoring this close to its best
+    # What a hit shows of its episode: all of it when it has at most ``whole_passages`` passages
+    # (~160 tokens: most turns people write); of a longer one, its best passage (and a close
+    # second), each with ``context_passages`` passages either side. Chosen on the tuning halves
+    # of LoCoMo and LongMemEval by ans@B/ctx@B (is the answer in what is shown?), then strict
+    # er@B: showing more around a passage, or whole turns of any length, cost budget and answers.
+    whole_passages: int = 4
+    context_passages: int = 0
     named_keys_only: bool = True  # a question naming speakers is helped by their keys only
 
 
@@ -228,8 +235,9 @@ def recall(
             target = RankedGroup([], {}, float(final[e]), signals_of(e))
             groups.append(target)
         target.episodes.append(e)
-        shown = _units_to_show(best_units.get(e, []), unit_score, options.second_passage_ratio)
-        target.units[e] = shown or [int(scope.ep_first_unit[e])]
+        target.units[e] = _units_to_show(
+            best_units.get(e, []), unit_score, int(scope.ep_first_unit[e]), int(scope.ep_n_units[e]), options
+        )
         group_of[e] = target
     for g in groups:
         g.episodes.sort(key=lambda e: (scope.ep_ts[e], e))
@@ -330,10 +338,24 @@ def _is_edge(group: RankedGroup, member: int, scope: ScopeIndex) -> bool:
     return member in (min(group.episodes), max(group.episodes))
 
 
-def _units_to_show(units: list[int], unit_score: dict[int, float], ratio: float) -> list[int]:
-    """The best passage of an episode, plus the runner-up when it scores close (in text order)."""
-    if not units:
+def _units_to_show(
+    units: list[int], unit_score: dict[int, float], first: int, count: int, options: RecallOptions
+) -> list[int]:
+    """The passages (unit positions, in text order) a hit shows of an episode whose passages are
+    ``first`` .. ``first + count - 1``, given its matching ones ``units``, best first.
+
+    A short episode is shown whole. Of a long one: the best passage, plus the runner-up when it
+    scores close, each with its neighbouring passages (the first passage when none matched).
+    """
+    if count == 0:  # the episode's passages have not arrived: the caller shows its text
         return []
-    best = units[0]
-    chosen = [best] + [u for u in units[1:2] if unit_score[u] >= ratio * unit_score[best]]
-    return sorted(chosen)
+    if count <= max(options.whole_passages, 1):
+        return list(range(first, first + count))
+    if not units:
+        chosen = [first]
+    else:
+        best = units[0]
+        chosen = [best] + [u for u in units[1:2] if unit_score[u] >= options.second_passage_ratio * unit_score[best]]
+    around = options.context_passages
+    shown = {p for u in chosen for p in range(max(first, u - around), min(first + count, u + around + 1))}
+    return sorted(shown)

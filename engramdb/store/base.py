@@ -130,8 +130,8 @@ class Store(Protocol):
 
     def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]: ...
 
-    def unit_texts(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
-        """unit rowid -> (episode rowid, ord, text)."""
+    def unit_spans(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, int, int]]:
+        """unit rowid -> (episode rowid, ord, start char, end char) of passages (not keys)."""
 
     def users(self) -> list[str]: ...
 

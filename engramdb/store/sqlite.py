@@ -441,14 +441,15 @@ class SQLiteStore:
         vectors = self.get_vectors(model, list(hashes.values()))
         return {r: vectors[h] for r, h in hashes.items() if h in vectors}
 
-    def unit_texts(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
-        out: dict[int, tuple[int, int, str]] = {}
+    def unit_spans(self, rowids: Sequence[int]) -> dict[int, tuple[int, int, int, int]]:
+        out: dict[int, tuple[int, int, int, int]] = {}
         ids = list(dict.fromkeys(int(r) for r in rowids))
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self._q(f"SELECT rowid, episode_rowid, ord, text FROM units WHERE rowid IN ({marks})", chunk):
-                out[int(r[0])] = (int(r[1]), int(r[2]), r[3])
+            sql = f"SELECT rowid, episode_rowid, ord, start_char, end_char FROM units WHERE rowid IN ({marks})"
+            for r in self._q(sql, chunk):
+                out[int(r[0])] = (int(r[1]), int(r[2]), int(r[3]), int(r[4]))
         return out
 
     def users(self) -> list[str]:
