@@ -9,7 +9,10 @@ reused, under new session ids, to reach the larger sizes). Measures:
 - cold ingest: those texts through ``Memory.add`` (one call per 20-turn session), no cache;
 - warm ingest: the same texts again into another scope (vectors come from the store);
 - ingest of each larger scope (vectors from the cache), with its rate per 10k turns;
-- search p50/p95/p99 (query embedding included; every query distinct) at each size.
+- search p50/p95/p99 (query embedding included; every query distinct) at each size;
+- the first search in a fresh process (a new interpreter opens the file and asks one question),
+  with the user's recall index saved beside the file (``memory.db.idx``) and without it
+  (``persist_indexes=False``: built from the database), and that process's peak RSS.
 The large scope borrows vectors from the shared embedding cache that ``engramdb bench`` fills
 (``~/.cache/engramdb/embeddings.sqlite``); texts missing from it are embedded.
 """
@@ -21,6 +24,7 @@ import gzip
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,6 +83,33 @@ def search_latency(mem: Memory, user: str, queries: list[str]) -> dict[str, floa
     return {"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99), "mean": statistics.mean(lat)}
 
 
+FIRST_SEARCH = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from engramdb import Memory, default_embedder
+emb = default_embedder()
+emb.embed(["load the model"])
+t1 = time.perf_counter()
+with Memory(sys.argv[1], embedder=emb, persist_indexes=sys.argv[2] == "1") as mem:
+    t2 = time.perf_counter()
+    hits = mem.search(sys.argv[3], user_id="big", limit=10)
+    t3 = time.perf_counter()
+    mem.search(sys.argv[3] + " again", user_id="big", limit=10)
+    t4 = time.perf_counter()
+print(json.dumps({"first_search_ms": round((t3 - t2) * 1000, 1), "second_search_ms": round((t4 - t3) * 1000, 1),
+                  "import_and_model_s": round(t1 - t0, 2), "hits": len(hits),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
+
+def first_search(db: Path, query: str, persist: bool) -> dict[str, float]:
+    """The first search of a fresh process (model loaded before the clock starts)."""
+    out = subprocess.run([sys.executable, "-c", FIRST_SEARCH, str(db), "1" if persist else "0", query],
+                         capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
@@ -133,6 +164,11 @@ def main() -> None:
                     report[f"embedded_for_{size}"] = mem.embedded_texts
                 report[f"search_ms_at_{size}"] = {k: round(v, 2) for k, v in search_latency(mem, "big", queries).items()}
                 print(json.dumps(report, indent=1), file=sys.stderr)
+            db = Path(tmp) / f"scope-{size}.db"
+            # the searches above saved the index; first with it, then built from the database
+            report[f"fresh_process_{size}_saved_index"] = first_search(db, queries[-1], True)
+            report[f"fresh_process_{size}_rebuilt_index"] = first_search(db, queries[-2], False)
+            print(json.dumps(report, indent=1), file=sys.stderr)
     print(json.dumps(report, indent=1))
 
 

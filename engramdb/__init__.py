@@ -1,8 +1,14 @@
 """engramdb — long-term memory for LLM agents: episodic memory with hybrid recall, offline."""
 
-from .consolidate.extract import Extractor, FactDraft, RuleExtractor
+from .consolidate.extract import Extractor, RuleExtractor
 from .consolidate.llm import LLMExtractor
-from .encode.embedders import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformersEmbedder, default_embedder
+from .encode.embedders import (
+    Embedder,
+    HashEmbedder,
+    OnnxEmbedder,
+    SentenceTransformersEmbedder,
+    default_embedder,
+)
 from .errors import (
     ContentError,
     DatasetError,
@@ -19,13 +25,14 @@ from .errors import (
     TimestampError,
     UnknownUserError,
 )
-from .memory import Memory
 from .llm.client import OpenAICompatible
+from .memory import Memory
 from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
 from .plugins import hookimpl
 from .recall.fusion import Weights
 from .recall.packing import Context, pack
 from .recall.search import RecallOptions
+from .semantic import FactDraft
 
 __version__ = "0.1.0"
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import builtins
 import hashlib
 import os
-import re
 import threading
 import uuid
 import warnings
-from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -19,18 +17,17 @@ import numpy as np
 
 from .consolidate import engine as consolidation
 from .consolidate.engine import Report
-from .consolidate.extract import FACT_KINDS, Extractor, RuleExtractor
-from .encode.embedders import Embedder, make_embedder
+from .consolidate.extract import Extractor, RuleExtractor
+from .encode.embedders import Embedder, LazyEmbedder
 from .encode.text import Passage, split_passages
 from .encode.timex import find_times
 from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
-from .recall.packing import Context, excerpt, pack
-from .recall.query import analyse
-from .recall.scope import ScopeIndex
-from .recall.search import RankedGroup, RecallOptions, recall
-from .store.base import NewEpisode, NewUnit, Store
-from .store.facts import FactStore
+from .recall.packing import Context, pack
+from .recall.pipeline import Recaller
+from .recall.search import RecallOptions
+from .semantic import FACT_KINDS
+from .store.base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, NewUnit, SemanticStore, Store
 from .store.sqlite import SQLiteStore
 from .timeutil import now_utc, parse_timestamp
 from .validate import MAX_QUERY_CHARS, check_id, check_text, normalise_messages
@@ -59,9 +56,6 @@ def open_store(target: str | os.PathLike[str]) -> Store:
     return SQLiteStore(text)
 
 
-_FIRST_PERSON = re.compile(r"(i|we|my|our)\b", re.I)
-
-
 class Memory:
     """Long-term memory for one application: episodes in, ranked recall out.
 
@@ -81,6 +75,8 @@ class Memory:
       generic, so they get fewer vectors — embedding cost grows with both.
     - ``extractor``: turns messages into facts (default: offline rules); with
       ``consolidate_on_add`` (default) each ``add`` is consolidated right after it is stored.
+    - ``persist_indexes``: save each large user's recall index beside the file
+      (``memory.db.idx/``), so another process searches it without rebuilding it.
     """
 
     def __init__(
@@ -96,13 +92,13 @@ class Memory:
         dense_passages_assistant: int = 1,
         extractor: Extractor | None = None,
         consolidate_on_add: bool = True,
+        persist_indexes: bool = True,
     ) -> None:
         if isinstance(path_or_store, (str, os.PathLike)):
             self.store: Store = open_store(path_or_store)
         else:
             self.store = path_or_store
-        self._embedder_spec = embedder
-        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        self._embedder = LazyEmbedder(embedder)
         self._cache: SQLiteStore | None = None
         if embedding_cache is not None:
             Path(embedding_cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -116,10 +112,10 @@ class Memory:
         self.dense_passages_assistant = max(0, dense_passages_assistant)
         self.extractor: Extractor = extractor or RuleExtractor()
         self.consolidate_on_add = consolidate_on_add
-        self._facts = FactStore(self.store) if isinstance(self.store, SQLiteStore) else None
-        self._scopes: OrderedDict[str, ScopeIndex] = OrderedDict()
+        self._facts = self.store.semantic() if SEMANTIC in self.store.capabilities else None
         self._lock = threading.RLock()
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        persist = persist_indexes and PERSISTENT_INDEX in self.store.capabilities
+        self._recall = Recaller(self.store, self._embedder.get, persist=persist)
         self.embedded_texts = 0  # how many texts this instance sent to the model (cache misses)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -139,11 +135,7 @@ class Memory:
 
     @property
     def embedder(self) -> Embedder | None:
-        if self._embedder is None and self._embedder_spec is not None:
-            with self._lock:
-                if self._embedder is None:
-                    self._embedder = make_embedder(str(self._embedder_spec))
-        return self._embedder
+        return self._embedder.get()
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -237,12 +229,13 @@ class Memory:
         check_text(episode_id, field_name="episode_id", limit=256)
         if user_id is not None:
             check_id(user_id, "user_id", required=True)
-        if not self.store.delete_episode(user_id, episode_id):
+        repair = self._facts.forget_episode if self._facts is not None else None
+        if not self.store.delete_episode(user_id, episode_id, before=repair):
             raise NotFoundError(f"no episode {episode_id!r}" + (f" for user {user_id!r}" if user_id else ""), id=episode_id)
 
     # -- semantic memory ---------------------------------------------------------------------
 
-    def _semantic(self) -> FactStore:
+    def _semantic(self) -> SemanticStore:
         if self._facts is None:
             raise StoreError("this store has no semantic memory (facts need the SQLite backend)")
         return self._facts
@@ -366,7 +359,8 @@ class Memory:
         if user_id is not None:
             self._known_user(user_id)
         s = self.store.stats(user_id)
-        name = self._embedder.model_id if self._embedder else (str(self._embedder_spec) if self._embedder_spec else None)
+        loaded, spec = self._embedder.loaded, self._embedder.spec
+        name = loaded.model_id if loaded else (str(spec) if spec is not None else None)
         return StoreStats(**{**s.to_dict(), "embedder": name})
 
     def _known_user(self, user_id: str) -> str:
@@ -400,63 +394,9 @@ class Memory:
         _check_limit(limit)
         asked = parse_timestamp(now, field="now") if now is not None else self._clock()
         as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None
-        opts = options or self.recall_options
-        scope = self._scope(user)
-        analysis = analyse(query, asked)
-        # Full text and the query vector one after the other: each takes a few ms, and run side
-        # by side on 2 cores they slowed each other down (measured: 12 ms for the query vector).
-        lexical = (
-            scope.lexical_search(query, opts.candidates)
-            if opts.weights.lexical > 0 and analysis.anchor is None
-            else None
+        return self._recall.search(
+            user, query, limit=limit, asked=asked, as_of_ts=as_of_ts, options=options or self.recall_options
         )
-        qvec = self._query_vector(query) if opts.weights.dense > 0 else None
-        found: builtins.list[RankedGroup] = []
-        if analysis.anchor is not None and opts.weights.time > 0:
-            # "before I moved to Berlin": find that event first, then favour what lies before it
-            event = analysis.anchor[1]
-            evec = self._query_vector(event) if opts.weights.dense > 0 else None
-            found = self._anchor_event(scope, event, evec, as_of_ts, opts)
-            if found:
-                pivot = float(scope.ep_ts[found[0].episodes[0]])
-                lo = scope.ep_event_lo[found[0].episodes[0]]
-                analysis = analysis.relative_to(float(lo) if lo == lo else pivot)  # lo == lo: not NaN
-                query = analysis.core or query  # recall what is asked about, not the event itself
-                qvec = self._query_vector(query) if opts.weights.dense > 0 else None
-        groups = recall(
-            scope, query, qvec, limit=limit + bool(found), as_of_ts=as_of_ts, analysis=analysis,
-            options=opts, lexical=lexical,
-        )
-        if found:
-            # The event the question hangs on is part of the answer ("the day before my doctor's
-            # appointment": when was it?), but not the answer itself: it is cited right after
-            # the best hit.
-            told = set(found[0].episodes)
-            same = [g for g in groups if told & set(g.episodes)]
-            event_hit = same[0] if same else found[0]
-            rest = [g for g in groups if g is not event_hit]
-            at = min(1, len(rest))
-            if at:
-                event_hit.score = rest[0].score  # a tie with the best: scores stay best first
-            event_hit.signals = {**event_hit.signals, "anchor": 1.0}
-            groups = (rest[:at] + [event_hit] + rest[at:])[:limit]
-        return self._hits(scope, groups)
-
-    def _anchor_event(
-        self, scope: ScopeIndex, event: str, evec: np.ndarray | None, as_of_ts: float | None, opts: RecallOptions
-    ) -> builtins.list[RankedGroup]:
-        """The episode that tells the event a before/after question hangs on (at most one).
-
-        "I had a doctor's appointment" is the user's own statement: an assistant turn that
-        echoes it ("for your appointment...") is second-hand and usually dated later, so a
-        first-person event prefers the best match not said by the assistant.
-        """
-        found = recall(scope, event, evec, limit=5, as_of_ts=as_of_ts, options=opts)
-        if found and _FIRST_PERSON.match(event):
-            eps = self.store.episodes_by_rowid([int(scope.ep_rowid[g.episodes[0]]) for g in found])
-            own = [g for g in found if (ep := eps.get(int(scope.ep_rowid[g.episodes[0]]))) and ep.role != "assistant"]
-            return own[:1] or found[:1]
-        return found[:1]
 
     def context(
         self,
@@ -509,56 +449,3 @@ class Memory:
             return any((lo is None or b >= lo.date()) and (hi is None or a <= hi.date()) for a, b in spans)
 
         return sorted((e for e in eps if within(e)), key=lambda e: (e.event_time, e.seq))
-
-    def _scope(self, user: str) -> ScopeIndex:
-        with self._lock:
-            model = self.embedder.model_id if self.embedder else None
-            scope = self._scopes.get(user)
-            if scope is None or scope.model != model:
-                scope = ScopeIndex(user, model)
-                self._scopes[user] = scope
-            self._scopes.move_to_end(user)
-            while len(self._scopes) > 32:
-                self._scopes.popitem(last=False)
-            scope.refresh(self.store)
-            return scope
-
-    def _query_vector(self, query: str) -> np.ndarray | None:
-        if self.embedder is None:
-            return None
-        with self._lock:
-            vec = self._query_cache.get(query)
-            if vec is None:
-                vec = self.embedder.embed([query])[0]
-                self._query_cache[query] = vec
-                if len(self._query_cache) > 1024:
-                    self._query_cache.popitem(last=False)
-            return vec
-
-    def _hits(self, scope: ScopeIndex, groups: builtins.list[RankedGroup]) -> builtins.list[Hit]:
-        ep_rowids = [int(scope.ep_rowid[e]) for g in groups for e in g.episodes]
-        unit_rowids = [int(scope.unit_rowid[u]) for g in groups for us in g.units.values() for u in us]
-        episodes = self.store.episodes_by_rowid(ep_rowids)
-        spans = self.store.unit_spans(unit_rowids)
-        hits: builtins.list[Hit] = []
-        for g in groups:
-            eps: builtins.list[Episode] = []
-            passages: builtins.list[str] = []
-            for e in g.episodes:
-                ep = episodes.get(int(scope.ep_rowid[e]))
-                if ep is None:  # deleted by another process since the index was refreshed
-                    continue
-                shown = [spans[r][1:] for u in g.units[e] if (r := int(scope.unit_rowid[u])) in spans]
-                eps.append(ep)
-                passages.append(excerpt(ep.text, shown))
-            if eps:
-                hits.append(
-                    Hit(
-                        text="\n".join(passages),
-                        score=g.score,
-                        episodes=tuple(eps),
-                        passages=tuple(passages),
-                        signals=g.signals,
-                    )
-                )
-        return hits

@@ -7,14 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from engramdb import Hit, HashEmbedder, InputError, Memory, NotFoundError
-from engramdb.bench.facts import load_cases, score_extraction, score_statements, score_supersession
-from engramdb.consolidate.decide import Known, decide
+from engramdb import HashEmbedder, Hit, InputError, Memory, NotFoundError
+from engramdb.bench.facts import (
+    load_cases,
+    score_extraction,
+    score_statements,
+    score_supersession,
+)
+from engramdb.consolidate.decide import decide
 from engramdb.consolidate.engine import segment
-from engramdb.consolidate.extract import FactDraft, RuleExtractor
+from engramdb.consolidate.extract import RuleExtractor
 from engramdb.index.lexical import query_keys
 from engramdb.recall.fusion import Weights
 from engramdb.recall.search import RecallOptions
+from engramdb.semantic import FactDraft, Known
 
 CASES = load_cases(Path(__file__).parent / "fixtures" / "facts_cases.json")
 
@@ -476,7 +482,7 @@ def test_segment_documents_equal_their_stored_passages_pooled(tmp_path: Path) ->
             m.add([f"Turn {i}: we talked about topic{i % 5} and the weather in town.", f"Reply {i} on topic{i % 5}."],
                   user_id="u", session_id=f"s{i % 4}")
             m.search("weather", user_id="u")  # each add reaches the index as its own append
-        scope = m._scope("u")
+        scope = m._recall.index("u")
         assert 0 < len(scope._terms) < 40 and scope.n_segments > 4
         con = sqlite3.connect(tmp_path / "m.db")
         blobs, groups, vecs = [], [], []
@@ -536,7 +542,7 @@ def test_segment_keys_stay_current_across_writes_and_deletes(tmp_path: Path) -> 
         word = summarised.text.split()[-1].strip(".")  # garden / roses / zoo: unique to that episode
 
         def segments_with_word() -> int:  # segment keys whose pooled text has the word
-            scope = a._scope("u")
+            scope = a._recall.index("u")
             return int((scope.seg_lexical.scores(query_keys(word)) > 0).sum())
 
         assert segments_with_word() == 4

@@ -44,7 +44,7 @@ def test_upgrade_from_fts5_schema_backfills_terms_and_recalls(tmp_path: Path) ->
     db = tmp_path / "old.db"
     _old_file(db, "0003_semantic")
     with Memory(db, embedder=None) as m:
-        assert m.stats().schema_version == schema_version() == "0006_statement_index"
+        assert m.stats().schema_version == schema_version() == "0007_journal"
         [hit] = m.search("who keeps bees?", user_id="u", limit=1)
         assert hit.episodes[0].id == "ep_1" and hit.signals["bm25"] > 0
         m.add("Bees again: the hive swarmed", user_id="u")
@@ -76,3 +76,20 @@ def test_a_failing_migration_leaves_the_file_at_its_last_good_version(tmp_path: 
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT MAX(name) FROM schema_migrations").fetchone()[0] == "0003_semantic"
         assert c.execute("SELECT COUNT(*) FROM units_fts").fetchone()[0] == 2  # not dropped
+
+
+def test_every_write_is_journaled_per_user(tmp_path: Path) -> None:
+    # Other processes learn what changed from the journal: one entry per write, numbered by the
+    # user's version; an upgraded file starts each user with a "rebuild" entry.
+    db = tmp_path / "old.db"
+    _old_file(db, "0003_semantic")
+    with Memory(db, embedder=None) as m:
+        store = m.store
+        assert [k for _, k in store.journal("u", 0)] == ["rebuild"]
+        start = store.user_version("u")
+        [eid] = m.add("I live in Lisbon.", user_id="u")  # an add, then its consolidation
+        m.delete(eid, user_id="u")
+        entries = store.journal("u", start)
+        assert [k for _, k in entries] == ["add", "consolidate", "delete"]
+        assert [s for s, _ in entries] == list(range(start + 1, start + 4)) and store.user_version("u") == start + 3
+        assert store.journal("someone else", 0) == []

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..consolidate.decide import norm
-from ..consolidate.extract import Extractor, FactDraft
+from ..consolidate.extract import Extractor
+from ..semantic import FactDraft
 from ..memory import Memory
 
 

@@ -14,10 +14,9 @@ Nothing is ever deleted here: superseded facts keep their history with closed va
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Iterable
 
-from .extract import SINGLE_VALUED, STATEMENT, FactDraft
+from ..semantic import SINGLE_VALUED, STATEMENT, Decision, FactDraft, Known
 
 _OPPOSITE = {"likes": "dislikes", "dislikes": "likes"}
 
@@ -29,26 +28,6 @@ _SPACES = re.compile(r"\s+")
 def norm(obj: str) -> str:
     """Normalise an object for comparison: case, articles, spaces, trailing punctuation."""
     return _SPACES.sub(" ", _ARTICLE.sub("", obj.lower().strip())).strip(" .,!")
-
-
-@dataclass(frozen=True)
-class Known:
-    """A current fact as decisions see it."""
-
-    id: str
-    subject: str
-    predicate: str
-    qualifier: str
-    object: str
-
-
-@dataclass
-class Decision:
-    action: str  # merge | retract | add | ignore
-    draft: FactDraft
-    merge_into: str | None = None
-    closes: list[str] = field(default_factory=list)  # ids of facts this supersedes/retracts
-    new_id: str | None = None  # id of the fact an "add" creates (assigned before storing)
 
 
 def _same_object(a: str, b: str) -> bool:

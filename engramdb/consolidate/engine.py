@@ -17,10 +17,10 @@ import numpy as np
 
 from ..encode.text import first_sentence
 from ..model import Episode
-from ..store.facts import FactStore
-from .decide import Current, Decision, Known, decide
-from .extract import STATEMENT, Extractor, FactDraft
-
+from ..semantic import STATEMENT, Decision, FactDraft, Known
+from ..store.base import SemanticStore
+from .decide import Current, decide
+from .extract import Extractor
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ VectorsFor = Callable[[str, dict[str, str]], dict[str, np.ndarray]]
 
 
 def run(
-    facts: FactStore,
+    facts: SemanticStore,
     user_id: str,
     extractor: Extractor,
     model: str | None,
@@ -138,7 +138,10 @@ def run(
             for a, b in segment(vecs) if dim else [(0, len(items))]:
                 best, summary = summary_of([e.text for _, _, e in items[a:b]], vecs[a:b]) if dim else (0, items[a][2].text[:300])
                 segs.append((session_id, items[a][1], items[b - 1][1], summary, items[a + best][0]))
-        changes += facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs)
+        applied = facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs, first_seq=pending[0][1])
+        if applied is None:  # consolidated by another thread or process meanwhile: look again
+            continue
+        changes += applied
         totals["episodes"] += len(pending)
         totals["segments"] += len(segs)
         for d, _, _ in steps:

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import LLMError
 from ..llm.client import OpenAICompatible
-from .extract import CATEGORY, STATEMENT, FactDraft, statement_drafts
+from ..semantic import CATEGORY, STATEMENT, FactDraft
+from .extract import statement_drafts
 
 PROMPT = """Extract facts that the speaker states as true about themselves or people they name.
 Skip questions, hypotheticals, plans phrased as wishes, and anything said by the assistant.

@@ -250,6 +250,32 @@ class HashEmbedder(Embedder):
         return out
 
 
+class LazyEmbedder:
+    """An embedder given as an instance, a spec (loaded on first use, once) or ``None``.
+
+    One is shared by the objects that embed for a memory (the facade, the recall pipeline), so
+    none of them holds the others: a memory is freed as soon as it is closed and dropped, with
+    its model (an ONNX session left for the garbage collector can deadlock a forked process).
+    """
+
+    def __init__(self, embedder: Embedder | str | None) -> None:
+        self.spec = embedder
+        self._instance: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> Embedder | None:
+        """The embedder if it has been loaded (never loads it)."""
+        return self._instance
+
+    def get(self) -> Embedder | None:
+        if self._instance is None and self.spec is not None:
+            with self._lock:
+                if self._instance is None:
+                    self._instance = make_embedder(str(self.spec))
+        return self._instance
+
+
 def make_embedder(spec: str | None, **options: Any) -> Embedder:
     """Build an embedder from a short spec: ``default``/``minilm``, ``hash``, ``onnx:DIR``, ``st:NAME``.
 

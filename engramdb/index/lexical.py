@@ -173,6 +173,34 @@ class LexicalIndex:
             else:
                 self._postings = (sorted_part, tail)
 
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        """The index as arrays and a JSON-able dict, for :meth:`from_state` (the tail merged in)."""
+        sorted_part, tail = self._postings
+        term, doc, tf = _merge(sorted_part, tail) if tail else sorted_part
+        names = sorted(self._speaker_codes, key=self._speaker_codes.__getitem__)
+        arrays = {"term": term, "doc": doc, "tf": tf, "length": self._length, "speaker": self._speaker}
+        return arrays, {"speakers": names}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, object]) -> LexicalIndex:
+        """An index from :meth:`state`'s output; the arrays may be memory-mapped (read-only)."""
+        index = cls()
+        names = meta["speakers"]
+        assert isinstance(names, list)
+        for name in names:  # speaker codes in order, as append_postings assigns them
+            index._speaker_codes[name] = len(index._speaker_keys)
+            name_keys, name_length = text_terms(name)
+            index._speaker_keys.append(frozenset(name_keys))
+            index._speaker_length.append(name_length)
+        index._postings = ((arrays["term"], arrays["doc"], arrays["tf"]), ())
+        index._length, index._speaker = arrays["length"], arrays["speaker"]
+        sp_len = np.asarray(index._speaker_length, dtype=np.float32)
+        index._averages = (
+            max(float(index._length.mean()), 1e-9) if index._length.size else 1e-9,
+            max(float(sp_len[index._speaker].mean()), 1e-9) if index._speaker.size else 1e-9,
+        )
+        return index
+
     @property
     def tail_size(self) -> int:
         """Postings not merged into the sorted part yet."""

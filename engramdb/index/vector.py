@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +18,9 @@ class VectorIndex(Protocol):
         """Top-k rows by cosine similarity: (positions, similarities), best first."""
 
     def count(self) -> int: ...
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The index as arrays, for the class's ``from_state``."""
 
     def group_sums(self, positions: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
         """Sum of the stored vectors of the rows at ``positions`` per ``group`` (ints in
@@ -36,6 +40,9 @@ class ExactIndex:
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (vectors, positions)
         self._matrix = np.zeros((0, dimensions), dtype=np.float32)
         self._positions = np.zeros(0, dtype=np.int64)
+        # Searches may run side by side and each may fold pending rows in: one at a time, and
+        # the matrix and its positions are read together (see _rows).
+        self._fold = threading.Lock()
 
     def append(self, vectors: np.ndarray, valid: np.ndarray) -> None:
         n = int(vectors.shape[0])
@@ -51,13 +58,31 @@ class ExactIndex:
         self._count += n
 
     def _consolidate(self) -> None:
-        if self._pending:
-            self._matrix = np.concatenate([self._matrix, *(v for v, _ in self._pending)])
-            self._positions = np.concatenate([self._positions, *(p for _, p in self._pending)])
-            self._pending.clear()
+        self._rows()
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(matrix, positions) with the pending rows folded in, as one consistent pair."""
+        with self._fold:
+            if self._pending:
+                self._matrix = np.concatenate([self._matrix, *(v for v, _ in self._pending)])
+                self._positions = np.concatenate([self._positions, *(p for _, p in self._pending)])
+                self._pending.clear()
+            return self._matrix, self._positions
 
     def count(self) -> int:
         return self._count
+
+    def state(self) -> dict[str, np.ndarray]:
+        self._consolidate()
+        return {"matrix": self._matrix, "positions": self._positions, "count": np.array([self._count, self._dim])}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray]) -> ExactIndex:
+        """An index from :meth:`state`'s output; the arrays may be memory-mapped (read-only)."""
+        count, dim = (int(x) for x in arrays["count"])
+        index = cls(dim)
+        index._matrix, index._positions, index._count = arrays["matrix"], arrays["positions"], count
+        return index
 
     def group_sums(self, positions: np.ndarray, group: np.ndarray, n_groups: int, chunk: int = 16_384) -> np.ndarray:
         self._consolidate()
@@ -77,12 +102,12 @@ class ExactIndex:
         return out
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        self._consolidate()
-        n = self._matrix.shape[0]
+        matrix, positions = self._rows()
+        n = matrix.shape[0]
         if n == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        sims = self._matrix @ np.asarray(query, dtype=np.float32)
+        sims = matrix @ np.asarray(query, dtype=np.float32)
         k = min(k, n)
         top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
         order = top[np.argsort(-sims[top], kind="stable")]
-        return self._positions[order], sims[order].astype(np.float32)
+        return positions[order], sims[order].astype(np.float32)

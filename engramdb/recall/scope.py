@@ -7,6 +7,10 @@ next search appends new rows (or rebuilds, after a delete).
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
 import numpy as np
 
 from ..index.lexical import LexicalIndex, decode_terms, pool_postings, query_keys
@@ -14,10 +18,62 @@ from ..index.vector import ExactIndex, VectorIndex
 from ..store.base import ScopeRows, SegmentRows, Store
 
 
+#: Journal entries that only append rows (see ``Store.journal``).
+APPENDS = frozenset({"add", "consolidate"})
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds back new readers (no starvation).
+
+    Searches read a scope's arrays for their whole length; a refresh replaces them. Readers
+    run side by side (numpy releases the GIL), a refresh waits for them to finish.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
 class ScopeIndex:
     def __init__(self, user_id: str, model: str | None) -> None:
+        self.lock = ReadWriteLock()  # readers: searches; writer: refresh
         self.user_id = user_id
         self.model = model
+        self._clear()
+
+    def _clear(self) -> None:
+        """Empty the index (the lock stays: a rebuild happens under it)."""
         self.version = -1
         self.vectors: VectorIndex = ExactIndex()
         self.lexical = LexicalIndex()
@@ -59,6 +115,77 @@ class ScopeIndex:
         self._last_in_session: dict[int, int] = {}
         self._last_own: dict[int, dict[str, int]] = {}  # session -> speaker -> their last position
         self.last_seq = 0
+        self.saved_units = 0  # units the newest snapshot on disk holds (recall.snapshot)
+
+    #: Arrays saved as they are (see :meth:`state`).
+    ARRAYS = (
+        "unit_rowid", "unit_ep", "unit_is_key", "unit_is_statement", "ep_rowid", "ep_preference", "ep_ts",
+        "ep_recorded_ts", "ep_event_lo", "ep_event_hi", "ep_session", "ep_prev", "ep_next", "ep_prev_own",
+        "ep_next_own", "ep_first_unit", "ep_n_units", "seg_rowid", "ep_segment",
+    )
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        """Everything the index holds, as named arrays and a JSON-able dict, for :meth:`from_state`."""
+        arrays = {name: getattr(self, name) for name in self.ARRAYS}
+        if self._terms:
+            self._terms = [_join_chunks(self._terms)] if len(self._terms) > 1 else self._terms
+            first, offsets, keys, tfs = self._terms[0]
+            arrays.update(terms_offsets=offsets, terms_keys=keys, terms_tf=tfs)
+        parts: dict[str, object] = {}
+        for prefix, index in (("lex_", self.lexical), ("seglex_", self.seg_lexical)):
+            la, lm = index.state()
+            arrays.update({prefix + k: v for k, v in la.items()})
+            parts[prefix] = lm
+        for prefix, vec in (("vec_", self.vectors), ("segvec_", self.seg_vectors)):
+            arrays.update({prefix + k: v for k, v in vec.state().items()})
+        meta: dict[str, object] = {
+            "user_id": self.user_id,
+            "model": self.model,
+            "version": self.version,
+            "last_seq": self.last_seq,
+            "sessions": list(self._session_ids),
+            "last_own": {str(code): own for code, own in self._last_own.items()},
+            "lexical": parts,
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, object]) -> ScopeIndex:
+        """An index from :meth:`state`'s output; arrays may be memory-mapped: appends copy them."""
+        user, model = meta["user_id"], meta["model"]
+        assert isinstance(user, str) and (model is None or isinstance(model, str))
+        scope = cls(user, model)
+        for name in cls.ARRAYS:
+            setattr(scope, name, arrays[name])
+        if "terms_offsets" in arrays:
+            scope._terms = [(0, arrays["terms_offsets"], arrays["terms_keys"], arrays["terms_tf"])]
+        parts = meta["lexical"]
+        assert isinstance(parts, dict)
+        scope.lexical = LexicalIndex.from_state({k[4:]: v for k, v in arrays.items() if k.startswith("lex_")}, parts["lex_"])
+        scope.seg_lexical = LexicalIndex.from_state(
+            {k[7:]: v for k, v in arrays.items() if k.startswith("seglex_")}, parts["seglex_"]
+        )
+        scope.vectors = ExactIndex.from_state({k[4:]: v for k, v in arrays.items() if k.startswith("vec_")})
+        scope.seg_vectors = ExactIndex.from_state({k[7:]: v for k, v in arrays.items() if k.startswith("segvec_")})
+        sessions = meta["sessions"]
+        last_own = meta["last_own"]
+        assert isinstance(sessions, list) and isinstance(last_own, dict)
+        scope._session_ids = {sid: code for code, sid in enumerate(sessions)}
+        scope._last_own = {int(code): dict(own) for code, own in last_own.items()}
+        # the last episode of each session: the highest position with its code
+        if scope.ep_session.size:
+            order = np.lexsort((np.arange(scope.ep_session.size), scope.ep_session))
+            ends = np.flatnonzero(np.append(scope.ep_session[order][1:] != scope.ep_session[order][:-1], True))
+            scope._last_in_session = dict(zip(scope.ep_session[order][ends].tolist(), order[ends].tolist()))
+        scope._ep_pos = dict(zip(scope.ep_rowid.tolist(), range(scope.ep_rowid.size)))
+        version, last_seq = meta["version"], meta["last_seq"]
+        assert isinstance(version, int) and isinstance(last_seq, int)
+        scope.version, scope.last_seq = version, last_seq
+        return scope
+
+    @property
+    def units(self) -> int:
+        return int(self.unit_rowid.size)
 
     @property
     def n_sessions(self) -> int:
@@ -72,23 +199,39 @@ class ScopeIndex:
         """Top-k units by BM25 for ``query``: (unit positions, scores), best first."""
         return self.lexical.search(query_keys(query), k)
 
+    @contextmanager
+    def current(
+        self, store: Store, after_refresh: Callable[[ScopeIndex], None] | None = None
+    ) -> Iterator[ScopeIndex]:
+        """The index brought up to date with the store, held for reading until the block ends:
+        no refresh by another thread changes it under a search. ``after_refresh`` runs after a
+        refresh that changed something, still holding the write lock (e.g. to save it)."""
+        if store.user_version(self.user_id) != self.version:  # only a change waits for readers
+            with self.lock.writing():
+                before = self.version
+                self.refresh(store)
+                if after_refresh is not None and self.version != before:
+                    after_refresh(self)
+        with self.lock.reading():
+            yield self
+
     def refresh(self, store: Store) -> None:
-        """Bring the index up to date with the store (cheap when nothing changed)."""
-        version = store.user_version(self.user_id)
-        if version is None or version == self.version:
-            return
-        after = int(self.unit_rowid[-1]) if self.unit_rowid.size else 0
-        rows = store.scope_rows(self.user_id, self.model, after_unit=after, after_seq=self.last_seq)
-        expected_units = self.unit_rowid.size + rows.unit_rowid.size
-        if expected_units != store.unit_count(self.user_id):  # something was deleted: rebuild
-            self._reset()
-            rows = store.scope_rows(self.user_id, self.model)
+        """Bring the index up to date with the store (cheap when nothing changed); the caller
+        holds the write lock."""
+        with store.read_transaction():  # the version and the rows of one state of the store
+            version = store.user_version(self.user_id)
+            if version is None or version == self.version:
+                return
+            # The journal says what happened since this index was current: appends are read by
+            # their row ids past what it holds; anything removed or rewritten means a rebuild.
+            journal = store.journal(self.user_id, self.version) if self.version >= 0 else [(0, "rebuild")]
+            if not all(k in APPENDS for _, k in journal):
+                self._clear()
+            after = int(self.unit_rowid[-1]) if self.unit_rowid.size else 0
+            rows = store.scope_rows(self.user_id, self.model, after_unit=after, after_seq=self.last_seq)
+            after = int(self.seg_rowid[-1]) if self.seg_rowid.size else 0
+            segs = store.segment_rows(self.user_id, after_segment=after)
         self._append(rows)
-        after = int(self.seg_rowid[-1]) if self.seg_rowid.size else 0
-        segs = store.segment_rows(self.user_id, after_segment=after)
-        if self.seg_rowid.size + segs.segment_rowid.size != store.segment_count(self.user_id):
-            self._reset_segments()  # segments went (the store rebuilt them): load them all again
-            segs = store.segment_rows(self.user_id)
         self._append_segments(segs)
         self.version = version
 
@@ -101,14 +244,6 @@ class ScopeIndex:
             return pos.astype(np.int64)
         return np.array([self._ep_pos[r] for r in rowids.tolist()], dtype=np.int64)  # not sorted
 
-    def _reset(self) -> None:
-        self.__init__(self.user_id, self.model)  # type: ignore[misc]
-
-    def _reset_segments(self) -> None:
-        self.seg_rowid = np.zeros(0, dtype=np.int64)
-        self.ep_segment = np.full(self.ep_rowid.size, -1, dtype=np.int64)
-        self.seg_lexical = LexicalIndex()
-        self.seg_vectors = ExactIndex()
 
     def _append_segments(self, rows: SegmentRows) -> None:
         """Index new segments, each as one document: its member episodes' passages (fact keys

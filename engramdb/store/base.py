@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Protocol, Sequence
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from ..encode.timex import TimeMention
-from ..model import Episode, StoreStats
+from ..model import Change, Entity, Episode, Fact, Segment, StoreStats
+from ..semantic import Decision, Known
 
 
 @dataclass
@@ -78,15 +80,88 @@ class SegmentRows:
     member_episode: np.ndarray  # int64 [M], episode rowid
 
 
+#: Capabilities a store may declare (``Store.capabilities``), instead of callers checking its class.
+SEMANTIC = "semantic"  # keeps semantic memory: ``Store.semantic()`` gives its SemanticStore
+PERSISTENT_INDEX = "persistent_index"  # recall indexes can be saved at ``Store.index_dir``
+
+
+class SemanticStore(Protocol):
+    """Semantic memory's storage: facts (bi-temporal, with sources) and statements, the change
+    log with undo, entities and segments. Reads and writes are scoped by user_id."""
+
+    def last_seq(self, user_id: str) -> int:
+        """The last episode (seq) consolidated for the user."""
+
+    def pending(self, user_id: str, limit: int = 5000) -> list[tuple[int, int, Episode]]:
+        """Episodes not consolidated yet: (rowid, seq, episode), in order."""
+
+    def current(self, user_id: str, said: Sequence[str]) -> list[Known]:
+        """Current facts a consolidation can touch (all facts; the statements in ``said``)."""
+
+    def facts(
+        self, user_id: str, *, status: str | None = "current", subject: str | None = None,
+        predicate: str | None = None, episode_ids: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
+    ) -> list[Fact]: ...
+
+    def get(self, fact_id: str) -> Fact: ...
+
+    def history(self, fact_id: str) -> list[Fact]: ...
+
+    def changes(self, user_id: str, limit: int = 100) -> list[Change]: ...
+
+    def segments(self, user_id: str, session_id: str | None = None) -> list[Segment]: ...
+
+    def entities(self, user_id: str) -> list[Entity]: ...
+
+    def apply(
+        self,
+        user_id: str,
+        steps: Sequence[tuple[Decision, int, Episode]],
+        last_seq: int,
+        vectors: dict[str, np.ndarray],
+        model: str | None,
+        fact_hashes: dict[str, str],
+        segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
+        first_seq: int = 0,
+    ) -> list[str] | None:
+        """Store a consolidation's decisions in one transaction (None: another did it first)."""
+
+    def undo(self, change_id: str) -> Change: ...
+
+    def forget_episode(self, c: Any, ep_rowid: int, owner: str) -> None:
+        """Repair what was derived from an episode, inside the transaction that deletes it."""
+
+
 class Store(Protocol):
     """What a storage backend implements. All reads and writes are scoped by user_id."""
 
     dialect: str
+    capabilities: frozenset[str]
+
+    def semantic(self) -> SemanticStore:
+        """The semantic-memory store sharing this store's database (capability ``semantic``)."""
 
     def close(self) -> None: ...
 
+    def read_transaction(self) -> ContextManager[None]:
+        """Reads made inside see one state of the store (a refresh reads several tables)."""
+
     def user_version(self, user_id: str) -> int | None:
         """A counter bumped by every write for the user; None if the user is unknown."""
+
+    @property
+    def index_dir(self) -> Path | None:
+        """Where recall indexes may be saved for this store (None: nowhere, rebuilt per process)."""
+
+    def store_id(self) -> str:
+        """A random id the store keeps for life (a saved index names the store it came from)."""
+
+    def unit_count(self, user_id: str, up_to: int) -> int:
+        """How many units of the user have a row id up to ``up_to`` (a saved index's check)."""
+
+    def journal(self, user_id: str, after: int) -> list[tuple[int, str]]:
+        """(seq, kind) of the user's writes after version ``after``: ``add`` and ``consolidate``
+        only append rows; ``delete``, ``undo`` and ``rebuild`` remove or rewrite them."""
 
     def add_episodes(
         self, user_id: str, episodes: Sequence[NewEpisode], model: str | None, vectors: dict[str, np.ndarray]
@@ -116,17 +191,17 @@ class Store(Protocol):
         offset: int = 0,
     ) -> list[Episode]: ...
 
-    def delete_episode(self, user_id: str | None, episode_id: str) -> bool: ...
+    def delete_episode(
+        self, user_id: str | None, episode_id: str, before: Callable[[Any, int, str], None] | None = None
+    ) -> bool:
+        """Delete an episode and what the store derived from it, in one transaction, after
+        ``before(connection, episode rowid, owner)`` (the layers above repair their own)."""
 
     def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
         """Units with rowid > after_unit and episodes with seq > after_seq, in order."""
 
-    def unit_count(self, user_id: str) -> int: ...
-
     def segment_rows(self, user_id: str, after_segment: int = 0) -> SegmentRows:
         """Segments with rowid > after_segment and their member episodes."""
-
-    def segment_count(self, user_id: str) -> int: ...
 
     def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]: ...
 

@@ -9,12 +9,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..consolidate.decide import Decision, Known
-from ..consolidate.extract import STATEMENT, FactDraft
+from ..encode.text import first_sentence
 from ..errors import InputError, NotFoundError
-from ..model import Change, Entity, Episode, Fact, Segment
-from ..timeutil import iso, now_utc
 from ..index.lexical import encode_terms
+from ..model import Change, Entity, Episode, Fact, Segment
+from ..semantic import STATEMENT, Decision, FactDraft, Known
+from ..timeutil import iso, now_utc
 from .sqlite import SQLiteStore
 
 _FACT_COLS = (
@@ -57,30 +57,30 @@ class FactStore:
     # -- reads -------------------------------------------------------------------------------
 
     def last_seq(self, user_id: str) -> int:
-        rows = self.s._q("SELECT last_seq FROM consolidation WHERE user_id = ?", (user_id,))
+        rows = self.s.query("SELECT last_seq FROM consolidation WHERE user_id = ?", (user_id,))
         return int(rows[0][0]) if rows else 0
 
     def pending(self, user_id: str, limit: int = 5000) -> list[tuple[int, int, Episode]]:
         """Episodes not consolidated yet: (rowid, seq, episode), in order."""
-        rows = self.s._q(
+        rows = self.s.query(
             "SELECT rowid, id, user_id, agent_id, session_id, role, name, content, occurred_at, recorded_at, "
             "place, metadata, importance, strength, status, seq FROM episodes WHERE user_id = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",
             (user_id, self.last_seq(user_id), limit),
         )
-        return [(r[0], r[15], ep) for r, ep in zip(rows, self.s._episodes(rows))]
+        return [(r[0], r[15], ep) for r, ep in zip(rows, self.s.episodes_of_rows(rows))]
 
     def current(self, user_id: str, said: Sequence[str]) -> list[Known]:
         """The user's current facts a consolidation can touch: all facts, and the statements whose
         sentence is one of ``said`` (a statement merges only with the same sentence; a long
         history holds tens of thousands of them, so a consolidation must not read them all)."""
         cols = "SELECT id, subject, predicate, qualifier, object FROM facts WHERE user_id = ? AND status = 'current'"
-        rows = list(self.s._q(f"{cols} AND predicate <> '{STATEMENT}'", (user_id,)))
+        rows = list(self.s.query(f"{cols} AND predicate <> '{STATEMENT}'", (user_id,)))
         unique = list(dict.fromkeys(said))
         for i in range(0, len(unique), 500):
             chunk = unique[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows += self.s._q(f"{cols} AND predicate = '{STATEMENT}' AND object IN ({marks})", (user_id, *chunk))
+            rows += self.s.query(f"{cols} AND predicate = '{STATEMENT}' AND object IN ({marks})", (user_id, *chunk))
         return [Known(*r) for r in rows]
 
     def _facts(self, rows: list[Any]) -> list[Fact]:
@@ -89,7 +89,7 @@ class FactStore:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for fr, eid in self.s._q(
+            for fr, eid in self.s.query(
                 f"SELECT fs.fact_rowid, e.id FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid "
                 f"WHERE fs.fact_rowid IN ({marks}) ORDER BY e.seq",
                 chunk,
@@ -129,10 +129,10 @@ class FactStore:
                 f" WHERE e.id IN ({marks}))"
             )
             params += list(episode_ids)
-        return self._facts(self.s._q(sql + " ORDER BY rowid", params))
+        return self._facts(self.s.query(sql + " ORDER BY rowid", params))
 
     def get(self, fact_id: str) -> Fact:
-        rows = self.s._q(f"SELECT {_FACT_COLS} FROM facts WHERE id = ?", (fact_id,))
+        rows = self.s.query(f"SELECT {_FACT_COLS} FROM facts WHERE id = ?", (fact_id,))
         if not rows:
             raise NotFoundError(f"no fact {fact_id!r}", id=fact_id)
         return self._facts(rows)[0]
@@ -140,7 +140,7 @@ class FactStore:
     def history(self, fact_id: str) -> list[Fact]:
         """Every fact of the same slot (subject, predicate, qualifier), oldest first."""
         f = self.get(fact_id)
-        rows = self.s._q(
+        rows = self.s.query(
             f"SELECT {_FACT_COLS} FROM facts WHERE user_id = ? AND lower(subject) = lower(?) AND predicate = ? "
             "AND qualifier = ? ORDER BY rowid",
             (f.user_id, f.subject, f.predicate, f.qualifier),
@@ -148,7 +148,7 @@ class FactStore:
         return self._facts(rows)
 
     def changes(self, user_id: str, limit: int = 100) -> list[Change]:
-        rows = self.s._q(
+        rows = self.s.query(
             "SELECT id, user_id, kind, fact_id, created_at, undone_at FROM changes WHERE user_id = ? "
             "ORDER BY rowid DESC LIMIT ?",
             (user_id, limit),
@@ -162,8 +162,8 @@ class FactStore:
             sql += " AND session_id = ?"
             params.append(session_id)
         out = []
-        for r in self.s._q(sql + " ORDER BY first_seq", params):
-            ids = [x[0] for x in self.s._q(
+        for r in self.s.query(sql + " ORDER BY first_seq", params):
+            ids = [x[0] for x in self.s.query(
                 "SELECT id FROM episodes WHERE user_id = ? AND seq BETWEEN ? AND ? AND session_id IS ? ORDER BY seq",
                 (user_id, r[3], r[4], r[2]),
             )]
@@ -181,14 +181,20 @@ class FactStore:
         model: str | None,
         fact_hashes: dict[str, str],
         segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
-    ) -> list[str]:
+        first_seq: int = 0,
+    ) -> list[str] | None:
         """Apply decisions (each with its source episode rowid and episode) in one transaction.
 
         ``fact_hashes``: new fact id -> the vector hash of its key (``vectors`` holds those the
-        store lacks)."""
+        store lacks). ``first_seq``: the first episode these decisions consolidate; if another
+        thread or process consolidated it meanwhile, nothing is written and None is returned
+        (the caller reads what is pending again)."""
         change_ids: list[str] = []
         now = iso(now_utc())
-        with self.s._tx() as c:
+        with self.s.transaction() as c:
+            done = c.execute("SELECT last_seq FROM consolidation WHERE user_id = ?", (user_id,)).fetchone()
+            if done is not None and int(done[0]) >= first_seq:
+                return None
             if model and vectors:
                 c.executemany(
                     "INSERT OR IGNORE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
@@ -271,11 +277,11 @@ class FactStore:
                 "ON CONFLICT(user_id) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
                 (user_id, last_seq),
             )
-            c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (user_id,))
+            self.s.record_change(c, user_id, "consolidate")
         return change_ids
 
     def undo(self, change_id: str) -> Change:
-        with self.s._tx() as c:
+        with self.s.transaction() as c:
             row = c.execute(
                 "SELECT id, user_id, kind, fact_id, created_at, undone_at, before, created FROM changes WHERE id = ?",
                 (change_id,),
@@ -315,7 +321,7 @@ class FactStore:
                 self._drop_fact(c, fid)
             now = iso(now_utc())
             c.execute("UPDATE changes SET undone_at = ? WHERE id = ?", (now, change_id))
-            c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (row[1],))
+            self.s.record_change(c, row[1], "undo")
         return Change(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]), datetime.fromisoformat(now))
 
     @staticmethod
@@ -334,13 +340,53 @@ class FactStore:
         c.execute("INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid) VALUES (?, ?, ?)", (erow, ep_rowid, frow))
 
     def entities(self, user_id: str) -> list[Entity]:
-        rows = self.s._q(
+        rows = self.s.query(
             "SELECT en.id, en.name, en.kind, en.aliases, COUNT(DISTINCT l.fact_rowid), COUNT(DISTINCT l.episode_rowid) "
             "FROM entities en LEFT JOIN entity_links l ON l.entity_rowid = en.rowid WHERE en.user_id = ? "
             "GROUP BY en.rowid ORDER BY en.name",
             (user_id,),
         )
         return [Entity(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows]
+
+    def forget_episode(self, c: Any, ep_rowid: int, owner: str) -> None:
+        """Repair what was derived from an episode about to be deleted (inside the delete's
+        transaction, :meth:`SQLiteStore.delete_episode`'s ``before``)."""
+        # Semantic memory: facts drawn only from this episode go (reopening what they
+        # superseded); facts with other sources keep those, and keep a key on one of them.
+        for frow, fid in c.execute(
+            "SELECT f.rowid, f.id FROM facts f JOIN fact_sources fs ON fs.fact_rowid = f.rowid "
+            "WHERE fs.episode_rowid = ?",
+            (ep_rowid,),
+        ).fetchall():
+            other = c.execute(
+                "SELECT episode_rowid FROM fact_sources WHERE fact_rowid = ? AND episode_rowid != ? LIMIT 1",
+                (frow, ep_rowid),
+            ).fetchone()
+            if other is None:
+                self._drop_fact(c, fid)
+            else:
+                c.execute(
+                    "UPDATE units SET episode_rowid = ? WHERE fact_rowid = ? AND episode_rowid = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM units WHERE fact_rowid = ? AND episode_rowid != ?)",
+                    (other[0], frow, ep_rowid, frow, ep_rowid),
+                )
+        # A segment summarised by this episode gets its summary from the next member left
+        # (the summary quotes the deleted text); a segment with no member left goes.
+        for srow, sid, first, last in c.execute(
+            "SELECT rowid, session_id, first_seq, last_seq FROM segments WHERE summary_episode_rowid = ?", (ep_rowid,)
+        ).fetchall():
+            nxt = c.execute(
+                "SELECT rowid, content FROM episodes WHERE user_id = ? AND session_id IS ? AND seq BETWEEN ? AND ? "
+                "AND rowid != ? ORDER BY seq LIMIT 1",
+                (owner, sid, first, last, ep_rowid),
+            ).fetchone()
+            if nxt is None:
+                c.execute("DELETE FROM segments WHERE rowid = ?", (srow,))
+            else:
+                c.execute(
+                    "UPDATE segments SET summary = ?, summary_episode_rowid = ? WHERE rowid = ?",
+                    (first_sentence(nxt[1]), nxt[0], srow),
+                )
 
     @staticmethod
     def _drop_fact(c: Any, fact_id: str) -> None:

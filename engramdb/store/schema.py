@@ -236,3 +236,27 @@ def _m0006(dialect: str) -> list[str]:
     # A statement merges only with the same sentence, looked up by its text: a history holds
     # tens of thousands of statements, and a consolidation must not read them all.
     return ["CREATE INDEX facts_said ON facts(user_id, object) WHERE predicate = 'says' AND status = 'current'"]
+
+
+def _backfill_journal(conn: Any, dialect: str) -> None:
+    # Readers that knew a user before the journal existed cannot tell what changed: one
+    # "rebuild" entry at the user's current version tells them to load it afresh.
+    conn.execute(
+        "INSERT INTO journal(user_id, seq, kind, at) SELECT user_id, version, 'rebuild', created_at FROM users"
+    )
+
+
+@migration("0007_journal", backfill=_backfill_journal)
+def _m0007(dialect: str) -> list[str]:
+    # A per-user change log: every write appends (user, seq, kind), seq being the user's new
+    # version. A process that holds a user's recall index at seq S reads the entries after S to
+    # learn what other processes did: only appends (extend the index) or a removal (rebuild).
+    return [
+        """CREATE TABLE journal (
+            user_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (user_id, seq)
+        )""",
+    ]

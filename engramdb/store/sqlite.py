@@ -6,20 +6,20 @@ import json
 import os
 import sqlite3
 import threading
+import uuid
 from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import MigrationError, StoreError
-from ..encode.text import first_sentence
 from ..encode.timex import TimeMention
+from ..errors import MigrationError, StoreError
+from ..index.lexical import encode_terms
 from ..model import Episode, StoreStats
 from ..timeutil import iso, now_utc, to_utc
-from ..index.lexical import encode_terms
-from .base import NewEpisode, ScopeRows, SegmentRows
+from .base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, ScopeRows, SegmentRows, SemanticStore
 from .schema import MIGRATIONS, schema_version
 
 _EPISODE_COLS = (
@@ -58,6 +58,7 @@ class SQLiteStore:
     """The embedded default. Thread-safe through one connection guarded by a lock."""
 
     dialect = "sqlite"
+    capabilities = frozenset({SEMANTIC, PERSISTENT_INDEX})
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, timeout: float = 30.0) -> None:
         self.path = str(path)
@@ -98,6 +99,23 @@ class SQLiteStore:
                 except sqlite3.DatabaseError as exc:
                     self._conn.execute("ROLLBACK")
                     raise StoreError(f"commit failed on {self.path}: {exc}") from exc
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[None]:
+        """Reads inside see one state of the database: no write of this process (other threads
+        share the connection and wait) or of another (WAL snapshot) lands between them."""
+        with self._lock:
+            if self._conn.in_transaction:  # already inside one
+                yield
+                return
+            try:
+                self._conn.execute("BEGIN")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot start a read on {self.path}: {exc}") from exc
+            try:
+                yield
+            finally:
+                self._conn.execute("COMMIT")
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -149,6 +167,55 @@ class SQLiteStore:
 
     # -- writes ------------------------------------------------------------------------------
 
+    def transaction(self) -> Any:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT) as a context manager yielding the
+        connection: the semantic layer writes its rows in the same transaction as the store's."""
+        return self._tx()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read query; database errors become :class:`StoreError`."""
+        return self._q(sql, params)
+
+    @staticmethod
+    def record_change(c: Any, user_id: str, kind: str) -> int:
+        """Bump the user's version and journal the write (inside the caller's transaction).
+
+        ``kind``: ``add`` (episodes and units appended), ``consolidate`` (facts, keys and
+        segments appended, facts' states changed), ``delete`` or ``undo`` (rows removed)."""
+        c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (user_id,))
+        seq = int(c.execute("SELECT version FROM users WHERE user_id = ?", (user_id,)).fetchone()[0])
+        c.execute("INSERT INTO journal(user_id, seq, kind, at) VALUES (?, ?, ?, ?)", (user_id, seq, kind, iso(now_utc())))
+        return seq
+
+    def semantic(self) -> SemanticStore:
+        from .facts import FactStore  # the semantic tables' SQL lives there, on this connection
+
+        return FactStore(self)
+
+    @property
+    def index_dir(self) -> Path | None:
+        """Where recall indexes of this file are saved (beside it), or None (in memory)."""
+        return None if self.path == ":memory:" else Path(self.path + ".idx")
+
+    def store_id(self) -> str:
+        """A random id this database keeps for life: what was derived from it says so."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'store_id'")
+        if rows:
+            return str(rows[0][0])
+        with self._tx() as c:
+            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+        return str(self._q("SELECT value FROM meta WHERE key = 'store_id'")[0][0])
+
+    def unit_count(self, user_id: str, up_to: int) -> int:
+        """How many units of the user have a row id up to ``up_to``."""
+        return int(self._q("SELECT COUNT(*) FROM units WHERE user_id = ? AND rowid <= ?", (user_id, up_to))[0][0])
+
+    def journal(self, user_id: str, after: int) -> list[tuple[int, str]]:
+        """(seq, kind) of the user's writes after ``after``, in order."""
+        return [(int(r[0]), r[1]) for r in self._q(
+            "SELECT seq, kind FROM journal WHERE user_id = ? AND seq > ? ORDER BY seq", (user_id, after)
+        )]
+
     def user_version(self, user_id: str) -> int | None:
         rows = self._q("SELECT version FROM users WHERE user_id = ?", (user_id,))
         return int(rows[0][0]) if rows else None
@@ -161,7 +228,7 @@ class SQLiteStore:
                 "INSERT INTO users(user_id, created_at, version) VALUES (?, ?, 0) ON CONFLICT(user_id) DO NOTHING",
                 (user_id, iso(now_utc())),
             )
-            c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (user_id,))
+            self.record_change(c, user_id, "add")
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) FROM episodes WHERE user_id = ?", (user_id,)).fetchone()[0]
             if model and vectors:
                 c.executemany(
@@ -220,50 +287,19 @@ class SQLiteStore:
                 [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
             )
 
-    def delete_episode(self, user_id: str | None, episode_id: str) -> bool:
+    def delete_episode(
+        self, user_id: str | None, episode_id: str, before: Callable[[Any, int, str], None] | None = None
+    ) -> bool:
+        """Delete an episode, its units, time mentions and the vectors no other unit uses, in one
+        transaction. ``before(connection, episode rowid, owner)`` runs first in it: the layers
+        above repair what they derived from the episode (semantic memory: facts, segments)."""
         with self._tx() as c:
             row = c.execute("SELECT rowid, user_id FROM episodes WHERE id = ?", (episode_id,)).fetchone()
             if row is None or (user_id is not None and row[1] != user_id):
                 return False
             ep_rowid, owner = row
-            # Semantic memory: facts drawn only from this episode go (reopening what they
-            # superseded); facts with other sources keep those, and keep a key on one of them.
-            for frow, fid in c.execute(
-                "SELECT f.rowid, f.id FROM facts f JOIN fact_sources fs ON fs.fact_rowid = f.rowid "
-                "WHERE fs.episode_rowid = ?",
-                (ep_rowid,),
-            ).fetchall():
-                other = c.execute(
-                    "SELECT episode_rowid FROM fact_sources WHERE fact_rowid = ? AND episode_rowid != ? LIMIT 1",
-                    (frow, ep_rowid),
-                ).fetchone()
-                if other is None:
-                    from .facts import FactStore
-
-                    FactStore._drop_fact(c, fid)
-                else:
-                    c.execute(
-                        "UPDATE units SET episode_rowid = ? WHERE fact_rowid = ? AND episode_rowid = ? AND NOT EXISTS "
-                        "(SELECT 1 FROM units WHERE fact_rowid = ? AND episode_rowid != ?)",
-                        (other[0], frow, ep_rowid, frow, ep_rowid),
-                    )
-            # A segment summarised by this episode gets its summary from the next member left
-            # (the summary quotes the deleted text); a segment with no member left goes.
-            for srow, sid, first, last in c.execute(
-                "SELECT rowid, session_id, first_seq, last_seq FROM segments WHERE summary_episode_rowid = ?", (ep_rowid,)
-            ).fetchall():
-                nxt = c.execute(
-                    "SELECT rowid, content FROM episodes WHERE user_id = ? AND session_id IS ? AND seq BETWEEN ? AND ? "
-                    "AND rowid != ? ORDER BY seq LIMIT 1",
-                    (owner, sid, first, last, ep_rowid),
-                ).fetchone()
-                if nxt is None:
-                    c.execute("DELETE FROM segments WHERE rowid = ?", (srow,))
-                else:
-                    c.execute(
-                        "UPDATE segments SET summary = ?, summary_episode_rowid = ? WHERE rowid = ?",
-                        (first_sentence(nxt[1]), nxt[0], srow),
-                    )
+            if before is not None:
+                before(c, ep_rowid, owner)
             hashes = {r[0] for r in c.execute(
                 "SELECT vector_hash FROM units WHERE episode_rowid = ? AND vector_hash IS NOT NULL", (ep_rowid,)
             )}
@@ -276,14 +312,14 @@ class SQLiteStore:
                     "DELETE FROM vectors WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM units WHERE vector_hash = ?)",
                     (h, h),
                 )
-            c.execute("UPDATE users SET version = version + 1 WHERE user_id = ?", (owner,))
+            self.record_change(c, owner, "delete")
             return True
 
     # -- reads -------------------------------------------------------------------------------
 
     def get_episode(self, episode_id: str) -> Episode | None:
         rows = self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE id = ?", (episode_id,))
-        return self._episodes(rows)[0] if rows else None
+        return self.episodes_of_rows(rows)[0] if rows else None
 
     def episodes_by_rowid(self, rowids: Sequence[int]) -> dict[int, Episode]:
         out: dict[int, Episode] = {}
@@ -292,7 +328,7 @@ class SQLiteStore:
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE rowid IN ({marks})", chunk)
-            for row, ep in zip(rows, self._episodes(rows)):
+            for row, ep in zip(rows, self.episodes_of_rows(rows)):
                 out[row[0]] = ep
         return out
 
@@ -315,7 +351,7 @@ class SQLiteStore:
             params.append(agent_id)
         sql += " ORDER BY seq LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
-        return self._episodes(self._q(sql, params))
+        return self.episodes_of_rows(self._q(sql, params))
 
     def iter_episodes(self, user_id: str | None = None) -> Iterator[Episode]:
         last = 0
@@ -328,10 +364,10 @@ class SQLiteStore:
             rows = self._q(sql + " ORDER BY rowid LIMIT 1000", params)
             if not rows:
                 return
-            yield from self._episodes(rows)
+            yield from self.episodes_of_rows(rows)
             last = rows[-1][0]
 
-    def _episodes(self, rows: list[Any]) -> list[Episode]:
+    def episodes_of_rows(self, rows: list[Any]) -> list[Episode]:
         """Episodes for rows of _EPISODE_COLS, with their resolved time mentions."""
         if not rows:
             return []
@@ -359,12 +395,9 @@ class SQLiteStore:
             "AND t.start_ts <= ? AND t.end_ts >= ?)) ORDER BY seq",
             (user_id, lo, hi, hi, lo),
         )
-        eps = self._episodes(rows)
+        eps = self.episodes_of_rows(rows)
         eps.sort(key=lambda e: (e.event_time, e.seq))
         return eps[:limit]
-
-    def unit_count(self, user_id: str) -> int:
-        return int(self._q("SELECT COUNT(*) FROM units WHERE user_id = ?", (user_id,))[0][0])
 
     def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
         units = self._q(
@@ -403,9 +436,6 @@ class SQLiteStore:
             episode_event_lo=np.array([np.nan if r[5] is None else r[5] for r in eps], dtype=np.float64),
             episode_event_hi=np.array([np.nan if r[6] is None else r[6] for r in eps], dtype=np.float64),
         )
-
-    def segment_count(self, user_id: str) -> int:
-        return int(self._q("SELECT COUNT(*) FROM segments WHERE user_id = ?", (user_id,))[0][0])
 
     def segment_rows(self, user_id: str, after_segment: int = 0) -> SegmentRows:
         segs = self._q(

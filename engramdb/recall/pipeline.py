@@ -1,0 +1,206 @@
+"""The search corridor: from a question to hits, through one user's recall index.
+
+``Memory.search`` validates its arguments and hands over here; nothing comes back to the
+facade until the hits are built. The steps:
+
+1. the user's :class:`~engramdb.recall.scope.ScopeIndex`, brought up to date with the store
+   and held for reading for the whole search (a write by another thread waits, and never
+   changes the arrays under it);
+2. query analysis (time ranges, order, "before/after <event>", advice);
+3. for a before/after question, the event it hangs on, found first;
+4. ranking (:func:`engramdb.recall.search.recall`);
+5. hits: the episodes and the passages each hit shows, read from the store.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from datetime import datetime
+from typing import Callable
+
+import numpy as np
+
+from ..encode.embedders import Embedder
+from ..model import Episode, Hit
+from ..store.base import Store
+from . import snapshot
+from .packing import excerpt
+from .query import analyse
+from .scope import ScopeIndex
+from .search import RankedGroup, RecallOptions, recall
+
+_FIRST_PERSON = re.compile(r"(i|we|my|our)\b", re.I)
+
+#: Users whose indexes one process keeps in memory (least recently searched go first).
+MAX_SCOPES = 32
+#: Query vectors kept (a question asked again, or context() after search, embeds nothing).
+MAX_QUERY_VECTORS = 1024
+#: An index is saved when this many of its units, and this share of them, are not on disk.
+SAVE_MIN_UNITS = 20_000
+SAVE_SHARE = 0.1
+
+
+class Recaller:
+    """Per-user recall indexes of one store, and the search that runs over them.
+
+    Safe to share between threads: each index has a read/write lock, and the caches a lock.
+    """
+
+    def __init__(self, store: Store, embedder: Callable[[], Embedder | None], *, persist: bool = True) -> None:
+        self.store = store
+        self._embedder = embedder
+        self._root = store.index_dir if persist else None
+        self._store_id: str | None = None
+        self._scopes: OrderedDict[str, ScopeIndex] = OrderedDict()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def scope(self, user: str) -> ScopeIndex:
+        """The user's recall index (built on first use; ``current()`` brings it up to date)."""
+        emb = self._embedder()
+        model = emb.model_id if emb else None
+        with self._lock:
+            scope = self._scopes.get(user)
+            if scope is None or scope.model != model:
+                scope = self._open(user, model)
+                self._scopes[user] = scope
+            self._scopes.move_to_end(user)
+            while len(self._scopes) > MAX_SCOPES:
+                self._scopes.popitem(last=False)
+            return scope
+
+    def _open(self, user: str, model: str | None) -> ScopeIndex:
+        """The user's index saved on disk when it can be trusted, else an empty one to build."""
+        if self._root is not None:
+            if self._store_id is None:
+                self._store_id = self.store.store_id()
+            saved = snapshot.load(self._root, user, model, self._store_id)
+            version = self.store.user_version(user)
+            # a snapshot newer than the store (a restored backup) or holding other rows is not it
+            if saved is not None and version is not None and saved.version <= version and (
+                saved.units == 0 or self.store.unit_count(user, int(saved.unit_rowid[-1])) == saved.units
+            ):
+                saved.saved_units = saved.units
+                return saved
+        return ScopeIndex(user, model)
+
+    def _save(self, scope: ScopeIndex) -> None:
+        """After a refresh: save the index if much of it is not on disk yet (a fresh process
+        then reads only the rest from the database)."""
+        unsaved = scope.units - scope.saved_units
+        if self._root is None or self._store_id is None or unsaved < max(SAVE_MIN_UNITS, SAVE_SHARE * scope.units):
+            return
+        try:
+            snapshot.save(scope, self._root, self._store_id)
+            scope.saved_units = scope.units
+        except OSError as exc:  # a cache: searching goes on without it
+            warnings.warn(f"could not save the recall index of {scope.user_id!r}: {exc}", stacklevel=3)
+
+    def index(self, user: str) -> ScopeIndex:
+        """The user's index, up to date now (for inspection; a search holds it while it reads)."""
+        with self.scope(user).current(self.store, self._save) as scope:
+            return scope
+
+    def query_vector(self, text: str) -> np.ndarray | None:
+        emb = self._embedder()
+        if emb is None:
+            return None
+        with self._lock:
+            vec = self._query_cache.get(text)
+        if vec is None:
+            vec = emb.embed([text])[0]
+            with self._lock:
+                self._query_cache[text] = vec
+                if len(self._query_cache) > MAX_QUERY_VECTORS:
+                    self._query_cache.popitem(last=False)
+        return vec
+
+    def search(
+        self, user: str, query: str, *, limit: int, asked: datetime, as_of_ts: float | None, options: RecallOptions
+    ) -> list[Hit]:
+        """Hits for ``query`` in the user's memory, best first (arguments already validated)."""
+        opts = options
+        dense = opts.weights.dense > 0
+        with self.scope(user).current(self.store, self._save) as scope:
+            analysis = analyse(query, asked)
+            # Full text and the query vector one after the other: each takes a few ms, and run side
+            # by side on 2 cores they slowed each other down (measured: 12 ms for the query vector).
+            lexical = (
+                scope.lexical_search(query, opts.candidates)
+                if opts.weights.lexical > 0 and analysis.anchor is None
+                else None
+            )
+            qvec = self.query_vector(query) if dense else None
+            found: list[RankedGroup] = []
+            if analysis.anchor is not None and opts.weights.time > 0:
+                # "before I moved to Berlin": find that event first, then favour what lies before it
+                event = analysis.anchor[1]
+                found = self._anchor_event(scope, event, self.query_vector(event) if dense else None, as_of_ts, opts)
+                if found:
+                    pivot = float(scope.ep_ts[found[0].episodes[0]])
+                    lo = scope.ep_event_lo[found[0].episodes[0]]
+                    analysis = analysis.relative_to(float(lo) if lo == lo else pivot)  # lo == lo: not NaN
+                    query = analysis.core or query  # recall what is asked about, not the event itself
+                    qvec = self.query_vector(query) if dense else None
+            groups = recall(
+                scope, query, qvec, limit=limit + bool(found), as_of_ts=as_of_ts, analysis=analysis,
+                options=opts, lexical=lexical,
+            )
+            if found:
+                groups = _cite_event(groups, found[0], limit)
+            return self._hits(scope, groups)
+
+    def _anchor_event(
+        self, scope: ScopeIndex, event: str, evec: np.ndarray | None, as_of_ts: float | None, opts: RecallOptions
+    ) -> list[RankedGroup]:
+        """The episode that tells the event a before/after question hangs on (at most one).
+
+        "I had a doctor's appointment" is the user's own statement: an assistant turn that
+        echoes it ("for your appointment...") is second-hand and usually dated later, so a
+        first-person event prefers the best match not said by the assistant.
+        """
+        found = recall(scope, event, evec, limit=5, as_of_ts=as_of_ts, options=opts)
+        if found and _FIRST_PERSON.match(event):
+            eps = self.store.episodes_by_rowid([int(scope.ep_rowid[g.episodes[0]]) for g in found])
+            own = [g for g in found if (ep := eps.get(int(scope.ep_rowid[g.episodes[0]]))) and ep.role != "assistant"]
+            return own[:1] or found[:1]
+        return found[:1]
+
+    def _hits(self, scope: ScopeIndex, groups: list[RankedGroup]) -> list[Hit]:
+        ep_rowids = [int(scope.ep_rowid[e]) for g in groups for e in g.episodes]
+        unit_rowids = [int(scope.unit_rowid[u]) for g in groups for us in g.units.values() for u in us]
+        episodes = self.store.episodes_by_rowid(ep_rowids)
+        spans = self.store.unit_spans(unit_rowids)
+        hits: list[Hit] = []
+        for g in groups:
+            eps: list[Episode] = []
+            passages: list[str] = []
+            for e in g.episodes:
+                ep = episodes.get(int(scope.ep_rowid[e]))
+                if ep is None:  # deleted by another process since the index was refreshed
+                    continue
+                shown = [spans[r][1:] for u in g.units[e] if (r := int(scope.unit_rowid[u])) in spans]
+                eps.append(ep)
+                passages.append(excerpt(ep.text, shown))
+            if eps:
+                hits.append(
+                    Hit(text="\n".join(passages), score=g.score, episodes=tuple(eps), passages=tuple(passages), signals=g.signals)
+                )
+        return hits
+
+
+def _cite_event(groups: list[RankedGroup], event: RankedGroup, limit: int) -> list[RankedGroup]:
+    """The event the question hangs on is part of the answer ("the day before my doctor's
+    appointment": when was it?), but not the answer itself: it is cited right after the best hit."""
+    told = set(event.episodes)
+    same = [g for g in groups if told & set(g.episodes)]
+    event_hit = same[0] if same else event
+    rest = [g for g in groups if g is not event_hit]
+    at = min(1, len(rest))
+    if at:
+        event_hit.score = rest[0].score  # a tie with the best: scores stay best first
+    event_hit.signals = {**event_hit.signals, "anchor": 1.0}
+    return (rest[:at] + [event_hit] + rest[at:])[:limit]

@@ -1,0 +1,90 @@
+"""Recall indexes on disk: a fresh process searches a large user without rebuilding.
+
+A user's :class:`~engramdb.recall.scope.ScopeIndex` is saved as a folder of ``.npy`` arrays
+and a ``meta.json``, opened memory-mapped (nothing is read until a search touches it). Layout,
+beside the database file ``memory.db``::
+
+    memory.db.idx/<hash of user and model>/CURRENT        name of the complete snapshot
+    memory.db.idx/<hash of user and model>/<version>-<nonce>/meta.json, *.npy
+
+A snapshot is written to a new folder and becomes current by replacing ``CURRENT`` (an atomic
+rename), so a crash at any moment leaves the previous snapshot or none, never half of one.
+It is a cache of what the database holds: opened only if it was made from this database
+(``store_id``), in this format, and the user's journal since its version holds only appends —
+which the normal refresh then reads from the database. Anything else: the index is rebuilt
+from the episodes, as when there is no snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from .scope import ScopeIndex
+
+#: Bumped when what a snapshot holds changes; other formats are ignored (and rebuilt).
+FORMAT = 1
+
+
+def folder(root: Path, user_id: str, model: str | None) -> Path:
+    digest = hashlib.sha256(f"{user_id}\0{model or ''}".encode("utf-8")).hexdigest()[:32]
+    return root / digest
+
+
+def save(scope: ScopeIndex, root: Path, store_id: str) -> Path:
+    """Write the index as a new snapshot and make it current; older ones are removed."""
+    base = folder(root, scope.user_id, scope.model)
+    base.mkdir(parents=True, exist_ok=True)
+    name = f"{scope.version}-{uuid.uuid4().hex[:8]}"
+    tmp = base / f".{name}.tmp"
+    tmp.mkdir()
+    arrays, meta = scope.state()
+    for key, arr in arrays.items():
+        with open(tmp / f"{key}.npy", "wb") as fh:
+            np.save(fh, np.ascontiguousarray(arr))
+            fh.flush()
+            os.fsync(fh.fileno())
+    meta = {**meta, "format": FORMAT, "store_id": store_id, "arrays": sorted(arrays), "units": scope.units}
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    os.replace(tmp, base / name)
+    pointer = base / f".CURRENT.{uuid.uuid4().hex[:8]}"
+    pointer.write_text(name)
+    os.replace(pointer, base / "CURRENT")  # the switch: atomic
+    _sync_dir(base)
+    for old in base.iterdir():  # earlier snapshots, and what a crash left half-written
+        if old.name not in (name, "CURRENT") and not old.name.startswith(".CURRENT"):
+            shutil.rmtree(old, ignore_errors=True)
+    return base / name
+
+
+def load(root: Path, user_id: str, model: str | None, store_id: str) -> ScopeIndex | None:
+    """The user's saved index, memory-mapped, or None (no snapshot, or not one to trust)."""
+    base = folder(root, user_id, model)
+    try:
+        name = (base / "CURRENT").read_text().strip()
+        meta = json.loads((base / name / "meta.json").read_text())
+        if meta.get("format") != FORMAT or meta.get("store_id") != store_id:
+            return None
+        if meta.get("user_id") != user_id or meta.get("model") != model:
+            return None
+        arrays = {k: np.load(base / name / f"{k}.npy", mmap_mode="r") for k in meta["arrays"]}
+        return ScopeIndex.from_state(arrays, meta)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        return None  # missing, removed by another process meanwhile, or damaged: rebuild
+
+
+def _sync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,118 @@
+"""One Memory shared by threads, one file shared by processes: no call fails because another
+wrote, and what is read is always a whole state (real SQLite, the real embedding model)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+import threading
+from pathlib import Path
+
+from engramdb import EngramError, Memory, OnnxEmbedder, default_embedder
+
+TOPICS = ["hiking in the Alps", "baking sourdough bread", "my cat Pixel", "the jazz concert", "learning Portuguese",
+          "a trip to Kyoto", "fixing the bike", "the garden tomatoes", "running a half marathon", "painting with watercolours"]
+
+
+def _text(rng: random.Random) -> str:
+    return f"I talked about {rng.choice(TOPICS)} with {rng.choice(['Ana', 'Ben', 'Caro'])} on day {rng.randrange(30)}."
+
+
+def _work(mem: Memory, seed: int, ops: int, users: list[str], own: str, errors: list[str], checks: list[int]) -> None:
+    rng = random.Random(seed)
+    mine: list[str] = []
+    for _ in range(ops):
+        user = own if rng.random() < 0.5 else rng.choice(users)
+        op = rng.random()
+        try:
+            if op < 0.3:
+                ids = mem.add([{"role": "user", "content": _text(rng)}], user_id=user, session_id=f"s{rng.randrange(3)}")
+                if user == own:
+                    mine += ids
+            elif op < 0.65:
+                for h in mem.search(f"what about {rng.choice(TOPICS)}?", user_id=user, limit=5):
+                    # a hit is a whole state: its episodes belong to the user asked about
+                    assert all(e.user_id == user for e in h.episodes) and h.text
+                checks[0] += 1
+            elif op < 0.85:
+                ctx = mem.context(rng.choice(TOPICS), user_id=user, budget_tokens=200)
+                assert ctx.tokens <= 200
+                checks[0] += 1
+            elif mine:
+                mem.delete(mine.pop(rng.randrange(len(mine))), user_id=own)
+        except EngramError as exc:  # only "no memories yet" is expected, before a first add
+            if "no memories for user" not in str(exc):
+                errors.append(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the point: nothing untyped may escape
+            import traceback
+
+            errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}")
+
+
+def test_threads_sharing_one_memory_never_fail(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    threads_n, ops = 8, 1250  # 10,000 operations
+    users = ["shared-a", "shared-b"]
+    errors: list[str] = []
+    checks = [0]
+    with Memory(tmp_path / "t.db", embedder=real_embedder) as mem:
+        for u in users + [f"own-{i}" for i in range(threads_n)]:
+            mem.add(_text(random.Random(u)), user_id=u)
+        threads = [
+            threading.Thread(target=_work, args=(mem, i, ops, users, f"own-{i}", errors, checks)) for i in range(threads_n)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], errors[:5]
+        assert checks[0] > 5000
+        # consistent: every user's index equals one built afresh from the file
+        with Memory(tmp_path / "t.db", embedder=real_embedder) as fresh:
+            for u in users + ["own-0"]:
+                q = "what about the jazz concert?"
+                got = [(h.episode_ids, round(h.score, 6)) for h in mem.search(q, user_id=u, limit=20)]
+                assert got == [(h.episode_ids, round(h.score, 6)) for h in fresh.search(q, user_id=u, limit=20)]
+
+
+def _process(path: str, seed: int, ops: int, out: "mp.Queue[list[str]]") -> None:
+    errors: list[str] = []
+    with Memory(path, embedder=default_embedder(threads=1)) as mem:
+        _work(mem, seed, ops, ["shared-a", "shared-b"], f"proc-{seed}", errors, [0])
+    out.put(errors)
+
+
+def test_processes_sharing_one_file_never_fail(tmp_path: Path) -> None:
+    path = str(tmp_path / "p.db")
+    with Memory(path, embedder=None) as mem:
+        for u in ("shared-a", "shared-b"):
+            mem.add("I talked about hiking in the Alps.", user_id=u)
+    ctx = mp.get_context("spawn")
+    out: "mp.Queue[list[str]]" = ctx.Queue()
+    procs = [ctx.Process(target=_process, args=(path, i, 150, out)) for i in range(4)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert [e for r in results for e in r] == []
+
+
+def test_a_closed_memory_is_freed_without_the_garbage_collector(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    # A memory kept alive by a reference cycle keeps its ONNX session until a garbage collection;
+    # one that runs in a forked child (the bench's worker pool) deadlocks in the session's
+    # destructor. Closing and dropping a memory must free it at once.
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        m = Memory(tmp_path / "f.db", embedder=real_embedder)
+        m.add("I like tea.", user_id="u")
+        m.search("tea", user_id="u")
+        ref = weakref.ref(m)
+        m.close()
+        del m
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -1,0 +1,135 @@
+"""Recall indexes saved beside the file: a fresh process opens them instead of rebuilding, the
+journal brings them up to date, and no crash or foreign file makes them lie (real SQLite)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engramdb import HashEmbedder, Memory
+from engramdb.recall import pipeline, snapshot
+
+
+def _fill(mem: Memory, user: str, n: int, start: int = 0) -> None:
+    for i in range(start, start + n, 10):
+        mem.add(
+            [{"role": "user", "name": ["Ana", "Ben"][j % 2], "content": f"Day {j}: we talked about topic{j % 7} and the lake {j}."}
+             for j in range(i, i + 10)],
+            user_id=user, session_id=f"s{i // 30}",
+        )
+
+
+def _ranking(mem: Memory, user: str) -> list[tuple[list[str], float, str]]:
+    out = []
+    for q in ("topic3 lake", "what did Ana say about topic5?", "day 17"):
+        out += [(h.episode_ids, round(h.score, 6), h.text) for h in mem.search(q, user_id=user, limit=15)]
+    return out
+
+
+@pytest.fixture
+def save_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "SAVE_MIN_UNITS", 1)  # save every index, however small
+
+
+def _states_equal(a: object, b: object) -> None:
+    from engramdb.recall.scope import ScopeIndex
+
+    assert isinstance(a, ScopeIndex) and isinstance(b, ScopeIndex)
+    (xa, ma), (xb, mb) = a.state(), b.state()
+    assert ma == mb and sorted(xa) == sorted(xb)
+    for k in xa:
+        assert np.array_equal(np.asarray(xa[k]), np.asarray(xb[k]), equal_nan=True), k
+
+
+def test_a_fresh_process_opens_the_saved_index(tmp_path: Path, save_small: None) -> None:
+    path = tmp_path / "m.db"
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 120)
+        before = _ranking(mem, "u")  # the first search builds the index and saves it
+    saved = list((tmp_path / "m.db.idx").glob("*/CURRENT"))
+    assert len(saved) == 1
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        scope = mem._recall.scope("u")
+        assert scope.units > 0 and scope.saved_units == scope.units  # opened, not rebuilt
+        assert isinstance(scope.vectors.state()["matrix"], np.memmap)
+        assert _ranking(mem, "u") == before
+        _fill(mem, "u", 30, start=120)  # appended after the snapshot: read from the file
+        after = _ranking(mem, "u")
+        with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as rebuilt:
+            assert _ranking(rebuilt, "u") == after
+            _states_equal(mem._recall.index("u"), rebuilt._recall.index("u"))
+
+
+def test_a_saved_index_is_not_trusted_after_a_delete_or_for_another_file(tmp_path: Path, save_small: None) -> None:
+    path = tmp_path / "m.db"
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 60)
+        _ranking(mem, "u")
+        victim = mem.list(user_id="u")[5].id
+    with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as other:
+        other.delete(victim, user_id="u")  # another process removes rows behind the snapshot
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        hits = _ranking(mem, "u")
+        assert all(victim not in ids for ids, _, _ in hits)
+    with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as rebuilt:
+        assert _ranking(rebuilt, "u") == hits
+    # the same folder beside a different database with the same user: ignored
+    os.rename(tmp_path / "m.db.idx", tmp_path / "n.db.idx")
+    with Memory(tmp_path / "n.db", embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 20)
+        assert mem._recall.scope("u").units == 0  # not opened: built from this file
+        assert len(mem.search("lake", user_id="u", limit=50)) == 20
+
+
+def test_a_killed_save_leaves_an_index_equal_to_a_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "k.db"
+    script = textwrap.dedent(f"""
+        import sys
+        from engramdb import HashEmbedder, Memory
+        from engramdb.recall import pipeline
+        pipeline.SAVE_MIN_UNITS = 1
+        pipeline.SAVE_SHARE = 0.0
+        with Memory({str(path)!r}, embedder=HashEmbedder()) as mem:
+            i = 0
+            while True:
+                mem.add([f"Note {{i}}.{{k}} about topic{{(i + k) % 9}} and the river {{i}}." for k in range(5)],
+                        user_id="u", session_id=f"s{{i // 20}}")
+                mem.search("topic4 river", user_id="u")  # refresh: saves a snapshot each time
+                i += 1
+                if i == 3:
+                    print("ready", flush=True)
+    """)
+    for wait in (0.05, 0.3, 0.9):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        time.sleep(wait)
+        os.kill(proc.pid, signal.SIGKILL)  # somewhere in add, search or the save of a snapshot
+        proc.wait()
+        with Memory(path, embedder=HashEmbedder()) as mem, Memory(path, embedder=HashEmbedder(), persist_indexes=False) as fresh:
+            assert _ranking(mem, "u") == _ranking(fresh, "u")
+            _states_equal(mem._recall.index("u"), fresh._recall.index("u"))
+    leftovers = [p.name for p in (tmp_path / "k.db.idx").glob("*/*") if p.name != "CURRENT"]
+    assert len(leftovers) <= 2  # the current snapshot (and at most one a kill left half-written)
+
+
+def test_damaged_snapshot_is_rebuilt(tmp_path: Path, save_small: None) -> None:
+    path = tmp_path / "d.db"
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 40)
+        before = _ranking(mem, "u")
+    [current] = list((tmp_path / "d.db.idx").glob("*/CURRENT"))
+    snap = current.parent / current.read_text()
+    (snap / "ep_rowid.npy").write_bytes(b"not an array")
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        store_id = mem.store.store_id()
+    assert snapshot.load(tmp_path / "d.db.idx", "u", "hash-bow-64", store_id) is None
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        assert _ranking(mem, "u") == before
