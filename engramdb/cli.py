@@ -17,7 +17,7 @@ from rich.table import Table
 
 from . import __version__
 from .clikit import console, err_console, handle_errors, progress_bar
-from .errors import InputError
+from .errors import InputError, NotFoundError
 from .memory import Memory
 from .model import Hit
 from .timeutil import display
@@ -30,9 +30,14 @@ def default_db() -> str:
     return os.path.join(base, "engramdb", "memory.db")
 
 
-def _open(db: str, embedder: str | None = "default") -> Memory:
-    if db != ":memory:":
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+def _open(db: str, embedder: str | None = "default", *, create: bool = False) -> Memory:
+    """The memory at ``db``. Only commands that write (``create``) make a new file: a mistyped
+    ``--db`` on a read command is an error, not a new empty memory."""
+    if db != ":memory:" and not db.startswith(("postgres://", "postgresql://")):
+        path = Path(db).expanduser()
+        if not create and not path.exists():
+            raise NotFoundError(f"no memory file at {path} (check --db / ENGRAMDB_PATH; `engramdb add` creates one)", path=str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
     return Memory(db, embedder=embedder)
 
 
@@ -99,7 +104,7 @@ def demo(db: str) -> None:
     path = resources.files("engramdb").joinpath("data/demo.jsonl")
     from .io.datasets import load_jsonl
 
-    with _open(db) as mem:
+    with _open(db, create=True) as mem:
         rows = list(load_jsonl(str(path)))
         with console.status("embedding the demo conversation (offline model)…"):
             _ingest_rows(mem, rows)
@@ -165,7 +170,7 @@ def add(db: str, user_id: str, session_id: str | None, agent_id: str | None, rol
     msg: dict[str, Any] = {"content": " ".join(content), "role": role}
     if name:
         msg["name"] = name
-    with _open(db) as mem:
+    with _open(db, create=True) as mem:
         ids = mem.add(msg, user_id=user_id, session_id=session_id, agent_id=agent_id, timestamp=timestamp, metadata=meta)
     click.echo(ids[0])
 
@@ -434,7 +439,7 @@ def import_cmd(db: str, kind: str, path: str, user_id: str | None, limit: int | 
     question history) or JSONL (one message per line)."""
     from .io.datasets import load_jsonl, load_locomo, load_longmemeval
 
-    with _open(db) as mem:
+    with _open(db, create=True) as mem:
         if kind == "jsonl":
             rows = list(load_jsonl(path, default_user=user_id))
             with progress_bar() as prog:

@@ -30,7 +30,7 @@ from .semantic import FACT_KINDS
 from .store.base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, NewUnit, SemanticStore, Store
 from .store.sqlite import SQLiteStore
 from .timeutil import now_utc, parse_timestamp
-from .validate import MAX_QUERY_CHARS, check_id, check_text, normalise_messages
+from .validate import MAX_QUERY_CHARS, check_count, check_id, check_text, normalise_messages
 
 #: Most hits one search returns.
 MAX_LIMIT = 1000
@@ -39,12 +39,15 @@ Clock = Callable[[], datetime]
 
 
 def _check_limit(limit: object) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise LimitError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit", value=limit)
+    check_count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
 
 
-def open_store(target: str | os.PathLike[str]) -> Store:
+def open_store(target: object) -> Store:
     """A store for a path (SQLite file, ``:memory:``) or a database URL."""
+    if not isinstance(target, (str, os.PathLike)):
+        raise InputError(
+            f"a memory opens a path, ':memory:' or a database URL, not {type(target).__name__}", field="path"
+        )
     text = str(target)
     if text.startswith(("postgres://", "postgresql://")):
         raise StoreError(
@@ -94,8 +97,8 @@ class Memory:
         consolidate_on_add: bool = True,
         persist_indexes: bool = True,
     ) -> None:
-        if isinstance(path_or_store, (str, os.PathLike)):
-            self.store: Store = open_store(path_or_store)
+        if isinstance(path_or_store, (str, os.PathLike)) or not hasattr(path_or_store, "capabilities"):
+            self.store: Store = open_store(path_or_store)  # refuses what is neither a path nor a store
         else:
             self.store = path_or_store
         self._embedder = LazyEmbedder(embedder)
@@ -313,6 +316,8 @@ class Memory:
 
     def why(self, hit: Hit) -> Explanation:
         """Where a hit came from: its episodes, what each signal gave, facts drawn from it."""
+        if not isinstance(hit, Hit):
+            raise InputError(f"why() explains a Hit from search(), not {type(hit).__name__}", field="hit")
         facts = self._semantic().facts(hit.episodes[0].user_id, status=None, episode_ids=hit.episode_ids)
         lines = [f"score {hit.score:.3f}: " + ", ".join(f"{k} {v:.2f}" for k, v in hit.signals.items() if v)]
         for ep in hit.episodes:
@@ -344,6 +349,9 @@ class Memory:
         user = self._known_user(user_id)
         check_id(session_id, "session_id", required=False)
         check_id(agent_id, "agent_id", required=False)
+        if limit is not None:
+            check_count(limit, "limit", minimum=0)
+        check_count(offset, "offset", minimum=0)
         return self.store.list_episodes(user, session_id=session_id, agent_id=agent_id, limit=limit, offset=offset)
 
     def users(self) -> builtins.list[str]:
@@ -360,7 +368,8 @@ class Memory:
             self._known_user(user_id)
         s = self.store.stats(user_id)
         loaded, spec = self._embedder.loaded, self._embedder.spec
-        name = loaded.model_id if loaded else (str(spec) if spec is not None else None)
+        # this memory's model if it has one, else the models the file's vectors were made with
+        name = loaded.model_id if loaded else (str(spec) if spec is not None else s.embedder)
         return StoreStats(**{**s.to_dict(), "embedder": name})
 
     def _known_user(self, user_id: str) -> str:
@@ -390,7 +399,7 @@ class Memory:
         ``options`` overrides the memory's recall options for this call (ablations).
         """
         user = self._known_user(user_id)
-        check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
+        query = check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
         _check_limit(limit)
         asked = parse_timestamp(now, field="now") if now is not None else self._clock()
         as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None

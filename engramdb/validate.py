@@ -50,10 +50,27 @@ def check_id(value: object, field_name: str, *, required: bool) -> str | None:
         )
     if not value.strip():
         raise ScopeError(f"{field_name} must not be empty", field=field_name)
-    if len(value) > MAX_ID_CHARS or _CONTROL.search(value):
+    if len(value) > MAX_ID_CHARS or _CONTROL.search(value) or "\x00" in value or not _encodable(value):
         raise ScopeError(
-            f"{field_name} must be at most {MAX_ID_CHARS} printable characters", field=field_name
+            f"{field_name} must be at most {MAX_ID_CHARS} printable characters of valid Unicode", field=field_name
         )
+    return value
+
+
+def _encodable(text: str) -> bool:
+    """Valid Unicode: no lone surrogate (what UTF-8 cannot store)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_count(value: object, field_name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer argument (a limit, an offset) within bounds, or a :class:`LimitError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+        raise LimitError(f"{field_name} must be an integer {bounds}", field=field_name, value=value)
     return value
 
 
@@ -98,9 +115,15 @@ def _optional_str(msg: Mapping[str, Any], key: str, index: int) -> str | None:
     value = msg.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_ID_CHARS:
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_ID_CHARS
+        or "\x00" in value
+        or _CONTROL.search(value)
+        or not _encodable(value)
+    ):
         raise InputError(
-            f"message {index}: {key} must be a string of at most {MAX_ID_CHARS} characters",
+            f"message {index}: {key} must be a string of at most {MAX_ID_CHARS} printable characters of valid Unicode",
             field=key,
             index=index,
         )
@@ -115,9 +138,13 @@ def _metadata(value: object, index: int | None) -> dict[str, Any]:
             f"metadata must be a dict, not {type(value).__name__}", field="metadata", index=index
         )
     try:
-        return dict(json.loads(json.dumps(dict(value))))
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"metadata must be JSON-serialisable: {exc}", field="metadata", index=index) from exc
+        # strict JSON: no NaN or Infinity (export writes JSON other parsers must read), and
+        # valid Unicode throughout (a lone surrogate cannot be stored)
+        text = json.dumps(dict(value), allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+        return dict(json.loads(text))
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise InputError(f"metadata must be strict JSON (no NaN, valid Unicode): {exc}", field="metadata", index=index) from exc
 
 
 def normalise_messages(

@@ -69,6 +69,17 @@ class SQLiteStore:
             self.path = str(Path(self.path).expanduser())
         try:
             self._conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise MigrationError(f"{self.path} is not an engramdb database: {exc}", path=self.path) from exc
+        if tables and "schema_migrations" not in tables:  # someone else's database: touch nothing
+            self._conn.close()
+            raise MigrationError(
+                f"{self.path} is a SQLite database but not an engramdb one (tables: "
+                f"{', '.join(sorted(tables)[:5])}); it was left untouched",
+                path=self.path,
+            )
+        try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             # FULL: an acknowledged add survives power loss, not only a process crash.
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -90,15 +101,27 @@ class SQLiteStore:
                 raise StoreError(f"cannot start a transaction on {self.path}: {exc}") from exc
             try:
                 yield self._conn
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
+                raise StoreError(f"write failed on {self.path}: {exc}", path=self.path) from exc
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             else:
                 try:
                     self._conn.execute("COMMIT")
                 except sqlite3.DatabaseError as exc:
-                    self._conn.execute("ROLLBACK")
-                    raise StoreError(f"commit failed on {self.path}: {exc}") from exc
+                    self._rollback()
+                    raise StoreError(f"commit failed on {self.path}: {exc}", path=self.path) from exc
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already (a full disk or an I/O error ends
+        it on its own, and a ROLLBACK then fails with a message that would hide the cause)."""
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass
 
     @contextmanager
     def read_transaction(self) -> Iterator[None]:
@@ -162,8 +185,9 @@ class SQLiteStore:
                     if m.backfill is not None:
                         m.backfill(c, self.dialect)
                     c.execute("INSERT INTO schema_migrations VALUES (?, ?)", (m.name, iso(now_utc())))
-            except sqlite3.DatabaseError as exc:
-                raise MigrationError(f"migration {m.name} failed on {self.path}: {exc}", path=self.path) from exc
+            except (sqlite3.DatabaseError, StoreError) as exc:
+                cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
+                raise MigrationError(f"migration {m.name} failed on {self.path}: {cause}", path=self.path) from exc
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -487,7 +511,13 @@ class SQLiteStore:
 
     def stats(self, user_id: str | None = None) -> StoreStats:
         where, params = ("WHERE user_id = ?", [user_id]) if user_id else ("", [])
-        episodes, sessions = self._q(f"SELECT COUNT(*), COUNT(DISTINCT session_id) FROM episodes {where}", params)[0]
+        episodes = self._q(f"SELECT COUNT(*) FROM episodes {where}", params)[0][0]
+        # a session is a (user, session id) pair: two users' "session_1" are two sessions
+        sessions = self._q(
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT user_id, session_id FROM episodes {where} "
+            f"{'AND' if where else 'WHERE'} session_id IS NOT NULL)",
+            params,
+        )[0][0]
         passages = f"{where} {'AND' if where else 'WHERE'} fact_rowid IS NULL"
         units, with_vec = self._q(f"SELECT COUNT(*), COUNT(vector_hash) FROM units {passages}", params)[0]
         facts = self._q(f"SELECT COUNT(*) FROM facts {where} {'AND' if where else 'WHERE'} status = 'current'", params)[0][0]
@@ -504,6 +534,7 @@ class SQLiteStore:
             size_bytes=size,
             schema_version=schema_version(),
             facts=int(facts),
+            embedder=", ".join(r[0] for r in self._q("SELECT DISTINCT model FROM vectors")) or None,
         )
 
 

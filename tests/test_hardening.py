@@ -1,0 +1,135 @@
+"""What surprised a new user: every bad input gets a typed error and leaves the store unchanged;
+files are never damaged by opening them (real SQLite, no model needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from click.testing import CliRunner
+
+from engramdb import EngramError, InputError, LimitError, Memory, MigrationError, NotFoundError, StoreError
+from engramdb.cli import main
+
+
+def _fingerprint(path: Path) -> str:
+    """Counts and a checksum of everything a memory file holds."""
+    con = sqlite3.connect(path)
+    try:
+        h = hashlib.sha256()
+        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
+            for row in con.execute(f"SELECT * FROM {table} ORDER BY 1"):
+                h.update(repr(row).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def mem(tmp_path: Path) -> Any:
+    with Memory(tmp_path / "h.db", embedder=None) as m:
+        m.add("I had apples for lunch.", user_id="u", session_id="s1")
+        yield m
+
+
+BAD_CALLS: list[tuple[str, Callable[[Memory], object], type[EngramError]]] = [
+    ("lone surrogate user_id", lambda m: m.add("x", user_id="\ud800"), InputError),
+    ("lone surrogate session_id", lambda m: m.add("x", user_id="u", session_id="a\udfff"), InputError),
+    ("lone surrogate name", lambda m: m.add({"content": "x", "name": "\ud800"}, user_id="u"), InputError),
+    ("lone surrogate place", lambda m: m.add({"content": "x", "place": "\ud800"}, user_id="u"), InputError),
+    ("lone surrogate in metadata", lambda m: m.add({"content": "x", "metadata": {"k": "\ud800"}}, user_id="u"), InputError),
+    ("NUL in role", lambda m: m.add({"content": "x", "role": "us\x00er"}, user_id="u"), InputError),
+    ("NaN in metadata", lambda m: m.add({"content": "x", "metadata": {"k": math.nan}}, user_id="u"), InputError),
+    ("infinity in call metadata", lambda m: m.add("x", user_id="u", metadata={"k": math.inf}), InputError),
+    ("a bytes query", lambda m: m.search(b"\xff\xfe", user_id="u"), InputError),  # type: ignore[arg-type]
+    ("why(None)", lambda m: m.why(None), InputError),  # type: ignore[arg-type]
+    ("negative list limit", lambda m: m.list(user_id="u", limit=-1), LimitError),
+    ("negative list offset", lambda m: m.list(user_id="u", offset=-5), LimitError),
+    ("a string as list limit", lambda m: m.list(user_id="u", limit="x"), LimitError),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize("what, call, error", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
+def test_bad_input_is_typed_and_changes_nothing(mem: Memory, tmp_path: Path, what: str, call: Callable[[Memory], object],
+                                                error: type[EngramError]) -> None:
+    before = _fingerprint(tmp_path / "h.db")
+    with pytest.raises(error):
+        call(mem)
+    assert _fingerprint(tmp_path / "h.db") == before
+
+
+def test_a_bytes_query_that_is_utf8_is_a_query(mem: Memory) -> None:
+    assert mem.search(b"apples", user_id="u")[0].text == "I had apples for lunch."  # type: ignore[arg-type]
+
+
+def test_export_is_strict_json(mem: Memory) -> None:
+    mem.add({"content": "y", "metadata": {"score": 1.5, "tags": ["a"]}}, user_id="u")
+    for ep in mem.export(user_id="u"):
+        json.loads(json.dumps(ep.to_dict(), allow_nan=False))
+
+
+def test_memory_of_something_that_is_no_path_is_typed() -> None:
+    with pytest.raises(InputError):
+        Memory(123, embedder=None)  # type: ignore[arg-type]
+
+
+def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    other = tmp_path / "app.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+    con.execute("INSERT INTO orders(total) VALUES (9.5)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    with pytest.raises(MigrationError, match="not an engramdb"):
+        Memory(other, embedder=None)
+    assert other.read_bytes() == before  # no table written, not switched to WAL
+    assert not Path(str(other) + "-wal").exists()
+
+
+def test_a_failed_write_names_its_cause(tmp_path: Path) -> None:
+    # A full disk: the failed write's own rollback used to fail too ("cannot rollback - no
+    # transaction is active") and hide "database or disk is full". max_page_count makes it full.
+    with Memory(tmp_path / "full.db", embedder=None) as m:
+        m.add("first", user_id="u")
+        pages = m.store.query("PRAGMA page_count")[0][0]
+        m.store.query(f"PRAGMA max_page_count = {pages + 2}")
+        with pytest.raises(StoreError, match="full"):
+            m.add(["a long message " * 2000] * 20, user_id="u")
+        assert [e.text for e in m.list(user_id="u")] == ["first"]  # the acknowledged write is there
+
+
+def test_read_commands_refuse_a_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    for args in (["stats"], ["search", "--user", "u", "apples"], ["list", "--user", "u"], ["export"]):
+        r = CliRunner().invoke(main, [*args, "--db", str(missing)])
+        assert r.exit_code == 3 and "no memory file" in r.output, (args, r.output)
+    assert not missing.exists()
+    r = CliRunner().invoke(main, ["add", "--db", str(missing), "--user", "u", "hello"])  # a write creates it
+    assert r.exit_code == 0 and missing.exists()
+
+
+def test_stats_count_sessions_per_user_and_name_the_model(tmp_path: Path) -> None:
+    from engramdb import HashEmbedder
+
+    with Memory(tmp_path / "s.db", embedder=HashEmbedder()) as m:
+        for user in ("a", "b"):
+            for sid in ("session_1", "session_2"):
+                m.add("hello there", user_id=user, session_id=sid)
+    with Memory(tmp_path / "s.db", embedder=None) as m:  # opened without a model, as the CLI does
+        s = m.stats()
+        assert s.sessions == 4 and s.embedder == "hash-bow-64"
+
+
+def test_ids_of_another_user_are_not_found(mem: Memory) -> None:
+    eid = mem.list(user_id="u")[0].id
+    with pytest.raises(NotFoundError):
+        mem.get(eid, user_id="someone-else")
+    with pytest.raises(NotFoundError):
+        mem.delete(eid, user_id="someone-else")
+    assert mem.get(eid, user_id="u").id == eid
