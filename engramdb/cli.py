@@ -301,24 +301,26 @@ def profile(db: str, user_id: str, as_json: bool) -> None:
 
 @main.command()
 @db_option
+@user_option(required=False)
 @json_option
 @click.argument("fact_id")
 @handle_errors
-def history(db: str, as_json: bool, fact_id: str) -> None:
+def history(db: str, user_id: str | None, as_json: bool, fact_id: str) -> None:
     """The chain of values a fact's slot has had (e.g. every place lived in), with sources."""
     with _open(db, embedder=None) as mem:
-        chain = mem.history(fact_id)
+        chain = mem.history(fact_id, user_id=user_id)
     _print_facts(chain, as_json)
 
 
 @main.command()
 @db_option
+@user_option(required=False)
 @click.argument("change_id")
 @handle_errors
-def undo(db: str, change_id: str) -> None:
+def undo(db: str, user_id: str | None, change_id: str) -> None:
     """Revert one consolidation change (see `changes`)."""
     with _open(db, embedder=None) as mem:
-        ch = mem.undo(change_id)
+        ch = mem.undo(change_id, user_id=user_id)
     click.echo(f"undone {ch.kind} {ch.id}")
 
 
@@ -370,13 +372,14 @@ def list_cmd(db: str, user_id: str, session_id: str | None, limit: int, offset: 
 
 @main.command()
 @db_option
+@user_option(required=False)
 @json_option
 @click.argument("episode_id")
 @handle_errors
-def get(db: str, as_json: bool, episode_id: str) -> None:
+def get(db: str, user_id: str | None, as_json: bool, episode_id: str) -> None:
     """Show one episode."""
     with _open(db, embedder=None) as mem:
-        ep = mem.get(episode_id)
+        ep = mem.get(episode_id, user_id=user_id)
     click.echo(json.dumps(ep.to_dict(), indent=1, ensure_ascii=False))
 
 

@@ -292,19 +292,23 @@ class Memory:
             out.setdefault(f.subject, {}).setdefault(f.category, []).append(f)
         return out
 
-    def history(self, fact_id: str) -> builtins.list[Fact]:
-        """The chain of facts for the same slot (e.g. every place lived in), oldest first."""
+    def history(self, fact_id: str, *, user_id: str | None = None) -> builtins.list[Fact]:
+        """The chain of facts for the same slot (e.g. every place lived in), oldest first.
+
+        With ``user_id``, a fact of another user is not found (adapters always pass it)."""
         check_text(fact_id, field_name="fact_id", limit=256)
-        return self._semantic().history(fact_id)
+        return self._semantic().history(fact_id, check_id(user_id, "user_id", required=False))
 
     def changes(self, *, user_id: str, limit: int = 100) -> builtins.list[Change]:
         """The consolidation log, newest first (each entry can be undone)."""
         return self._semantic().changes(self._known_user(user_id), limit)
 
-    def undo(self, change_id: str) -> Change:
-        """Revert one consolidation change (restores what it superseded, drops what it added)."""
+    def undo(self, change_id: str, *, user_id: str | None = None) -> Change:
+        """Revert one consolidation change (restores what it superseded, drops what it added).
+
+        With ``user_id``, a change of another user is not found (adapters always pass it)."""
         check_text(change_id, field_name="change_id", limit=256)
-        return self._semantic().undo(change_id)
+        return self._semantic().undo(change_id, check_id(user_id, "user_id", required=False))
 
     def entities(self, *, user_id: str) -> builtins.list[Entity]:
         """People, places, organisations, pets and products named in the user's facts."""
@@ -331,6 +335,7 @@ class Memory:
     def get(self, episode_id: str, *, user_id: str | None = None) -> Episode:
         """One episode by id; with ``user_id``, only if it belongs to that user."""
         check_text(episode_id, field_name="episode_id", limit=256)
+        check_id(user_id, "user_id", required=False)
         ep = self.store.get_episode(episode_id)
         if ep is None or (user_id is not None and ep.user_id != user_id):
             raise NotFoundError(f"no episode {episode_id!r}", id=episode_id)

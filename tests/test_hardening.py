@@ -133,3 +133,20 @@ def test_ids_of_another_user_are_not_found(mem: Memory) -> None:
     with pytest.raises(NotFoundError):
         mem.delete(eid, user_id="someone-else")
     assert mem.get(eid, user_id="u").id == eid
+
+
+def test_fact_and_change_ids_of_another_user_are_not_found(tmp_path: Path) -> None:
+    with Memory(tmp_path / "i.db", embedder=None) as m:
+        m.add("I live in Lisbon.", user_id="ana")
+        m.add("I live in Porto.", user_id="ben")
+        [fact] = m.facts(user_id="ana")
+        [change] = [c for c in m.changes(user_id="ana") if c.fact_id == fact.id]
+        before = _fingerprint(tmp_path / "i.db")
+        with pytest.raises(NotFoundError):
+            m.history(fact.id, user_id="ben")
+        with pytest.raises(NotFoundError):
+            m.undo(change.id, user_id="ben")
+        assert _fingerprint(tmp_path / "i.db") == before
+        assert [f.object for f in m.history(fact.id, user_id="ana")] == ["Lisbon"]
+    r = CliRunner().invoke(main, ["get", "--db", str(tmp_path / "i.db"), "--user", "ben", fact.sources[0]])
+    assert r.exit_code == 3, r.output

@@ -131,15 +131,16 @@ class FactStore:
             params += list(episode_ids)
         return self._facts(self.s.query(sql + " ORDER BY rowid", params))
 
-    def get(self, fact_id: str) -> Fact:
+    def get(self, fact_id: str, user_id: str | None = None) -> Fact:
+        """A fact by id; with ``user_id``, only that user's (another's is not found)."""
         rows = self.s.query(f"SELECT {_FACT_COLS} FROM facts WHERE id = ?", (fact_id,))
-        if not rows:
+        if not rows or (user_id is not None and rows[0][2] != user_id):
             raise NotFoundError(f"no fact {fact_id!r}", id=fact_id)
         return self._facts(rows)[0]
 
-    def history(self, fact_id: str) -> list[Fact]:
+    def history(self, fact_id: str, user_id: str | None = None) -> list[Fact]:
         """Every fact of the same slot (subject, predicate, qualifier), oldest first."""
-        f = self.get(fact_id)
+        f = self.get(fact_id, user_id)
         rows = self.s.query(
             f"SELECT {_FACT_COLS} FROM facts WHERE user_id = ? AND lower(subject) = lower(?) AND predicate = ? "
             "AND qualifier = ? ORDER BY rowid",
@@ -280,13 +281,13 @@ class FactStore:
             self.s.record_change(c, user_id, "consolidate")
         return change_ids
 
-    def undo(self, change_id: str) -> Change:
+    def undo(self, change_id: str, user_id: str | None = None) -> Change:
         with self.s.transaction() as c:
             row = c.execute(
                 "SELECT id, user_id, kind, fact_id, created_at, undone_at, before, created FROM changes WHERE id = ?",
                 (change_id,),
             ).fetchone()
-            if row is None:
+            if row is None or (user_id is not None and row[1] != user_id):
                 raise NotFoundError(f"no change {change_id!r}", id=change_id)
             if row[5]:
                 raise InputError(f"change {change_id} was already undone at {row[5]}", id=change_id)
