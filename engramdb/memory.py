@@ -156,7 +156,9 @@ class Memory:
 
         ``messages``: a string, a message dict or a list of them. A message has ``content``
         and optional ``role``, ``name`` (speaker), ``timestamp`` (overrides the call's),
-        ``metadata`` (kept verbatim, merged over the call's), ``place``, ``importance``.
+        ``metadata`` (kept verbatim, merged over the call's), ``place``, ``importance``, and, to
+        restore an export, ``id`` and ``recorded_at``: a message whose id this user already has
+        is skipped (an import is idempotent); an id of another user's episode is refused.
         """
         user = check_id(user_id, "user_id", required=True)
         assert user is not None
@@ -164,6 +166,17 @@ class Memory:
         agent = check_id(agent_id, "agent_id", required=False)
         default_time = self._clock() if timestamp is None else parse_timestamp(timestamp)
         drafts = normalise_messages(messages, default_time=default_time, metadata=metadata)
+        # A message with the id of an episode this user has is already here (a re-import, a
+        # retried add): skipped, so importing the same file twice changes nothing.
+        given = [d.id for d in drafts if d.id is not None]
+        owners = self.store.episode_owners(given) if given else {}
+        taken = sorted(i for i, owner in owners.items() if owner != user)
+        if taken:
+            raise InputError(f"episode id {taken[0]!r} belongs to another user", field="id", id=taken[0])
+        asked = drafts
+        drafts = [d for d in drafts if d.id is None or d.id not in owners]
+        if not drafts:
+            return given
         recorded = now_utc()
         model = self.embedder.model_id if self.embedder else None
         episodes: list[NewEpisode] = []
@@ -179,14 +192,14 @@ class Memory:
                 units.append(NewUnit(i, p.start, p.end, p.text, speaker, vhash))
             episodes.append(
                 NewEpisode(
-                    id="ep_" + uuid.uuid4().hex,
+                    id=d.id or "ep_" + uuid.uuid4().hex,
                     agent_id=agent,
                     session_id=session,
                     role=d.role,
                     name=d.name,
                     content=d.content,
                     occurred_at=d.timestamp,
-                    recorded_at=recorded,
+                    recorded_at=d.recorded_at or recorded,
                     place=d.place,
                     metadata=d.metadata,
                     importance=d.importance,
@@ -197,12 +210,13 @@ class Memory:
             )
         vectors = self._vectors_for(model, to_embed) if model else {}
         self.store.add_episodes(user, episodes, model, vectors)
+        made = iter(e.id for e, d in zip(episodes, drafts) if d.id is None)
         if self.consolidate_on_add and self._facts is not None:
             try:
                 self.consolidate(user_id=user)
             except Exception as exc:  # the episodes are stored; consolidation can be re-run
                 warnings.warn(f"consolidation after add failed for {user!r}: {exc}", stacklevel=2)
-        return [e.id for e in episodes]
+        return [d.id if d.id is not None else next(made) for d in asked]  # one per message, in order
 
     def _vectors_for(self, model: str, texts: dict[str, str]) -> dict[str, np.ndarray]:
         """Vectors for hash->text, from the store, then the shared cache, then the model.

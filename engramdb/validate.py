@@ -20,7 +20,7 @@ MAX_ID_CHARS = 256
 #: Longest query accepted by ``search``/``context``, in characters.
 MAX_QUERY_CHARS = 10_000
 
-_MESSAGE_KEYS = {"content", "role", "name", "timestamp", "metadata", "place", "importance"}
+_MESSAGE_KEYS = {"content", "role", "name", "timestamp", "metadata", "place", "importance", "id", "recorded_at"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
@@ -35,6 +35,8 @@ class Draft:
     place: str | None = None
     importance: float = 0.5
     metadata: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None  # kept as the episode's id (an import of an export); else one is made
+    recorded_at: datetime | None = None  # when the memory first learned it (an import keeps it)
 
 
 def check_id(value: object, field_name: str, *, required: bool) -> str | None:
@@ -199,6 +201,8 @@ def normalise_messages(
             raise InputError(f"message {i}: importance must be a number in [0, 1]", index=i, field="importance")
         meta = dict(shared_meta)
         meta.update(_metadata(item.get("metadata"), i))
+        eid = check_id(item.get("id"), f"message {i} id", required=False)
+        recorded = item.get("recorded_at")
         drafts.append(
             Draft(
                 content=content,
@@ -208,6 +212,11 @@ def normalise_messages(
                 place=_optional_str(item, "place", i),
                 importance=float(importance),
                 metadata=meta,
+                id=eid,
+                recorded_at=None if recorded is None else parse_timestamp(recorded, field=f"message {i} recorded_at"),
             )
         )
+    ids = [d.id for d in drafts if d.id is not None]
+    if len(ids) != len(set(ids)):
+        raise InputError("two messages of one add have the same id", field="id")
     return drafts

@@ -150,3 +150,26 @@ def test_fact_and_change_ids_of_another_user_are_not_found(tmp_path: Path) -> No
         assert [f.object for f in m.history(fact.id, user_id="ana")] == ["Lisbon"]
     r = CliRunner().invoke(main, ["get", "--db", str(tmp_path / "i.db"), "--user", "ben", fact.sources[0]])
     assert r.exit_code == 3, r.output
+
+
+def test_export_then_import_is_exact_and_idempotent(tmp_path: Path) -> None:
+    src, dst, dump = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "a.jsonl"
+    with Memory(src, embedder=None) as m:
+        m.add([{"role": "user", "name": "Ana", "content": "Yesterday I adopted a kitten.", "metadata": {"turn": 1},
+                "timestamp": "2023-05-08T10:00:00"}, "We named her Pixel."], user_id="u", session_id="s1")
+        m.add("I moved to Porto.", user_id="v", agent_id="bot")
+        before = {e.id: e for e in m.export()}
+    runner = CliRunner()
+    assert runner.invoke(main, ["export", "--db", str(src), "-o", str(dump)]).exit_code == 0
+    for _ in range(2):  # the second import finds every id already there: nothing changes
+        r = runner.invoke(main, ["import", "jsonl", str(dump), "--db", str(dst)])
+        assert r.exit_code == 0, r.output
+        with Memory(dst, embedder=None) as m:
+            after = {e.id: e for e in m.export()}
+    assert after.keys() == before.keys()
+    for eid, e in before.items():
+        a = after[eid]
+        assert (a.user_id, a.session_id, a.agent_id, a.role, a.name, a.text, a.timestamp, a.recorded_at, a.metadata, a.times) == (
+            e.user_id, e.session_id, e.agent_id, e.role, e.name, e.text, e.timestamp, e.recorded_at, e.metadata, e.times)
+    with Memory(dst, embedder=None) as m, pytest.raises(InputError, match="another user"):
+        m.add({"content": "x", "id": next(iter(before))}, user_id="someone-else")

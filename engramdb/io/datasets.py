@@ -242,7 +242,8 @@ def load_longmemeval(path: str | Path, *, corpus: str = "all") -> Iterator[Conve
 
 def load_jsonl(path: str | Path, *, default_user: str | None = None) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
     """One message per line: ``{"user_id", "session_id"?, "content", "role"?, "name"?,
-    "timestamp"?, "metadata"?}``; yields (user_id, session_id, message)."""
+    "timestamp"?, "metadata"?, "id"?, "recorded_at"?}`` (``engramdb export`` writes these, with
+    ``text`` for content); yields (user_id, session_id, message)."""
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"no such file: {p}", path=str(p))
@@ -261,8 +262,8 @@ def load_jsonl(path: str | Path, *, default_user: str | None = None) -> Iterator
             if not user:
                 raise DatasetError(f"{p}:{n}: no user_id (pass --user for a default)", path=str(p), line=n)
             session = row.pop("session_id", None)
-            for key in ("id", "recorded_at", "status", "strength", "seq", "times"):
-                row.pop(key, None)  # fields of an export that are not message fields
+            for key in ("status", "strength", "seq", "times"):
+                row.pop(key, None)  # fields of an export derived again on import (id, recorded_at are kept)
             if "text" in row and "content" not in row:
                 row["content"] = row.pop("text")
             yield str(user), session, row

@@ -172,6 +172,9 @@ class Store(Protocol):
 
     def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None: ...
 
+    def episode_owners(self, ids: Sequence[str]) -> dict[str, str]:
+        """episode id -> its user, for those of ``ids`` the store has."""
+
     def get_episode(self, episode_id: str) -> Episode | None: ...
 
     def episodes_by_rowid(self, rowids: Sequence[int]) -> dict[int, Episode]: ...

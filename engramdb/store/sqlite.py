@@ -341,6 +341,15 @@ class SQLiteStore:
 
     # -- reads -------------------------------------------------------------------------------
 
+    def episode_owners(self, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(dict(self._q(f"SELECT id, user_id FROM episodes WHERE id IN ({marks})", chunk)))
+        return out
+
     def get_episode(self, episode_id: str) -> Episode | None:
         rows = self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE id = ?", (episode_id,))
         return self.episodes_of_rows(rows)[0] if rows else None
