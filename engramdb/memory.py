@@ -30,7 +30,7 @@ from .semantic import FACT_KINDS
 from .store.base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, NewUnit, SemanticStore, Store
 from .store.sqlite import SQLiteStore
 from .timeutil import now_utc, parse_timestamp
-from .validate import MAX_QUERY_CHARS, check_count, check_id, check_text, normalise_messages
+from .validate import MAX_ID_CHARS, MAX_QUERY_CHARS, check_count, check_id, check_text, normalise_messages
 
 #: Most hits one search returns.
 MAX_LIMIT = 1000
@@ -293,8 +293,15 @@ class Memory:
         """
         if status not in (None, "current", "superseded", "retracted"):
             raise InputError("status must be current, superseded, retracted or None", field="status")
-        if isinstance(kinds, str) or not set(kinds) <= FACT_KINDS:
+        if (
+            isinstance(kinds, (str, bytes))
+            or not isinstance(kinds, (list, tuple, set, frozenset))
+            or not all(isinstance(k, str) and k in FACT_KINDS for k in kinds)
+        ):
             raise InputError(f"kinds must be a list of {', '.join(sorted(FACT_KINDS))}", field="kinds")
+        for name, value in (("subject", subject), ("predicate", predicate)):
+            if value is not None:
+                check_text(value, field_name=name, limit=MAX_ID_CHARS)
         return self._semantic().facts(
             self._known_user(user_id), status=status, subject=subject, predicate=predicate, kinds=tuple(kinds)
         )
@@ -315,7 +322,7 @@ class Memory:
 
     def changes(self, *, user_id: str, limit: int = 100) -> builtins.list[Change]:
         """The consolidation log, newest first (each entry can be undone)."""
-        return self._semantic().changes(self._known_user(user_id), limit)
+        return self._semantic().changes(self._known_user(user_id), check_count(limit, "limit", minimum=1, maximum=MAX_LIMIT))
 
     def undo(self, change_id: str, *, user_id: str | None = None) -> Change:
         """Revert one consolidation change (restores what it superseded, drops what it added).
@@ -330,7 +337,7 @@ class Memory:
 
     def segments(self, *, user_id: str, session_id: str | None = None) -> builtins.list[Segment]:
         """Topic segments of a user's sessions, with extractive summaries."""
-        return self._semantic().segments(self._known_user(user_id), session_id)
+        return self._semantic().segments(self._known_user(user_id), check_id(session_id, "session_id", required=False))
 
     def why(self, hit: Hit) -> Explanation:
         """Where a hit came from: its episodes, what each signal gave, facts drawn from it."""
@@ -369,8 +376,8 @@ class Memory:
         check_id(session_id, "session_id", required=False)
         check_id(agent_id, "agent_id", required=False)
         if limit is not None:
-            check_count(limit, "limit", minimum=0)
-        check_count(offset, "offset", minimum=0)
+            check_count(limit, "limit", minimum=0, maximum=2**62)
+        check_count(offset, "offset", minimum=0, maximum=2**62)
         return self.store.list_episodes(user, session_id=session_id, agent_id=agent_id, limit=limit, offset=offset)
 
     def users(self) -> builtins.list[str]:

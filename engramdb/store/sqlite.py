@@ -144,7 +144,7 @@ class SQLiteStore:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.Error, OverflowError) as exc:  # a value SQLite cannot take is no crash either
                 raise StoreError(f"query failed on {self.path}: {exc}") from exc
 
     def close(self) -> None:

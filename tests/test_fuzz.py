@@ -1,0 +1,126 @@
+"""Property-based fuzzing of every public Memory method: whatever the arguments, a call either
+succeeds or raises a typed error from the EngramError tree, and an error leaves the file exactly
+as it was (counts and a checksum of every table). Real SQLite; the embedder is the deterministic
+HashEmbedder stand-in, so the fuzzer spends its time on inputs, not on a model."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engramdb import EngramError, HashEmbedder, Memory
+
+# Strings that have broken input handling somewhere: surrogates, NUL and control characters,
+# FTS and SQL syntax, huge and empty, plus anything Hypothesis makes up.
+NASTY = [
+    "", " ", "\x00", "\ud800", "a\udfffb", "\x1b[31m", "' OR 1=1 --", '"; DROP TABLE episodes; --', "NEAR(a b)",
+    "a* OR b:c", "^$", "%", "_", "\\", "\n\n", "é" * 300, "x" * 10_001, "2023-13-45", "yesterday", "u", "s1",
+]
+texts = st.one_of(st.sampled_from(NASTY), st.text(max_size=60))
+anything = st.one_of(
+    texts,
+    st.binary(max_size=20),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.booleans(),
+    st.lists(texts, max_size=3),
+    st.dictionaries(texts, st.one_of(texts, st.floats(), st.integers()), max_size=3),
+)
+times = st.one_of(st.none(), texts, st.integers(min_value=-(2**62), max_value=2**62), st.floats(), st.datetimes())
+messages = st.one_of(
+    anything,
+    st.lists(
+        st.fixed_dictionaries(
+            {"content": anything},
+            optional={"role": anything, "name": anything, "timestamp": times, "metadata": anything, "place": anything,
+                      "importance": anything, "id": anything, "recorded_at": times, "bogus": anything},
+        ),
+        max_size=3,
+    ),
+)
+
+CALLS: dict[str, Callable[..., st.SearchStrategy[Callable[[Memory], object]]]] = {}
+
+
+def call(name: str, strategy: st.SearchStrategy[Any]) -> None:
+    CALLS[name] = lambda: strategy
+
+
+users = st.one_of(st.just("u"), anything)
+call("add", st.tuples(messages, users, anything, anything, times, anything).map(
+    lambda a: lambda m: m.add(a[0], user_id=a[1], session_id=a[2], agent_id=a[3], timestamp=a[4], metadata=a[5])))
+call("search", st.tuples(anything, users, anything, times, times).map(
+    lambda a: lambda m: m.search(a[0], user_id=a[1], limit=a[2], now=a[3], as_of=a[4])))
+call("context", st.tuples(anything, users, anything, times).map(
+    lambda a: lambda m: m.context(a[0], user_id=a[1], budget_tokens=a[2], now=a[3])))
+call("timeline", st.tuples(users, st.one_of(st.none(), anything), times, times, anything).map(
+    lambda a: lambda m: m.timeline(user_id=a[0], query=a[1], start=a[2], end=a[3], limit=a[4])))
+call("list", st.tuples(users, anything, anything, anything, anything).map(
+    lambda a: lambda m: m.list(user_id=a[0], session_id=a[1], agent_id=a[2], limit=a[3], offset=a[4])))
+call("get", st.tuples(anything, st.one_of(st.none(), users)).map(lambda a: lambda m: m.get(a[0], user_id=a[1])))
+call("delete", st.tuples(anything, st.one_of(st.none(), users)).map(lambda a: lambda m: m.delete(a[0], user_id=a[1])))
+call("facts", st.tuples(users, anything, anything, anything, anything).map(
+    lambda a: lambda m: m.facts(user_id=a[0], status=a[1], subject=a[2], predicate=a[3], kinds=a[4])))
+call("profile", st.tuples(users, anything).map(lambda a: lambda m: m.profile(user_id=a[0], subject=a[1])))
+call("history", st.tuples(anything, st.one_of(st.none(), users)).map(lambda a: lambda m: m.history(a[0], user_id=a[1])))
+call("changes", st.tuples(users, anything).map(lambda a: lambda m: m.changes(user_id=a[0], limit=a[1])))
+call("undo", st.tuples(anything, st.one_of(st.none(), users)).map(lambda a: lambda m: m.undo(a[0], user_id=a[1])))
+call("entities", users.map(lambda u: lambda m: m.entities(user_id=u)))
+call("segments", st.tuples(users, anything).map(lambda a: lambda m: m.segments(user_id=a[0], session_id=a[1])))
+call("why", anything.map(lambda h: lambda m: m.why(h)))
+call("export", st.one_of(st.none(), users).map(lambda u: lambda m: list(m.export(user_id=u))))
+call("stats", st.one_of(st.none(), users).map(lambda u: lambda m: m.stats(user_id=u)))
+call("consolidate", users.map(lambda u: lambda m: m.consolidate(user_id=u)))
+
+
+def fingerprint(path: Path) -> str:
+    con = sqlite3.connect(path)
+    try:
+        h = hashlib.sha256()
+        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
+            for row in con.execute(f"SELECT * FROM {table} ORDER BY 1"):
+                h.update(repr(row).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_memory(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path = tmp_path_factory.mktemp("fuzz") / "f.db"
+    with Memory(path, embedder=HashEmbedder()) as m:
+        m.add(["I live in Lisbon.", "I adopted a cat named Pixel yesterday."], user_id="u", session_id="s1",
+              timestamp="2023-05-08T10:00:00")
+        yield m, path
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_every_method_answers_any_input_with_a_result_or_a_typed_error(method: str, fuzz_memory: Any) -> None:
+    mem, path = fuzz_memory
+
+    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(CALLS[method]())
+    def run(invoke: Callable[[Memory], object]) -> None:
+        before = fingerprint(path)
+        try:
+            invoke(mem)
+        except EngramError:
+            assert fingerprint(path) == before, f"{method} raised a typed error but changed the file"
+        # anything else propagates and fails the test: an untyped exception
+
+    run()
+
+
+def test_nan_and_huge_numbers_are_limits_not_crashes(fuzz_memory: Any) -> None:
+    mem, _ = fuzz_memory
+    for bad in (math.nan, math.inf, 2**70, -1, 0, True, "10"):
+        with pytest.raises(EngramError):
+            mem.search("cat", user_id="u", limit=bad)
