@@ -451,7 +451,8 @@ class Memory:
             raise LimitError("budget_tokens must be a positive integer", field="budget_tokens")
         limit = min(MAX_LIMIT, max(10, budget_tokens // 25))
         hits = self.search(query, user_id=user_id, limit=limit, now=now, as_of=as_of)
-        return pack(hits, budget_tokens)
+        opts = self.recall_options
+        return pack(hits, budget_tokens, opts.context_whole_hits, opts.context_whole_share)
 
     def timeline(
         self,

@@ -97,3 +97,23 @@ def test_combine_adds_weighted_context() -> None:
     one = np.array
     out = combine(one([1.0]), one([0.4]), one([0.3]), one([0.8]), one([0.5]), w)
     assert out.tolist() == pytest.approx([1.0 + 0.2 + 0.03 + 0.2 + 0.1])
+
+
+def test_pack_hands_the_best_hits_over_whole_when_they_fit() -> None:
+    from datetime import datetime, timezone
+
+    from engramdb.model import Episode, Hit
+    from engramdb.recall.packing import pack
+
+    t = datetime(2023, 5, 8, tzinfo=timezone.utc)
+    long_text = "We went to the market. " * 6 + "The answer is forty-two."
+    ep = Episode(id="e1", user_id="u", text=long_text, timestamp=t, recorded_at=t, name="Ana")
+    other = Episode(id="e2", user_id="u", text="Something else entirely.", timestamp=t, recorded_at=t, name="Ben")
+    hits = [Hit("We went to the market.", 1.0, (ep,), ("We went to the market.",)),
+            Hit(other.text, 0.5, (other,), (other.text,))]
+    excerpt_only = pack(hits, 200)
+    assert "forty-two" not in excerpt_only and "Something else" in excerpt_only
+    whole = pack(hits, 200, whole_hits=1, whole_share=0.5)
+    assert "forty-two" in whole and "Something else" in whole
+    assert "forty-two" not in pack(hits, 200, whole_hits=1, whole_share=0.1)  # too big a share: the excerpt
+    assert "forty-two" not in pack(hits[::-1], 200, whole_hits=1, whole_share=0.5)  # only the first hits

@@ -82,6 +82,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # second), however short the episode.
     "excerpts": {"recall": RecallOptions(whole_passages=1, context_passages=0)},
     "passage-context": {"recall": RecallOptions(context_passages=1)},  # a long turn's passages with their neighbours
+    # context(): the best hit's turns handed over whole when they fit a quarter of the budget
+    "context-whole": {"recall": RecallOptions(context_whole_hits=1)},
 }
 
 

@@ -72,28 +72,40 @@ def grounded(passage: str, ep: Episode) -> str:
     return PASSAGE_JOIN.join(pieces)
 
 
-def hit_lines(hit: Hit) -> list[tuple[tuple[float, int], str, str]]:
-    """(sort key, episode id, line) for each source episode of a hit."""
+def hit_lines(hit: Hit, whole: bool = False) -> list[tuple[tuple[float, int], str, str]]:
+    """(sort key, episode id, line) for each source episode of a hit; ``whole``: each
+    episode's whole text rather than the passages the hit shows of it."""
     out = []
     for ep, passage in zip(hit.episodes, hit.passages):
+        passage = ep.text if whole else passage
         speaker = ep.speaker or "unknown"
         line = f"[{display(ep.timestamp)}] {speaker}: {' '.join(grounded(passage, ep).split())}"
         out.append(((ep.timestamp.timestamp(), ep.seq), ep.id, line))
     return out
 
 
-def pack(hits: Sequence[Hit], budget_tokens: int) -> Context:
-    """Fit hits into ``budget_tokens`` (header included); returns a :class:`Context`."""
+def pack(hits: Sequence[Hit], budget_tokens: int, whole_hits: int = 0, whole_share: float = 0.25) -> Context:
+    """Fit hits into ``budget_tokens`` (header included); returns a :class:`Context`.
+
+    The first ``whole_hits`` hits hand over their episodes whole, not the excerpts they show,
+    when that costs at most ``whole_share`` of the budget each: the answer to a question is
+    often a sentence or two past the one that matched it, in the turns recall ranks first.
+    """
     used = count_tokens(HEADER) + 1
     if budget_tokens < used:
         return Context("", (), 0, ())
     chosen: dict[str, tuple[tuple[float, int], str]] = {}
     included: list[Hit] = []
-    for hit in hits:
+    for rank, hit in enumerate(hits):
         new = [(k, eid, line) for k, eid, line in hit_lines(hit) if eid not in chosen]
         if not new:
             continue
         cost = sum(count_tokens(line) + 1 for _, _, line in new)
+        if rank < whole_hits:
+            whole = [(k, eid, line) for k, eid, line in hit_lines(hit, whole=True) if eid not in chosen]
+            whole_cost = sum(count_tokens(line) + 1 for _, _, line in whole)
+            if whole_cost > cost and whole_cost <= whole_share * budget_tokens:
+                new, cost = whole, whole_cost
         if used + cost > budget_tokens:
             continue
         used += cost

@@ -53,6 +53,11 @@ class RecallOptions:
     # er@B: showing more around a passage, or whole turns of any length, cost budget and answers.
     whole_passages: int = 4
     context_passages: int = 0
+    # context(): the first ``context_whole_hits`` hits are handed over whole when each costs at
+    # most ``context_whole_share`` of the budget (see recall.packing.pack). Off: on the tuning
+    # halves 1 hit changed nothing and 3 lost an answer at 1,000 tokens (benchmarks/README.md).
+    context_whole_hits: int = 0
+    context_whole_share: float = 0.25
     named_keys_only: bool = True  # a question naming speakers is helped by their keys only
 
 
