@@ -430,6 +430,20 @@ def export(db: str, user_id: str | None, output: str) -> None:
         err_console.print(f"exported {n} episodes to {output}")
 
 
+@main.command()
+@db_option
+@click.option("--embedder", default="default", show_default=True,
+              help="The model to re-embed with: default, onnx:DIR, st:NAME, hash.")
+@handle_errors
+def reembed(db: str, embedder: str) -> None:
+    """Embed every memory again with another model (after changing embedders), with progress."""
+    with _open(db, embedder=embedder) as mem, progress_bar() as prog:
+        task = prog.add_task("re-embedding", total=None)
+        n = mem.reembed(progress=lambda done, total: prog.update(task, completed=done, total=total))
+        model = mem.embedder.model_id if mem.embedder else embedder
+    err_console.print(f"re-embedded {n} texts with {model}")
+
+
 @main.command(name="import")
 @db_option
 @click.argument("kind", type=click.Choice(["locomo", "longmemeval", "jsonl"]))

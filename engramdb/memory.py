@@ -21,7 +21,7 @@ from .consolidate.extract import Extractor, RuleExtractor
 from .encode.embedders import Embedder, LazyEmbedder
 from .encode.text import Passage, split_passages
 from .encode.timex import find_times
-from .errors import InputError, LimitError, NotFoundError, StoreError, UnknownUserError
+from .errors import EmbedderError, InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
 from .recall.packing import Context, pack
 from .recall.pipeline import Recaller
@@ -102,6 +102,7 @@ class Memory:
         else:
             self.store = path_or_store
         self._embedder = LazyEmbedder(embedder)
+        self._file_model: str | None = None  # the model the file's vectors are made with, once known
         self._cache: SQLiteStore | None = None
         if embedding_cache is not None:
             Path(embedding_cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +180,7 @@ class Memory:
             return given
         recorded = now_utc()
         model = self.embedder.model_id if self.embedder else None
+        self._check_model(model)
         episodes: list[NewEpisode] = []
         to_embed: dict[str, str] = {}
         for d in drafts:
@@ -217,6 +219,43 @@ class Memory:
             except Exception as exc:  # the episodes are stored; consolidation can be re-run
                 warnings.warn(f"consolidation after add failed for {user!r}: {exc}", stacklevel=2)
         return [d.id if d.id is not None else next(made) for d in asked]  # one per message, in order
+
+    def _check_model(self, model: str | None) -> None:
+        """One embedding model per file: vectors of two models are not comparable, and a unit
+        with only the other model's vector would silently drop out of dense recall."""
+        if model is None:
+            return  # lexical-only use of any file
+        if self._file_model is None:  # a file's model changes only by reembed (which sets it)
+            self._file_model = self.store.embedder_model()
+        recorded = self._file_model
+        if recorded is not None and recorded != model:
+            raise EmbedderError(
+                f"this memory's vectors were made with {recorded}, not {model}: open it with that "
+                f"embedder, or re-embed it with this one (Memory.reembed(), engramdb reembed)",
+                recorded=recorded,
+                model=model,
+            )
+
+    def reembed(self, *, progress: Callable[[int, int], None] | None = None, batch: int = 512) -> int:
+        """Embed every unit's text again with this memory's embedder and make it the file's
+        model (the old model's vectors go, every user's index is rebuilt). Returns the number of
+        texts embedded; ``progress(done, total)`` is called as it goes."""
+        emb = self.embedder
+        if emb is None:
+            raise EmbedderError("reembed needs an embedder", field="embedder")
+        old = self.store.embedder_model()
+        items = self.store.embed_texts()
+        vectors: dict[str, np.ndarray] = {}
+        for i in range(0, len(items), batch):
+            chunk = items[i : i + batch]
+            for (h, _), v in zip(chunk, emb.embed([t for _, t in chunk])):
+                vectors[h] = v
+            self.embedded_texts += len(chunk)
+            if progress is not None:
+                progress(min(i + batch, len(items)), len(items))
+        self.store.replace_vectors(old, emb.model_id, vectors)
+        self._file_model = emb.model_id
+        return len(items)
 
     def _vectors_for(self, model: str, texts: dict[str, str]) -> dict[str, np.ndarray]:
         """Vectors for hash->text, from the store, then the shared cache, then the model.
@@ -428,6 +467,9 @@ class Memory:
         query = check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
         _check_limit(limit)
         asked = parse_timestamp(now, field="now") if now is not None else self._clock()
+        if (options or self.recall_options).weights.dense > 0:
+            emb = self.embedder
+            self._check_model(emb.model_id if emb else None)
         as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None
         return self._recall.search(
             user, query, limit=limit, asked=asked, as_of_ts=as_of_ts, options=options or self.recall_options

@@ -173,3 +173,32 @@ def test_export_then_import_is_exact_and_idempotent(tmp_path: Path) -> None:
             e.user_id, e.session_id, e.agent_id, e.role, e.name, e.text, e.timestamp, e.recorded_at, e.metadata, e.times)
     with Memory(dst, embedder=None) as m, pytest.raises(InputError, match="another user"):
         m.add({"content": "x", "id": next(iter(before))}, user_id="someone-else")
+
+
+def test_a_file_keeps_one_embedding_model_until_it_is_reembedded(tmp_path: Path) -> None:
+    from engramdb import EmbedderError, HashEmbedder
+
+    path = tmp_path / "e.db"
+    with Memory(path, embedder=HashEmbedder(64)) as m:
+        m.add([{"role": "user", "name": "Ana", "content": "I adopted a cat named Pixel."}, "We went hiking."], user_id="u")
+        want = [h.episode_ids for h in m.search("cat Pixel", user_id="u")]
+    before = _fingerprint(path)
+    with Memory(path, embedder=HashEmbedder(32)) as m:  # another model: refused, file untouched
+        with pytest.raises(EmbedderError, match="hash-bow-64"):
+            m.add("More text", user_id="u")
+        with pytest.raises(EmbedderError):
+            m.search("cat", user_id="u")
+        assert _fingerprint(path) == before
+        assert m.search("cat", user_id="u", options=__import__("engramdb").RecallOptions(
+            weights=__import__("engramdb").Weights(dense=0)))  # lexical recall needs no model
+        done: list[tuple[int, int]] = []
+        assert m.reembed(progress=lambda a, b: done.append((a, b))) > 0 and done[-1][0] == done[-1][1]
+        assert m.stats().embedder == "hash-bow-32"
+        assert [h.episode_ids for h in m.search("cat Pixel", user_id="u")] == want
+        m.add("More text", user_id="u")
+    with Memory(path, embedder=HashEmbedder(32)) as fresh:  # every vector is the new model's
+        assert fresh.store.query("SELECT DISTINCT model FROM vectors") == [("hash-bow-32",)]
+    r = CliRunner().invoke(main, ["reembed", "--db", str(path), "--embedder", "hash:16"])
+    assert r.exit_code == 0, r.output
+    with Memory(path, embedder=HashEmbedder(16)) as m:
+        assert m.search("cat Pixel", user_id="u")[0].episode_ids == want[0]

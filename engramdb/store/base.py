@@ -156,6 +156,15 @@ class Store(Protocol):
     def store_id(self) -> str:
         """A random id the store keeps for life (a saved index names the store it came from)."""
 
+    def embedder_model(self) -> str | None:
+        """The model the store's vectors were made with (None: no vectors yet)."""
+
+    def embed_texts(self) -> list[tuple[str, str]]:
+        """(vector hash, embedded text) of every unit with a vector (to re-embed them)."""
+
+    def replace_vectors(self, old_model: str | None, model: str, vectors: dict[str, np.ndarray]) -> None:
+        """Swap the store's vectors for ``model``'s, in one transaction."""
+
     def unit_count(self, user_id: str, up_to: int) -> int:
         """How many units of the user have a row id up to ``up_to`` (a saved index's check)."""
 

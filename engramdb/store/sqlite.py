@@ -230,6 +230,43 @@ class SQLiteStore:
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
         return str(self._q("SELECT value FROM meta WHERE key = 'store_id'")[0][0])
 
+    def embedder_model(self) -> str | None:
+        """The model this file's vectors were made with: recorded on the first add with a
+        model; for a file from before that record, the one model its vectors have, if one."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'embedder'")
+        if rows:
+            return str(rows[0][0])
+        models = [r[0] for r in self._q("SELECT DISTINCT model FROM vectors LIMIT 2")]
+        return models[0] if len(models) == 1 else None
+
+    def embed_texts(self) -> list[tuple[str, str]]:
+        """(vector hash, text that was embedded) of every unit with a vector: passages as
+        ``Memory.passages`` embeds them, keys as consolidation does (a named speaker's statement
+        with the name in front)."""
+        rows = self._q(
+            "SELECT DISTINCT u.vector_hash, u.text, e.name, u.fact_rowid IS NULL, f.kind FROM units u "
+            "JOIN episodes e ON e.rowid = u.episode_rowid LEFT JOIN facts f ON f.rowid = u.fact_rowid "
+            "WHERE u.vector_hash IS NOT NULL"
+        )
+        out: dict[str, str] = {}
+        for vhash, text, name, passage, kind in rows:
+            named = bool(name) and (passage or kind == "statement")
+            out[vhash] = f"{name}: {text}" if named else text
+        return list(out.items())
+
+    def replace_vectors(self, old_model: str | None, model: str, vectors: dict[str, np.ndarray]) -> None:
+        """Store ``model``'s vectors, record it as the file's model and drop the old model's."""
+        with self._tx() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
+                [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+            )
+            if old_model is not None and old_model != model:
+                c.execute("DELETE FROM vectors WHERE model = ?", (old_model,))
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('embedder', ?)", (model,))
+            for (user,) in c.execute("SELECT user_id FROM users").fetchall():
+                self.record_change(c, user, "rebuild")  # every index holds the old vectors
+
     def unit_count(self, user_id: str, up_to: int) -> int:
         """How many units of the user have a row id up to ``up_to``."""
         return int(self._q("SELECT COUNT(*) FROM units WHERE user_id = ? AND rowid <= ?", (user_id, up_to))[0][0])
@@ -254,6 +291,8 @@ class SQLiteStore:
             )
             self.record_change(c, user_id, "add")
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) FROM episodes WHERE user_id = ?", (user_id,)).fetchone()[0]
+            if model:  # the model the file's vectors are made with (see Memory: one per file)
+                c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('embedder', ?)", (model,))
             if model and vectors:
                 c.executemany(
                     "INSERT OR IGNORE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
