@@ -202,3 +202,42 @@ def test_a_file_keeps_one_embedding_model_until_it_is_reembedded(tmp_path: Path)
     assert r.exit_code == 0, r.output
     with Memory(path, embedder=HashEmbedder(16)) as m:
         assert m.search("cat Pixel", user_id="u")[0].episode_ids == want[0]
+
+
+def test_a_database_locked_past_the_busy_timeout_is_a_typed_error(tmp_path: Path) -> None:
+    from engramdb.store.sqlite import SQLiteStore
+
+    path = tmp_path / "l.db"
+    with Memory(path, embedder=None) as m:
+        [first] = m.add("I like tea.", user_id="u")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process writes and holds on
+    try:
+        with Memory(SQLiteStore(path, timeout=0.3), embedder=None) as m:
+            with pytest.raises(StoreError, match="locked"):
+                m.add("I like coffee.", user_id="u")
+            assert [e.id for e in m.list(user_id="u")] == [first]  # reads go on (WAL)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Memory(path, embedder=None) as m:
+        m.add("I like coffee.", user_id="u")
+        assert len(m.list(user_id="u")) == 2
+
+
+def test_a_corrupted_page_is_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    with Memory(path, embedder=None) as m:
+        m.add([f"Message number {i} about the garden and the lake." for i in range(400)], user_id="u")
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for start in range(2 * page, len(data) - page, 3 * page):  # scribble over every third page
+        data[start + 100 : start + 1100] = b"\xa5" * 1000
+    path.write_bytes(bytes(data))
+    with pytest.raises(EngramError):
+        with Memory(path, embedder=None) as m:
+            m.list(user_id="u")
+            m.search("garden", user_id="u", limit=50)

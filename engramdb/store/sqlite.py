@@ -84,7 +84,7 @@ class SQLiteStore:
             # FULL: an acknowledged add survives power loss, not only a process crash.
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")  # waits for another writer
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}", path=self.path) from exc
         self._lock = threading.RLock()
