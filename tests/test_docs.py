@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -35,6 +36,11 @@ def test_python_quick_start_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_cli_quick_start_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    # the README's own JSONL example line, eight times over, is "my-chats.jsonl"
+    example = json.loads(re.search(r"`(\{\"user_id\".*?\})`", README).group(1))
+    (tmp_path / "my-chats.jsonl").write_text(
+        "".join(json.dumps({**example, "content": f"message {i}: I planted tomatoes."}) + "\n" for i in range(8))
+    )
     [block] = [b for b in _blocks("bash") if "engramdb add" in b]
     env = {"ENGRAMDB_PATH": str(tmp_path / "default.db"), "COLUMNS": "200"}
     for line in block.strip().splitlines():
