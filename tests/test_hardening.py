@@ -241,3 +241,28 @@ def test_a_corrupted_page_is_a_typed_error(tmp_path: Path) -> None:
         with Memory(path, embedder=None) as m:
             m.list(user_id="u")
             m.search("garden", user_id="u", limit=50)
+
+
+def test_a_deleted_memory_leaves_no_trace_in_the_file(tmp_path: Path) -> None:
+    from engramdb import HashEmbedder
+
+    path = tmp_path / "d.db"
+    with Memory(path, embedder=HashEmbedder()) as m:
+        m.add([{"role": "user", "name": "Dana", "content": "My secret code is Quixotrel42 and my cat is named Zorblax."},
+               {"role": "user", "name": "Dana", "content": "I moved to Lisbon last spring."}], user_id="u", session_id="s")
+        m.search("secret code", user_id="u")  # the index has it too
+        secret = next(e for e in m.list(user_id="u") if "Quixotrel42" in e.text)
+        kept = {r[0] for r in m.store.query("SELECT hash FROM vectors")}
+        m.delete(secret.id, user_id="u")
+        assert not m.search("Quixotrel42 Zorblax", user_id="u", options=__import__("engramdb").RecallOptions(
+            weights=__import__("engramdb").Weights(dense=0)))
+        left = {r[0] for r in m.store.query("SELECT hash FROM vectors")}
+        assert left < kept  # its passages' and its keys' vectors are gone, the other message's stay
+        assert all("Zorblax" not in e.name for e in m.entities(user_id="u"))
+        for (table,) in m.store.query("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for row in m.store.query(f"SELECT * FROM {table}"):
+                assert "Quixotrel42" not in repr(row), table
+    for suffix in ("", "-wal"):
+        f = Path(str(path) + suffix)
+        if f.exists():
+            assert b"Quixotrel42" not in f.read_bytes(), f"the text is still in the bytes of {f.name}"

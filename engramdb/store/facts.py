@@ -371,6 +371,13 @@ class FactStore:
                     "(SELECT 1 FROM units WHERE fact_rowid = ? AND episode_rowid != ?)",
                     (other[0], frow, ep_rowid, frow, ep_rowid),
                 )
+        # Entities named only by what goes: their links go with the episode, and then they do.
+        c.execute("DELETE FROM entity_links WHERE episode_rowid = ?", (ep_rowid,))
+        c.execute(
+            "DELETE FROM entities WHERE user_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM entity_links l WHERE l.entity_rowid = entities.rowid)",
+            (owner,),
+        )
         # A segment summarised by this episode gets its summary from the next member left
         # (the summary quotes the deleted text); a segment with no member left goes.
         for srow, sid, first, last in c.execute(

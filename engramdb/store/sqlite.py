@@ -84,6 +84,7 @@ class SQLiteStore:
             # FULL: an acknowledged add survives power loss, not only a process crash.
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA secure_delete=ON")  # deleted memories are zeroed in the file
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")  # waits for another writer
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}", path=self.path) from exc
@@ -361,11 +362,13 @@ class SQLiteStore:
             if row is None or (user_id is not None and row[1] != user_id):
                 return False
             ep_rowid, owner = row
-            if before is not None:
-                before(c, ep_rowid, owner)
+            # Every vector made from its text, keys of the facts drawn from it included (the
+            # repair below may drop those keys before the episode's own units go).
             hashes = {r[0] for r in c.execute(
                 "SELECT vector_hash FROM units WHERE episode_rowid = ? AND vector_hash IS NOT NULL", (ep_rowid,)
             )}
+            if before is not None:
+                before(c, ep_rowid, owner)
             c.execute("DELETE FROM units WHERE episode_rowid = ?", (ep_rowid,))
             c.execute("DELETE FROM episode_times WHERE episode_rowid = ?", (ep_rowid,))
             c.execute("DELETE FROM episodes WHERE rowid = ?", (ep_rowid,))
@@ -376,7 +379,16 @@ class SQLiteStore:
                     (h, h),
                 )
             self.record_change(c, owner, "delete")
-            return True
+        # The deleted text must leave the file, not only the tables: secure_delete zeroes the
+        # freed pages, and a checkpoint moves them out of the WAL (which still holds the old
+        # pages until then) and truncates it. A busy checkpoint (readers elsewhere) is retried by
+        # the next write's automatic checkpoint.
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass
+        return True
 
     # -- reads -------------------------------------------------------------------------------
 
