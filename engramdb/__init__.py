@@ -26,6 +26,7 @@ from .errors import (
     UnknownUserError,
 )
 from .llm.client import OpenAICompatible
+from .forget import DeletionReceipt
 from .memory import Memory
 from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
 from .plugins import hookimpl
@@ -41,6 +42,7 @@ __all__ = [
     "ContentError",
     "Context",
     "DatasetError",
+    "DeletionReceipt",
     "Embedder",
     "EmbedderError",
     "EngramError",

@@ -391,8 +391,52 @@ def get(db: str, user_id: str | None, as_json: bool, episode_id: str) -> None:
 def delete(db: str, user_id: str | None, episode_id: str) -> None:
     """Delete an episode from the store and every index."""
     with _open(db, embedder=None) as mem:
-        mem.delete(episode_id, user_id=user_id)
-    click.echo(f"deleted {episode_id}")
+        receipt = mem.delete(episode_id, user_id=user_id)
+    click.echo(f"deleted {episode_id} ({', '.join(f'{k} {v}' for k, v in receipt.removed.items() if v)}; "
+               f"{'gone from the file' if receipt.clean else 'residue check: ' + json.dumps(receipt.check)})")
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--session", "session_id", default=None, help="Only this session.")
+@click.option("--before", default=None, help="Only what was said before this time (ISO 8601).")
+@click.option("--query", "-q", default=None, help="What recall finds for this query (shown first; --yes deletes).")
+@click.option("--yes", is_flag=True, help="With --query: delete what it finds.")
+@click.option("--receipt", "receipt_path", type=click.Path(dir_okay=False), default=None, help="Write the receipt here.")
+@handle_errors
+def forget(db: str, user_id: str, session_id: str | None, before: str | None, query: str | None, yes: bool,
+           receipt_path: str | None) -> None:
+    """Forget a user's memories (all, a session, before a time, or what a query finds), verifiably:
+    prints the deletion receipt (what went, and the check that it is gone from the file)."""
+    with _open(db, embedder="default" if query else None) as mem:
+        r = mem.forget(user_id=user_id, session_id=session_id, before=before, query=query,
+                       dry_run=(not yes) if query else None)
+    text = json.dumps(r.to_dict(), indent=1)
+    if receipt_path:
+        Path(receipt_path).write_text(text)
+    click.echo(text)
+    if r.dry_run:
+        err_console.print(f"[bold]{len(r.episode_ids)} episodes would be forgotten[/]; run again with --yes to delete them")
+
+
+@main.command(name="verify-deleted")
+@db_option
+@click.argument("receipt_path", type=click.Path(exists=True, dir_okay=False))
+@handle_errors
+def verify_deleted(db: str, receipt_path: str) -> None:
+    """Check a deletion receipt again: its episodes and texts are still gone (exit 1 if not)."""
+    from .forget import DeletionReceipt
+
+    try:
+        receipt = DeletionReceipt.from_dict(json.loads(Path(receipt_path).read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{receipt_path} is not a deletion receipt: {exc}", field="receipt") from exc
+    with _open(db, embedder=None) as mem:
+        result = mem.verify_deleted(receipt)
+    click.echo(json.dumps(result))
+    if result["episodes_present"] or result["in_rows"] or result["in_file_bytes"]:
+        raise SystemExit(1)
 
 
 @main.command()

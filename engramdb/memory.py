@@ -22,6 +22,7 @@ from .encode.embedders import Embedder, LazyEmbedder
 from .encode.text import Passage, split_passages
 from .encode.timex import find_times
 from .errors import EmbedderError, InputError, LimitError, NotFoundError, StoreError, UnknownUserError
+from .forget import DeletionReceipt, probes_for, residue
 from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
 from .recall.packing import Context, pack
 from .recall.pipeline import Recaller
@@ -280,14 +281,97 @@ class Memory:
             found.update(new)
         return found
 
-    def delete(self, episode_id: str, *, user_id: str | None = None) -> None:
-        """Delete an episode from the store and every index, in one transaction."""
+    def delete(self, episode_id: str, *, user_id: str | None = None, verify: bool = True) -> DeletionReceipt:
+        """Delete an episode and everything derived from it (units, vectors, fact and statement
+        keys, facts and entities drawn only from it, its words in segment keys and summaries), in
+        one transaction; the text is gone from the file's bytes too. Returns the receipt."""
         check_text(episode_id, field_name="episode_id", limit=256)
         if user_id is not None:
             check_id(user_id, "user_id", required=True)
-        repair = self._facts.forget_episode if self._facts is not None else None
-        if not self.store.delete_episode(user_id, episode_id, before=repair):
+        owner = self.store.episode_owners([episode_id]).get(episode_id)
+        if owner is None or (user_id is not None and owner != user_id):
             raise NotFoundError(f"no episode {episode_id!r}" + (f" for user {user_id!r}" if user_id else ""), id=episode_id)
+        return self.forget(user_id=owner, episode_ids=[episode_id], verify=verify)
+
+    def forget(
+        self,
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        before: str | datetime | None = None,
+        query: str | None = None,
+        episode_ids: Sequence[str] | None = None,
+        dry_run: bool | None = None,
+        verify: bool = True,
+    ) -> DeletionReceipt:
+        """Forget a user's memories, verifiably: all of them, a session's, those said before a
+        time, the given episodes, or what recall finds for ``query`` (then ``dry_run`` defaults to
+        True: the receipt shows what would go; forget those ``episode_ids`` to delete them).
+
+        Everything derived goes with the episodes, the user's saved index is removed, and the
+        texts are checked to be gone from every table and from the bytes of the file and its WAL
+        (``receipt.clean``; :meth:`verify_deleted` checks again later). The check reads the whole
+        store (seconds at 100k episodes): ``verify=False`` skips it, and the receipt then carries
+        no probes. Forgetting a whole user also empties their facts, change log, segments and
+        entities.
+        """
+        user = self._known_user(user_id)
+        session = check_id(session_id, "session_id", required=False)
+        cutoff = parse_timestamp(before, field="before") if before is not None else None
+        whole_user = session is None and cutoff is None and query is None and episode_ids is None
+        if query is not None:
+            found = self.search(query, user_id=user, limit=MAX_LIMIT)
+            chosen = builtins.list(dict.fromkeys(e.id for h in found for e in h.episodes))
+            dry_run = True if dry_run is None else dry_run
+        elif episode_ids is not None:
+            if isinstance(episode_ids, str) or not all(isinstance(i, str) for i in episode_ids):
+                raise InputError("episode_ids must be a list of ids", field="episode_ids")
+            owners = self.store.episode_owners(builtins.list(episode_ids))
+            missing = [i for i in episode_ids if owners.get(i) != user]
+            if missing:
+                raise NotFoundError(f"no episode {missing[0]!r} for user {user!r}", id=missing[0])
+            chosen = builtins.list(dict.fromkeys(episode_ids))
+        else:
+            chosen = [
+                e.id for e in self.store.list_episodes(user, session_id=session)
+                if cutoff is None or e.timestamp < cutoff
+            ]
+        request: dict[str, Any] = {k: v for k, v in (
+            ("session_id", session), ("before", cutoff.isoformat() if cutoff else None), ("query", query),
+            ("episode_ids", len(episode_ids) if episode_ids is not None else None)) if v is not None}
+        eps = self.store.list_episodes(user) if whole_user else [
+            e for e in (self.store.get_episode(i) for i in chosen) if e is not None
+        ]
+        digest = hashlib.sha256(
+            "\n".join(f"{e.id}\t{hashlib.sha256(e.text.encode('utf-8')).hexdigest()}" for e in sorted(eps, key=lambda e: e.id)).encode()
+        ).hexdigest()
+        made = now_utc()
+        rid = "del_" + uuid.uuid4().hex
+        if dry_run:
+            return DeletionReceipt(rid, user, made, request, tuple(e.id for e in eps), {"episodes": len(eps)}, digest, "", (), {}, True)
+        salt = uuid.uuid4().hex if verify else ""
+        gone = {e.id for e in eps}
+        probes = (
+            probes_for((e.text for e in eps), (t for i, t in self.store.episode_texts() if i not in gone), salt)
+            if verify else []
+        )
+        repair = self._facts.forget_episode if self._facts is not None else None
+        removed = self.store.delete_episodes(user, [e.id for e in eps], before=repair)
+        if whole_user:
+            for table, n in self.store.forget_user(user).items():
+                removed[table] = removed.get(table, 0) + n
+        self._recall.drop(user)
+        check = residue(probes, salt, self.store.text_rows(), self.store.data_files()) if verify else {}
+        return DeletionReceipt(rid, user, made, request, tuple(e.id for e in eps), removed, digest, salt, tuple(probes), check)
+
+    def verify_deleted(self, receipt: DeletionReceipt) -> dict[str, int]:
+        """Check a receipt again: its episodes are not in the store, and none of its probes is
+        met in any table or in the bytes of the files (all zero: still gone)."""
+        if not isinstance(receipt, DeletionReceipt):
+            raise InputError("verify_deleted() takes a DeletionReceipt", field="receipt")
+        back = len(self.store.episode_owners(builtins.list(receipt.episode_ids)))
+        check = residue(receipt.probes, receipt.salt, self.store.text_rows(), self.store.data_files())
+        return {"episodes_present": back, **check}
 
     # -- semantic memory ---------------------------------------------------------------------
 

@@ -38,8 +38,8 @@ def _work(mem: Memory, seed: int, ops: int, users: list[str], own: str, errors: 
                 ctx = mem.context(rng.choice(TOPICS), user_id=user, budget_tokens=200)
                 assert ctx.tokens <= 200
                 checks[0] += 1
-            elif mine:
-                mem.delete(mine.pop(rng.randrange(len(mine))), user_id=own)
+            elif mine:  # (the residue check reads the whole file: test_forget covers it)
+                mem.delete(mine.pop(rng.randrange(len(mine))), user_id=own, verify=False)
         except EngramError as exc:  # only "no memories yet" is expected, before a first add
             if "no memories for user" not in str(exc):
                 errors.append(f"{type(exc).__name__}: {exc}")

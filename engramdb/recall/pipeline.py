@@ -15,6 +15,7 @@ facade until the hits are built. The steps:
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import warnings
 from collections import OrderedDict
@@ -98,6 +99,20 @@ class Recaller:
             scope.saved_units = scope.units
         except OSError as exc:  # a cache: searching goes on without it
             warnings.warn(f"could not save the recall index of {scope.user_id!r}: {exc}", stacklevel=3)
+
+    def drop(self, user: str) -> None:
+        """Forget the user's index: in memory, and its snapshots on disk (their vectors and
+        terms were made from texts that are being deleted)."""
+        with self._lock:
+            self._scopes.pop(user, None)
+            self._query_cache.clear()
+        if self._root is not None:
+            for model_dir in {snapshot.folder(self._root, user, m) for m in self._models(user)}:
+                shutil.rmtree(model_dir, ignore_errors=True)
+
+    def _models(self, user: str) -> set[str | None]:
+        emb = self._embedder()
+        return {None, emb.model_id if emb else None, self.store.embedder_model()}
 
     def index(self, user: str) -> ScopeIndex:
         """The user's index, up to date now (for inspection; a search holds it while it reads)."""

@@ -209,6 +209,26 @@ class Store(Protocol):
         """Delete an episode and what the store derived from it, in one transaction, after
         ``before(connection, episode rowid, owner)`` (the layers above repair their own)."""
 
+    def delete_episodes(
+        self, user_id: str, episode_ids: Sequence[str], before: Callable[[Any, int, str], None] | None = None
+    ) -> dict[str, int]:
+        """Delete many of the user's episodes in one transaction; counts removed per table."""
+
+    def forget_user(self, user_id: str) -> dict[str, int]:
+        """Remove every row left of a user (after their episodes); counts per table."""
+
+    def checkpoint(self) -> bool:
+        """Make deletions reach the file's bytes (WAL written back and truncated)."""
+
+    def data_files(self) -> list[Path]:
+        """Files holding the store's bytes (a deletion's residue check reads them)."""
+
+    def episode_texts(self) -> Iterator[tuple[str, str]]:
+        """(episode id, content) of every episode of every user."""
+
+    def text_rows(self) -> Iterator[str]:
+        """Every stored text, in chunks (a deletion's residue check reads them)."""
+
     def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
         """Units with rowid > after_unit and episodes with seq > after_seq, in order."""
 

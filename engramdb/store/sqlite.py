@@ -354,41 +354,106 @@ class SQLiteStore:
     def delete_episode(
         self, user_id: str | None, episode_id: str, before: Callable[[Any, int, str], None] | None = None
     ) -> bool:
-        """Delete an episode, its units, time mentions and the vectors no other unit uses, in one
-        transaction. ``before(connection, episode rowid, owner)`` runs first in it: the layers
-        above repair what they derived from the episode (semantic memory: facts, segments)."""
+        """Delete one episode (see :meth:`delete_episodes`); False if there is none (for the user)."""
+        row = self._q("SELECT user_id FROM episodes WHERE id = ?", (episode_id,))
+        if not row or (user_id is not None and row[0][0] != user_id):
+            return False
+        return bool(self.delete_episodes(row[0][0], [episode_id], before)["episodes"])
+
+    def delete_episodes(
+        self, user_id: str, episode_ids: Sequence[str], before: Callable[[Any, int, str], None] | None = None
+    ) -> dict[str, int]:
+        """Delete the user's episodes among ``episode_ids`` with their units, time mentions and the
+        vectors no other unit uses, in one transaction; returns counts removed per table.
+        ``before(connection, episode rowid, owner)`` runs first for each, in it: the layers above
+        repair what they derived (semantic memory: facts, entities, segments)."""
+        tables = ("episodes", "units", "episode_times", "vectors", "facts", "entities", "segments", "fact_sources")
         with self._tx() as c:
-            row = c.execute("SELECT rowid, user_id FROM episodes WHERE id = ?", (episode_id,)).fetchone()
-            if row is None or (user_id is not None and row[1] != user_id):
-                return False
-            ep_rowid, owner = row
-            # Every vector made from its text, keys of the facts drawn from it included (the
-            # repair below may drop those keys before the episode's own units go).
-            hashes = {r[0] for r in c.execute(
-                "SELECT vector_hash FROM units WHERE episode_rowid = ? AND vector_hash IS NOT NULL", (ep_rowid,)
-            )}
-            if before is not None:
-                before(c, ep_rowid, owner)
-            c.execute("DELETE FROM units WHERE episode_rowid = ?", (ep_rowid,))
-            c.execute("DELETE FROM episode_times WHERE episode_rowid = ?", (ep_rowid,))
-            c.execute("DELETE FROM episodes WHERE rowid = ?", (ep_rowid,))
-            # A vector is derived from the deleted text: drop it unless other units still use it.
-            for h in hashes:
-                c.execute(
-                    "DELETE FROM vectors WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM units WHERE vector_hash = ?)",
-                    (h, h),
-                )
-            self.record_change(c, owner, "delete")
+            counts_before = {t: int(c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+            rows = []
+            for i in range(0, len(episode_ids), 500):
+                chunk = list(episode_ids[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                rows += c.execute(
+                    f"SELECT rowid FROM episodes WHERE user_id = ? AND id IN ({marks})", (user_id, *chunk)
+                ).fetchall()
+            for (ep_rowid,) in rows:
+                # Every vector made from its text, keys of the facts drawn from it included (the
+                # repair may drop those keys before the episode's own units go).
+                hashes = {r[0] for r in c.execute(
+                    "SELECT vector_hash FROM units WHERE episode_rowid = ? AND vector_hash IS NOT NULL", (ep_rowid,)
+                )}
+                if before is not None:
+                    before(c, ep_rowid, user_id)
+                c.execute("DELETE FROM units WHERE episode_rowid = ?", (ep_rowid,))
+                c.execute("DELETE FROM episode_times WHERE episode_rowid = ?", (ep_rowid,))
+                c.execute("DELETE FROM episodes WHERE rowid = ?", (ep_rowid,))
+                # A vector is derived from the deleted text: drop it unless other units still use it.
+                for h in hashes:
+                    c.execute(
+                        "DELETE FROM vectors WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM units WHERE vector_hash = ?)",
+                        (h, h),
+                    )
+            if rows:
+                self.record_change(c, user_id, "delete")
+            removed = {t: counts_before[t] - int(c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
         # The deleted text must leave the file, not only the tables: secure_delete zeroes the
         # freed pages, and a checkpoint moves them out of the WAL (which still holds the old
         # pages until then) and truncates it. A busy checkpoint (readers elsewhere) is retried by
         # the next write's automatic checkpoint.
+        if rows:
+            self.checkpoint()
+        return removed
+
+    def data_files(self) -> list[Path]:
+        """The files that hold this database's bytes (none in memory)."""
+        return [] if self.path == ":memory:" else [Path(self.path), Path(self.path + "-wal")]
+
+    def episode_texts(self) -> Iterator[tuple[str, str]]:
+        """(episode id, content) of every episode, in chunks."""
+        last = 0
+        while True:
+            rows = self._q("SELECT rowid, id, content FROM episodes WHERE rowid > ? ORDER BY rowid LIMIT 2000", (last,))
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield from ((r[1], r[2]) for r in rows)
+
+    def checkpoint(self) -> bool:
+        """Write the WAL into the database file and truncate it; False if readers kept it busy."""
         with self._lock:
             try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             except sqlite3.DatabaseError:
-                pass
-        return True
+                return False
+            return not (busy and busy[0])
+
+    def forget_user(self, user_id: str) -> dict[str, int]:
+        """Remove what is left of a user once their episodes are deleted: facts, the change log,
+        segments, entities and the consolidation pointer. The user's row and journal stay (ids
+        and counters, no content): other processes learn from them that the user was emptied."""
+        out: dict[str, int] = {}
+        with self._tx() as c:
+            for table in ("facts", "changes", "segments", "entities", "consolidation"):
+                out[table] = c.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,)).rowcount
+            self.record_change(c, user_id, "delete")
+        self.checkpoint()
+        return out
+
+    def text_rows(self) -> Iterator[str]:
+        """Every stored text value of the database (for a residue check), in chunks of rows."""
+        for table, cols in (
+            ("episodes", "content, name, role, place, metadata, session_id, user_id"),
+            ("units", "text, speaker"), ("facts", "subject, object, text, qualifier"), ("segments", "summary"),
+            ("entities", "name, aliases"), ("episode_times", "text"), ("changes", "before, created"),
+        ):
+            last = 0
+            while True:
+                rows = self._q(f"SELECT rowid, {cols} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 2000", (last,))
+                if not rows:
+                    break
+                last = rows[-1][0]
+                yield "\n".join(str(v) for r in rows for v in r[1:] if v is not None)
 
     # -- reads -------------------------------------------------------------------------------
 
