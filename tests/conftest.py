@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
 from pathlib import Path
 from typing import Iterator
 
@@ -40,3 +42,17 @@ def demo_mem(mem: Memory) -> Memory:
     for sid, msgs in sessions.items():
         mem.add(msgs, user_id="demo", session_id=sid)
     return mem
+
+
+def fingerprint(path: Path) -> str:
+    """Counts and a checksum of every row of every table of a memory file: equal before and
+    after a call means the call changed nothing."""
+    con = sqlite3.connect(path)
+    try:
+        h = hashlib.sha256()
+        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
+            for row in con.execute(f"SELECT * FROM {table} ORDER BY 1"):
+                h.update(repr(row).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+    finally:
+        con.close()

@@ -5,10 +5,7 @@ HashEmbedder stand-in, so the fuzzer spends its time on inputs, not on a model."
 
 from __future__ import annotations
 
-import hashlib
 import math
-import sqlite3
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -16,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engramdb import EngramError, HashEmbedder, Memory
+
+from conftest import fingerprint
 
 # Strings that have broken input handling somewhere: surrogates, NUL and control characters,
 # FTS and SQL syntax, huge and empty, plus anything Hypothesis makes up.
@@ -79,18 +78,6 @@ call("why", anything.map(lambda h: lambda m: m.why(h)))
 call("export", st.one_of(st.none(), users).map(lambda u: lambda m: list(m.export(user_id=u))))
 call("stats", st.one_of(st.none(), users).map(lambda u: lambda m: m.stats(user_id=u)))
 call("consolidate", users.map(lambda u: lambda m: m.consolidate(user_id=u)))
-
-
-def fingerprint(path: Path) -> str:
-    con = sqlite3.connect(path)
-    try:
-        h = hashlib.sha256()
-        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
-            for row in con.execute(f"SELECT * FROM {table} ORDER BY 1"):
-                h.update(repr(row).encode("utf-8", "surrogatepass"))
-        return h.hexdigest()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")

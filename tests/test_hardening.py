@@ -3,7 +3,6 @@ files are never damaged by opening them (real SQLite, no model needed)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
@@ -16,18 +15,7 @@ from click.testing import CliRunner
 from engramdb import EngramError, InputError, LimitError, Memory, MigrationError, NotFoundError, StoreError
 from engramdb.cli import main
 
-
-def _fingerprint(path: Path) -> str:
-    """Counts and a checksum of everything a memory file holds."""
-    con = sqlite3.connect(path)
-    try:
-        h = hashlib.sha256()
-        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
-            for row in con.execute(f"SELECT * FROM {table} ORDER BY 1"):
-                h.update(repr(row).encode("utf-8", "surrogatepass"))
-        return h.hexdigest()
-    finally:
-        con.close()
+from conftest import fingerprint
 
 
 @pytest.fixture
@@ -57,10 +45,10 @@ BAD_CALLS: list[tuple[str, Callable[[Memory], object], type[EngramError]]] = [
 @pytest.mark.parametrize("what, call, error", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
 def test_bad_input_is_typed_and_changes_nothing(mem: Memory, tmp_path: Path, what: str, call: Callable[[Memory], object],
                                                 error: type[EngramError]) -> None:
-    before = _fingerprint(tmp_path / "h.db")
+    before = fingerprint(tmp_path / "h.db")
     with pytest.raises(error):
         call(mem)
-    assert _fingerprint(tmp_path / "h.db") == before
+    assert fingerprint(tmp_path / "h.db") == before
 
 
 def test_a_bytes_query_that_is_utf8_is_a_query(mem: Memory) -> None:
@@ -141,12 +129,12 @@ def test_fact_and_change_ids_of_another_user_are_not_found(tmp_path: Path) -> No
         m.add("I live in Porto.", user_id="ben")
         [fact] = m.facts(user_id="ana")
         [change] = [c for c in m.changes(user_id="ana") if c.fact_id == fact.id]
-        before = _fingerprint(tmp_path / "i.db")
+        before = fingerprint(tmp_path / "i.db")
         with pytest.raises(NotFoundError):
             m.history(fact.id, user_id="ben")
         with pytest.raises(NotFoundError):
             m.undo(change.id, user_id="ben")
-        assert _fingerprint(tmp_path / "i.db") == before
+        assert fingerprint(tmp_path / "i.db") == before
         assert [f.object for f in m.history(fact.id, user_id="ana")] == ["Lisbon"]
     r = CliRunner().invoke(main, ["get", "--db", str(tmp_path / "i.db"), "--user", "ben", fact.sources[0]])
     assert r.exit_code == 3, r.output
@@ -182,13 +170,13 @@ def test_a_file_keeps_one_embedding_model_until_it_is_reembedded(tmp_path: Path)
     with Memory(path, embedder=HashEmbedder(64)) as m:
         m.add([{"role": "user", "name": "Ana", "content": "I adopted a cat named Pixel."}, "We went hiking."], user_id="u")
         want = [h.episode_ids for h in m.search("cat Pixel", user_id="u")]
-    before = _fingerprint(path)
+    before = fingerprint(path)
     with Memory(path, embedder=HashEmbedder(32)) as m:  # another model: refused, file untouched
         with pytest.raises(EmbedderError, match="hash-bow-64"):
             m.add("More text", user_id="u")
         with pytest.raises(EmbedderError):
             m.search("cat", user_id="u")
-        assert _fingerprint(path) == before
+        assert fingerprint(path) == before
         assert m.search("cat", user_id="u", options=__import__("engramdb").RecallOptions(
             weights=__import__("engramdb").Weights(dense=0)))  # lexical recall needs no model
         done: list[tuple[int, int]] = []
