@@ -303,10 +303,12 @@ class Memory:
         episode_ids: Sequence[str] | None = None,
         dry_run: bool | None = None,
         verify: bool = True,
+        limit: int = 20,
     ) -> DeletionReceipt:
         """Forget a user's memories, verifiably: all of them, a session's, those said before a
-        time, the given episodes, or what recall finds for ``query`` (then ``dry_run`` defaults to
-        True: the receipt shows what would go; forget those ``episode_ids`` to delete them).
+        time, the given episodes, or the episodes of the first ``limit`` hits recall finds for
+        ``query`` (then ``dry_run`` defaults to True: the receipt shows what would go; forget those
+        ``episode_ids`` to delete them).
 
         Everything derived goes with the episodes, the user's saved index is removed, and the
         texts are checked to be gone from every table and from the bytes of the file and its WAL
@@ -320,7 +322,7 @@ class Memory:
         cutoff = parse_timestamp(before, field="before") if before is not None else None
         whole_user = session is None and cutoff is None and query is None and episode_ids is None
         if query is not None:
-            found = self.search(query, user_id=user, limit=MAX_LIMIT)
+            found = self.search(query, user_id=user, limit=limit)
             chosen = builtins.list(dict.fromkeys(e.id for h in found for e in h.episodes))
             dry_run = True if dry_run is None else dry_run
         elif episode_ids is not None:
@@ -337,7 +339,9 @@ class Memory:
                 if cutoff is None or e.timestamp < cutoff
             ]
         request: dict[str, Any] = {k: v for k, v in (
-            ("session_id", session), ("before", cutoff.isoformat() if cutoff else None), ("query", query),
+            ("session_id", session), ("before", cutoff.isoformat() if cutoff else None),
+            # the query may name what is being forgotten: the receipt keeps only its digest
+            ("query_sha256", hashlib.sha256(query.encode("utf-8")).hexdigest() if query is not None else None),
             ("episode_ids", len(episode_ids) if episode_ids is not None else None)) if v is not None}
         eps = self.store.list_episodes(user) if whole_user else [
             e for e in (self.store.get_episode(i) for i in chosen) if e is not None

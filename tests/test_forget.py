@@ -94,3 +94,12 @@ def test_cli_forget_prints_the_receipt(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["clean"] and doc["removed"]["episodes"] == 2 and json.loads((tmp_path / "r.json").read_text()) == doc
+
+
+def test_a_query_forget_keeps_no_query_text_and_takes_the_top_hits_only(tmp_path: Path) -> None:
+    with Memory(tmp_path / "t.db", embedder=HashEmbedder()) as m:
+        _fill(m)
+        r = m.forget(user_id="dana", query="Vexhollow77 locker", dry_run=False, limit=1)
+        assert len(r.episode_ids) == 1 and r.clean
+        assert "Vexhollow77" not in json.dumps(r.to_dict()) and "query_sha256" in r.request
+        assert len(m.list(user_id="dana")) == 2
