@@ -1,8 +1,9 @@
 """The in-memory recall index of one user: unit vectors, full-text postings, and the episode
 graph around them.
 
-Built from the store on first use and kept current: writes bump the user's version, and the
-next search appends new rows (or rebuilds, after a delete).
+Built from the store on first use (or opened from its snapshot, see :mod:`.snapshot`) and kept
+current from the user's journal: after writes that only append, the next search appends the new
+rows; after a delete or an undo it rebuilds. Searches hold it for reading (``current``).
 """
 
 from __future__ import annotations
@@ -243,7 +244,6 @@ class ScopeIndex:
         if self.ep_rowid.size and np.array_equal(self.ep_rowid[pos], rowids):
             return pos.astype(np.int64)
         return np.array([self._ep_pos[r] for r in rowids.tolist()], dtype=np.int64)  # not sorted
-
 
     def _append_segments(self, rows: SegmentRows) -> None:
         """Index new segments, each as one document: its member episodes' passages (fact keys
