@@ -27,8 +27,9 @@ from .errors import (
 )
 from .llm.client import OpenAICompatible
 from .forget import DeletionReceipt
+from .guard import Guard, Verdict
 from .memory import Memory
-from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
+from .model import Change, Entity, Episode, Explanation, Fact, Flagged, Hit, Segment, StoreStats
 from .plugins import hookimpl
 from .recall.fusion import Weights
 from .recall.packing import Context, pack
@@ -52,6 +53,8 @@ __all__ = [
     "Extractor",
     "Fact",
     "FactDraft",
+    "Flagged",
+    "Guard",
     "HashEmbedder",
     "Hit",
     "InputError",
@@ -73,6 +76,7 @@ __all__ = [
     "StoreStats",
     "TimestampError",
     "UnknownUserError",
+    "Verdict",
     "Weights",
     "__version__",
     "default_embedder",

@@ -23,7 +23,8 @@ from .encode.text import Passage, split_passages
 from .encode.timex import find_times
 from .errors import EmbedderError, InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .forget import DeletionReceipt, probes_for, residue
-from .model import Change, Entity, Episode, Explanation, Fact, Hit, Segment, StoreStats
+from .guard import SOURCES, Guard, source_for_role
+from .model import Change, Entity, Episode, Explanation, Fact, Flagged, Hit, Segment, StoreStats
 from .recall.packing import Context, pack
 from .recall.pipeline import Recaller
 from .recall.search import RecallOptions
@@ -37,6 +38,7 @@ from .validate import MAX_ID_CHARS, MAX_QUERY_CHARS, check_count, check_id, chec
 MAX_LIMIT = 1000
 
 Clock = Callable[[], datetime]
+_DEFAULT_GUARD = Guard()  # stateless: one serves every memory
 
 
 def _check_limit(limit: object) -> None:
@@ -81,6 +83,9 @@ class Memory:
       ``consolidate_on_add`` (default) each ``add`` is consolidated right after it is stored.
     - ``persist_indexes``: save each large user's recall index beside the file
       (``memory.db.idx/``), so another process searches it without rebuilding it.
+    - ``guard``: the write-time poisoning check (:class:`~engramdb.guard.Guard`); messages it
+      flags are stored quarantined: kept, listed by :meth:`quarantined`, recalled only when
+      asked for, until :meth:`release`. ``None`` turns the check off.
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class Memory:
         extractor: Extractor | None = None,
         consolidate_on_add: bool = True,
         persist_indexes: bool = True,
+        guard: Guard | None = _DEFAULT_GUARD,
     ) -> None:
         if isinstance(path_or_store, (str, os.PathLike)) or not hasattr(path_or_store, "capabilities"):
             self.store: Store = open_store(path_or_store)  # refuses what is neither a path nor a store
@@ -117,6 +123,7 @@ class Memory:
         self.dense_passages_assistant = max(0, dense_passages_assistant)
         self.extractor: Extractor = extractor or RuleExtractor()
         self.consolidate_on_add = consolidate_on_add
+        self.guard = guard
         self._facts = self.store.semantic() if SEMANTIC in self.store.capabilities else None
         self._lock = threading.RLock()
         persist = persist_indexes and PERSISTENT_INDEX in self.store.capabilities
@@ -153,19 +160,31 @@ class Memory:
         agent_id: str | None = None,
         timestamp: str | datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        writer: str | None = None,
     ) -> builtins.list[str]:
         """Store messages as episodes; returns their ids. All or nothing.
 
         ``messages``: a string, a message dict or a list of them. A message has ``content``
         and optional ``role``, ``name`` (speaker), ``timestamp`` (overrides the call's),
-        ``metadata`` (kept verbatim, merged over the call's), ``place``, ``importance``, and, to
-        restore an export, ``id`` and ``recorded_at``: a message whose id this user already has
-        is skipped (an import is idempotent); an id of another user's episode is refused.
+        ``metadata`` (kept verbatim, merged over the call's), ``place``, ``importance``,
+        ``source``, and, to restore an export, ``id``, ``recorded_at``, ``writer`` and
+        ``status``: a message whose id this user already has is skipped (an import is
+        idempotent); an id of another user's episode is refused.
+
+        ``source``: who wrote the messages — ``user``, ``assistant``, ``system``, ``tool``
+        (a tool's output) or ``document`` (a page or file); by default what each role implies.
+        ``writer``: through what they came (``"import:chats.jsonl"``, an API key's name); a
+        writer starting with ``import`` is held to the untrusted threshold of the poisoning
+        check. Messages the check flags are stored quarantined (see :meth:`quarantined`).
         """
         user = check_id(user_id, "user_id", required=True)
         assert user is not None
         session = check_id(session_id, "session_id", required=False)
         agent = check_id(agent_id, "agent_id", required=False)
+        if source is not None and source not in SOURCES:
+            raise InputError(f"source must be one of {', '.join(SOURCES)}", field="source")
+        writer = check_id(writer, "writer", required=False)
         default_time = self._clock() if timestamp is None else parse_timestamp(timestamp)
         drafts = normalise_messages(messages, default_time=default_time, metadata=metadata)
         # A message with the id of an episode this user has is already here (a re-import, a
@@ -186,6 +205,14 @@ class Memory:
         to_embed: dict[str, str] = {}
         for d in drafts:
             speaker = d.name or d.role or ""
+            src = d.source or source or source_for_role(d.role)
+            via = d.writer or writer
+            flag = None
+            if self.guard is not None:
+                verdict = self.guard.check(d.content, src, imported=bool(via and via.startswith("import")))
+                flag = (verdict.score, verdict.reasons) if verdict.flagged else None
+            if flag is None and d.quarantined:  # restored from an export as it was
+                flag = (0.0, ("restored",))
             units = []
             for i, (p, embed_text) in enumerate(self.passages(d.content, role=d.role, name=d.name)):
                 vhash = None
@@ -209,6 +236,9 @@ class Memory:
                     content_hash=hashlib.sha256(d.content.encode("utf-8")).hexdigest(),
                     units=units,
                     times=find_times(d.content, d.timestamp),
+                    source=src,
+                    writer=via,
+                    flag=flag,
                 )
             )
         vectors = self._vectors_for(model, to_embed) if model else {}
@@ -478,6 +508,40 @@ class Memory:
             lines.append(f"fact {f.id} [{f.status}]: {f.text}")
         return Explanation(hit, tuple(facts), tuple(lines))
 
+    # -- quarantine --------------------------------------------------------------------------
+
+    def quarantined(self, *, user_id: str, limit: int = 100) -> builtins.list[Flagged]:
+        """The user's episodes held back for review, oldest first, with why each was flagged."""
+        user = self._known_user(user_id)
+        return [Flagged(*row) for row in self.store.flagged(user, check_count(limit, "limit", minimum=1, maximum=MAX_LIMIT))]
+
+    def release(self, episode_id: str, *, user_id: str) -> Episode:
+        """A reviewer's "this is fine": the episode is recalled again, and its facts are drawn."""
+        user = self._known_user(user_id)
+        check_text(episode_id, field_name="episode_id", limit=256)
+        found = self.store.set_status(user, episode_id, "active")
+        if found is None:
+            raise NotFoundError(f"no episode {episode_id!r} for user {user!r}", id=episode_id)
+        rowid, ep = found
+        facts = self._facts
+        if facts is not None and ep.seq <= facts.last_seq(user) and not facts.facts(user, status=None, episode_ids=[ep.id]):
+            # Consolidation passed it while it was quarantined (no facts drawn): draw them now.
+            emb = self.embedder
+            consolidation.replay(
+                facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, [(rowid, ep.seq, ep)]
+            )
+        return ep
+
+    def quarantine(self, episode_id: str, *, user_id: str) -> Episode:
+        """Hold an episode back by hand (reason ``manual``): not recalled, its facts not known,
+        until :meth:`release`."""
+        user = self._known_user(user_id)
+        check_text(episode_id, field_name="episode_id", limit=256)
+        found = self.store.set_status(user, episode_id, "quarantined")
+        if found is None:
+            raise NotFoundError(f"no episode {episode_id!r} for user {user!r}", id=episode_id)
+        return found[1]
+
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, episode_id: str, *, user_id: str | None = None) -> Episode:
@@ -543,6 +607,7 @@ class Memory:
         now: str | datetime | None = None,
         as_of: str | datetime | None = None,
         options: RecallOptions | None = None,
+        include_quarantined: bool = False,
     ) -> builtins.list[Hit]:
         """Recall what bears on ``query``, best first.
 
@@ -550,7 +615,10 @@ class Memory:
         ("last week", "most recent"); ``as_of`` sees memory as it was known then (episodes
         recorded later are hidden).
         ``options`` overrides the memory's recall options for this call (ablations).
+        ``include_quarantined``: recall quarantined episodes too (for a reviewer; never for a prompt).
         """
+        if not isinstance(include_quarantined, bool):
+            raise InputError("include_quarantined must be True or False", field="include_quarantined")
         user = self._known_user(user_id)
         query = check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
         _check_limit(limit)
@@ -560,7 +628,8 @@ class Memory:
             self._check_model(emb.model_id if emb else None)
         as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None
         return self._recall.search(
-            user, query, limit=limit, asked=asked, as_of_ts=as_of_ts, options=options or self.recall_options
+            user, query, limit=limit, asked=asked, as_of_ts=as_of_ts, options=options or self.recall_options,
+            include_hidden=include_quarantined,
         )
 
     def context(

@@ -33,6 +33,8 @@ class Episode:
     status: str = "active"
     seq: int = 0  # position in the user's memory (insertion order)
     times: tuple[TimeMention, ...] = ()  # time expressions in text, resolved against timestamp
+    source: str = "user"  # who wrote it: user, assistant, system, tool or document
+    writer: str | None = None  # through what it came: e.g. "import:chats.jsonl", an API key's name
 
     @property
     def event_time(self) -> datetime:
@@ -63,6 +65,8 @@ class Episode:
             "importance": self.importance,
             "strength": self.strength,
             "status": self.status,
+            "source": self.source,
+            "writer": self.writer,
             "seq": self.seq,
             "times": [
                 {"text": t.text, "start": t.start.isoformat(), "end": t.end.isoformat(), "grain": t.grain}
@@ -203,9 +207,31 @@ class StoreStats:
     schema_version: str
     facts: int = 0  # current facts
     embedder: str | None = None
+    quarantined: int = 0  # episodes held back for review (see Memory.quarantined)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A quarantined episode: held back from recall until a reviewer releases it.
+
+    ``score`` and ``reasons`` are the poisoning check's (:mod:`engramdb.guard`); an episode
+    quarantined by hand has reason ``"manual"``."""
+
+    episode: Episode
+    score: float
+    reasons: tuple[str, ...]
+    flagged_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "episode": self.episode.to_dict(),
+            "score": self.score,
+            "reasons": list(self.reasons),
+            "flagged_at": self.flagged_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from .errors import ContentError, InputError, LimitError, ScopeError
+from .guard import SOURCES
 from .timeutil import parse_timestamp
 
 #: Longest message content accepted, in characters (about 25k tokens).
@@ -20,7 +21,10 @@ MAX_ID_CHARS = 256
 #: Longest query accepted by ``search``/``context``, in characters.
 MAX_QUERY_CHARS = 10_000
 
-_MESSAGE_KEYS = {"content", "role", "name", "timestamp", "metadata", "place", "importance", "id", "recorded_at"}
+_MESSAGE_KEYS = {
+    "content", "role", "name", "timestamp", "metadata", "place", "importance", "id", "recorded_at", "source", "writer",
+    "status",
+}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
@@ -37,6 +41,9 @@ class Draft:
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | None = None  # kept as the episode's id (an import of an export); else one is made
     recorded_at: datetime | None = None  # when the memory first learned it (an import keeps it)
+    source: str | None = None  # who wrote it (engramdb.guard.SOURCES); None: what the role implies
+    writer: str | None = None  # through what it came (an export keeps it)
+    quarantined: bool = False  # an export of a quarantined episode stays quarantined
 
 
 def check_id(value: object, field_name: str, *, required: bool) -> str | None:
@@ -203,6 +210,12 @@ def normalise_messages(
         meta.update(_metadata(item.get("metadata"), i))
         eid = check_id(item.get("id"), f"message {i} id", required=False)
         recorded = item.get("recorded_at")
+        source = item.get("source")
+        if source is not None and source not in SOURCES:
+            raise InputError(f"message {i}: source must be one of {', '.join(SOURCES)}", index=i, field="source")
+        status = item.get("status")
+        if status is not None and status not in ("active", "quarantined"):
+            raise InputError(f"message {i}: status must be active or quarantined", index=i, field="status")
         drafts.append(
             Draft(
                 content=content,
@@ -214,6 +227,9 @@ def normalise_messages(
                 metadata=meta,
                 id=eid,
                 recorded_at=None if recorded is None else parse_timestamp(recorded, field=f"message {i} recorded_at"),
+                source=source,
+                writer=_optional_str(item, "writer", i),
+                quarantined=status == "quarantined",
             )
         )
     ids = [d.id for d in drafts if d.id is not None]

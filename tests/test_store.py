@@ -9,6 +9,7 @@ import pytest
 
 from engramdb import HashEmbedder, Memory
 from engramdb.errors import MigrationError
+from engramdb.index.lexical import encode_terms
 from engramdb.store.schema import MIGRATIONS, schema_version
 
 
@@ -35,7 +36,10 @@ def _old_file(path: Path, upto: str) -> None:
             "VALUES (?, ?, 'u', 0, 0, ?, ?, 'utoken')",
             (i, i, len(text), text),
         )
-        c.execute("INSERT INTO units_fts(rowid, text, speaker, scope) VALUES (?, ?, '', 'utoken')", (i, text))
+        if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'units_fts'").fetchone():
+            c.execute("INSERT INTO units_fts(rowid, text, speaker, scope) VALUES (?, ?, '', 'utoken')", (i, text))
+        else:  # full-text terms live in the units since 0004
+            c.execute("UPDATE units SET terms = ? WHERE rowid = ?", (encode_terms(text), i))
     c.commit()
     c.close()
 
@@ -44,7 +48,7 @@ def test_upgrade_from_fts5_schema_backfills_terms_and_recalls(tmp_path: Path) ->
     db = tmp_path / "old.db"
     _old_file(db, "0003_semantic")
     with Memory(db, embedder=None) as m:
-        assert m.stats().schema_version == schema_version() == "0007_journal"
+        assert m.stats().schema_version == schema_version() == "0008_sources"
         [hit] = m.search("who keeps bees?", user_id="u", limit=1)
         assert hit.episodes[0].id == "ep_1" and hit.signals["bm25"] > 0
         m.add("Bees again: the hive swarmed", user_id="u")
@@ -52,6 +56,18 @@ def test_upgrade_from_fts5_schema_backfills_terms_and_recalls(tmp_path: Path) ->
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT COUNT(*) FROM units WHERE terms IS NULL").fetchone()[0] == 0
         assert c.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'units_fts'").fetchone()[0] == 0
+
+
+def test_upgrade_to_sources_backfills_who_wrote_each_episode(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    _old_file(db, "0007_journal")
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE episodes SET role = 'tool' WHERE id = 'ep_2'")
+    with Memory(db, embedder=None) as m:
+        assert [(e.id, e.source, e.status) for e in m.list(user_id="u")] == [
+            ("ep_1", "user", "active"), ("ep_2", "tool", "active"),
+        ]
+        assert m.quarantined(user_id="u") == [] and m.stats().quarantined == 0
 
 
 def test_file_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:

@@ -102,6 +102,44 @@ def summary_of(texts: Sequence[str], vectors: np.ndarray) -> tuple[int, str]:
 VectorsFor = Callable[[str, dict[str, str]], dict[str, np.ndarray]]
 
 
+def _decisions(
+    facts: SemanticStore,
+    user_id: str,
+    extractor: Extractor,
+    model: str | None,
+    vectors_for: VectorsFor,
+    pending: Sequence[tuple[int, int, Episode]],
+) -> tuple[list[tuple[Decision, int, Episode]], dict[str, np.ndarray], dict[str, str]]:
+    """What the episodes' facts do to what is known, and their keys' vectors and hashes.
+    Quarantined episodes give no facts: a poisoned memory must not rewrite the profile."""
+    drafts = [
+        (rowid, ep, extractor.extract(ep.text, speaker_of(ep), ep.role) if ep.status == "active" else [])
+        for rowid, _, ep in pending
+    ]
+    said = [d.object for _, _, ds in drafts for d in ds if d.predicate == STATEMENT]
+    steps = decide_all(facts.current(user_id, said), drafts)
+    texts = {d.new_id: key_text(d.draft, ep) for d, _, ep in steps if d.action == "add" and d.new_id}
+    hashes = {i: hashlib.sha256(t.encode("utf-8")).hexdigest() for i, t in texts.items()}
+    vectors = vectors_for(model, {hashes[i]: t for i, t in texts.items()}) if model and texts else {}
+    return steps, vectors, hashes
+
+
+def replay(
+    facts: SemanticStore,
+    user_id: str,
+    extractor: Extractor,
+    model: str | None,
+    vectors_for: VectorsFor,
+    released: Sequence[tuple[int, int, Episode]],
+) -> list[str]:
+    """Consolidate episodes released from quarantine after consolidation passed them: their
+    facts, decided against what is known now (segments stay as they are)."""
+    steps, vectors, hashes = _decisions(facts, user_id, extractor, model, vectors_for, released)
+    if not any(d.action != "ignore" for d, _, _ in steps):
+        return []
+    return facts.apply(user_id, steps, 0, vectors, model, hashes, (), first_seq=None) or []
+
+
 def run(
     facts: SemanticStore,
     user_id: str,
@@ -122,12 +160,7 @@ def run(
         pending = facts.pending(user_id, batch)
         if not pending:
             break
-        drafts = [(rowid, ep, extractor.extract(ep.text, speaker_of(ep), ep.role)) for rowid, _, ep in pending]
-        said = [d.object for _, _, ds in drafts for d in ds if d.predicate == STATEMENT]
-        steps = decide_all(facts.current(user_id, said), drafts)
-        texts = {d.new_id: key_text(d.draft, ep) for d, _, ep in steps if d.action == "add" and d.new_id}
-        hashes = {i: hashlib.sha256(t.encode("utf-8")).hexdigest() for i, t in texts.items()}
-        vectors = vectors_for(model, {hashes[i]: t for i, t in texts.items()}) if model and texts else {}
+        steps, vectors, hashes = _decisions(facts, user_id, extractor, model, vectors_for, pending)
         segs = []
         by_session: dict[str | None, list[tuple[int, int, Episode]]] = {}
         for rowid, seq, ep in pending:
@@ -135,8 +168,11 @@ def run(
         dim = next((len(v) for v in episode_vectors.values()), 0)
         for session_id, items in by_session.items():
             vecs = np.array([episode_vectors.get(r, np.zeros(dim, dtype=np.float32)) for r, _, _ in items]).reshape(len(items), -1)
+            # A quarantined episode belongs to its segment but never speaks for it.
+            shown = np.array([e.status == "active" for _, _, e in items])
             for a, b in segment(vecs) if dim else [(0, len(items))]:
-                best, summary = summary_of([e.text for _, _, e in items[a:b]], vecs[a:b]) if dim else (0, items[a][2].text[:300])
+                texts = [e.text if ok else "" for (_, _, e), ok in zip(items[a:b], shown[a:b])]
+                best, summary = summary_of(texts, vecs[a:b] * shown[a:b, None]) if dim else (0, texts[0][:300])
                 segs.append((session_id, items[a][1], items[b - 1][1], summary, items[a + best][0]))
         applied = facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs, first_seq=pending[0][1])
         if applied is None:  # consolidated by another thread or process meanwhile: look again

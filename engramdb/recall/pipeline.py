@@ -134,9 +134,11 @@ class Recaller:
         return vec
 
     def search(
-        self, user: str, query: str, *, limit: int, asked: datetime, as_of_ts: float | None, options: RecallOptions
+        self, user: str, query: str, *, limit: int, asked: datetime, as_of_ts: float | None, options: RecallOptions,
+        include_hidden: bool = False,
     ) -> list[Hit]:
-        """Hits for ``query`` in the user's memory, best first (arguments already validated)."""
+        """Hits for ``query`` in the user's memory, best first (arguments already validated);
+        quarantined episodes only with ``include_hidden``."""
         opts = options
         dense = opts.weights.dense > 0
         with self.scope(user).current(self.store, self._save) as scope:
@@ -153,7 +155,9 @@ class Recaller:
             if analysis.anchor is not None and opts.weights.time > 0:
                 # "before I moved to Berlin": find that event first, then favour what lies before it
                 event = analysis.anchor[1]
-                found = self._anchor_event(scope, event, self.query_vector(event) if dense else None, as_of_ts, opts)
+                found = self._anchor_event(
+                    scope, event, self.query_vector(event) if dense else None, as_of_ts, opts, include_hidden
+                )
                 if found:
                     pivot = float(scope.ep_ts[found[0].episodes[0]])
                     lo = scope.ep_event_lo[found[0].episodes[0]]
@@ -162,14 +166,15 @@ class Recaller:
                     qvec = self.query_vector(query) if dense else None
             groups = recall(
                 scope, query, qvec, limit=limit + bool(found), as_of_ts=as_of_ts, analysis=analysis,
-                options=opts, lexical=lexical,
+                options=opts, lexical=lexical, include_hidden=include_hidden,
             )
             if found:
                 groups = _cite_event(groups, found[0], limit)
-            return self._hits(scope, groups)
+            return self._hits(scope, groups, include_hidden)
 
     def _anchor_event(
-        self, scope: ScopeIndex, event: str, evec: np.ndarray | None, as_of_ts: float | None, opts: RecallOptions
+        self, scope: ScopeIndex, event: str, evec: np.ndarray | None, as_of_ts: float | None, opts: RecallOptions,
+        include_hidden: bool = False,
     ) -> list[RankedGroup]:
         """The episode that tells the event a before/after question hangs on (at most one).
 
@@ -177,14 +182,14 @@ class Recaller:
         echoes it ("for your appointment...") is second-hand and usually dated later, so a
         first-person event prefers the best match not said by the assistant.
         """
-        found = recall(scope, event, evec, limit=5, as_of_ts=as_of_ts, options=opts)
+        found = recall(scope, event, evec, limit=5, as_of_ts=as_of_ts, options=opts, include_hidden=include_hidden)
         if found and _FIRST_PERSON.match(event):
             eps = self.store.episodes_by_rowid([int(scope.ep_rowid[g.episodes[0]]) for g in found])
             own = [g for g in found if (ep := eps.get(int(scope.ep_rowid[g.episodes[0]]))) and ep.role != "assistant"]
             return own[:1] or found[:1]
         return found[:1]
 
-    def _hits(self, scope: ScopeIndex, groups: list[RankedGroup]) -> list[Hit]:
+    def _hits(self, scope: ScopeIndex, groups: list[RankedGroup], include_hidden: bool = False) -> list[Hit]:
         ep_rowids = [int(scope.ep_rowid[e]) for g in groups for e in g.episodes]
         unit_rowids = [int(scope.unit_rowid[u]) for g in groups for us in g.units.values() for u in us]
         episodes = self.store.episodes_by_rowid(ep_rowids)
@@ -197,6 +202,8 @@ class Recaller:
                 ep = episodes.get(int(scope.ep_rowid[e]))
                 if ep is None:  # deleted by another process since the index was refreshed
                     continue
+                if ep.status != "active" and not include_hidden:  # a quarantined neighbour, or one
+                    continue  # quarantined by another process since the refresh
                 shown = [spans[r][1:] for u in g.units[e] if (r := int(scope.unit_rowid[u])) in spans]
                 eps.append(ep)
                 passages.append(excerpt(ep.text, shown))

@@ -21,6 +21,9 @@ from ..store.base import ScopeRows, SegmentRows, Store
 
 #: Journal entries that only append rows (see ``Store.journal``).
 APPENDS = frozenset({"add", "consolidate"})
+#: Journal entries that change which episodes recall may show (quarantine, release): the
+#: index keeps its rows and reads the hidden set again.
+MASKS = frozenset({"status"})
 
 
 class ReadWriteLock:
@@ -87,6 +90,7 @@ class ScopeIndex:
         self._terms: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         self.ep_rowid = np.zeros(0, dtype=np.int64)
         self.ep_preference = np.zeros(0, dtype=bool)  # a preference was drawn from the episode
+        self.ep_hidden = np.zeros(0, dtype=bool)  # quarantined: recalled only when asked for
         self.ep_ts = np.zeros(0, dtype=np.float64)
         self.ep_recorded_ts = np.zeros(0, dtype=np.float64)
         self.ep_event_lo = np.zeros(0, dtype=np.float64)  # NaN: the episode mentions no time
@@ -122,7 +126,7 @@ class ScopeIndex:
     ARRAYS = (
         "unit_rowid", "unit_ep", "unit_is_key", "unit_is_statement", "ep_rowid", "ep_preference", "ep_ts",
         "ep_recorded_ts", "ep_event_lo", "ep_event_hi", "ep_session", "ep_prev", "ep_next", "ep_prev_own",
-        "ep_next_own", "ep_first_unit", "ep_n_units", "seg_rowid", "ep_segment",
+        "ep_next_own", "ep_first_unit", "ep_n_units", "seg_rowid", "ep_segment", "ep_hidden",
     )
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
@@ -157,6 +161,9 @@ class ScopeIndex:
         assert isinstance(user, str) and (model is None or isinstance(model, str))
         scope = cls(user, model)
         for name in cls.ARRAYS:
+            if name == "ep_hidden" and name not in arrays:  # saved before quarantine existed
+                scope.ep_hidden = np.zeros(arrays["ep_rowid"].size, dtype=bool)
+                continue
             setattr(scope, name, arrays[name])
         if "terms_offsets" in arrays:
             scope._terms = [(0, arrays["terms_offsets"], arrays["terms_keys"], arrays["terms_tf"])]
@@ -226,14 +233,16 @@ class ScopeIndex:
             # The journal says what happened since this index was current: appends are read by
             # their row ids past what it holds; anything removed or rewritten means a rebuild.
             journal = store.journal(self.user_id, self.version) if self.version >= 0 else [(0, "rebuild")]
-            if not all(k in APPENDS for _, k in journal):
+            if not all(k in APPENDS or k in MASKS for _, k in journal):
                 self._clear()
             after = int(self.unit_rowid[-1]) if self.unit_rowid.size else 0
             rows = store.scope_rows(self.user_id, self.model, after_unit=after, after_seq=self.last_seq)
             after = int(self.seg_rowid[-1]) if self.seg_rowid.size else 0
             segs = store.segment_rows(self.user_id, after_segment=after)
+            hidden = store.hidden_episodes(self.user_id)
         self._append(rows)
         self._append_segments(segs)
+        self.ep_hidden = np.isin(self.ep_rowid, np.asarray(hidden, dtype=np.int64))
         self.version = version
 
     def _episode_positions(self, rowids: np.ndarray) -> np.ndarray:
@@ -332,6 +341,7 @@ class ScopeIndex:
         self.ep_n_units = np.append(self.ep_n_units, np.zeros(len(new_eps), dtype=np.int64))
         self.ep_segment = np.append(self.ep_segment, np.full(len(new_eps), -1, dtype=np.int64))
         self.ep_preference = np.append(self.ep_preference, np.zeros(len(new_eps), dtype=bool))
+        self.ep_hidden = np.append(self.ep_hidden, np.zeros(len(new_eps), dtype=bool))
         # Units.
         base = self.unit_rowid.size
         self.unit_rowid = np.append(self.unit_rowid, rows.unit_rowid)

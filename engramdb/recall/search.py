@@ -81,8 +81,9 @@ def recall(
     analysis: QueryAnalysis = QueryAnalysis(),
     options: RecallOptions = RecallOptions(),
     lexical: tuple[np.ndarray, np.ndarray] | None = None,
+    include_hidden: bool = False,
 ) -> list[RankedGroup]:
-    """Rank one user's episodes for ``query``.
+    """Rank one user's episodes for ``query``; quarantined ones only with ``include_hidden``.
 
     ``lexical``: full-text candidates already found (``scope.lexical_search``), so a caller
     that needs them before ranking does not look them up twice.
@@ -157,7 +158,7 @@ def recall(
         pref_sig = boosted - ep_base
         ep_base = boosted
 
-    visible = np.ones(n_eps, dtype=bool)
+    visible = np.ones(n_eps, dtype=bool) if include_hidden else ~scope.ep_hidden
     if as_of_ts is not None:
         visible &= scope.ep_recorded_ts <= as_of_ts
     ep_base = np.where(visible, ep_base, 0.0)

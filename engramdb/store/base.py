@@ -44,6 +44,9 @@ class NewEpisode:
     content_hash: str
     units: list[NewUnit] = field(default_factory=list)
     times: list[TimeMention] = field(default_factory=list)
+    source: str = "user"  # who wrote it (engramdb.guard.SOURCES)
+    writer: str | None = None  # through what: an import, an API key…
+    flag: tuple[float, tuple[str, ...]] | None = None  # (score, reasons): stored quarantined
 
 
 @dataclass
@@ -122,9 +125,10 @@ class SemanticStore(Protocol):
         model: str | None,
         fact_hashes: dict[str, str],
         segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
-        first_seq: int = 0,
+        first_seq: int | None = 0,
     ) -> list[str] | None:
-        """Store a consolidation's decisions in one transaction (None: another did it first)."""
+        """Store a consolidation's decisions in one transaction (None: another did it first;
+        ``first_seq=None``: episodes released from quarantine, consolidated out of order)."""
 
     def undo(self, change_id: str, user_id: str | None = None) -> Change: ...
 
@@ -170,12 +174,25 @@ class Store(Protocol):
 
     def journal(self, user_id: str, after: int) -> list[tuple[int, str]]:
         """(seq, kind) of the user's writes after version ``after``: ``add`` and ``consolidate``
-        only append rows; ``delete``, ``undo`` and ``rebuild`` remove or rewrite them."""
+        only append rows; ``status`` changes which episodes are quarantined; ``delete``,
+        ``undo`` and ``rebuild`` remove or rewrite rows."""
 
     def add_episodes(
         self, user_id: str, episodes: Sequence[NewEpisode], model: str | None, vectors: dict[str, np.ndarray]
     ) -> None:
         """Persist episodes, units, new vectors and index entries in one transaction."""
+
+    def hidden_episodes(self, user_id: str) -> list[int]:
+        """Row ids of the user's episodes recall must not show (quarantined)."""
+
+    def set_status(
+        self, user_id: str, episode_id: str, status: str, flag: tuple[float, tuple[str, ...]] | None = None
+    ) -> tuple[int, Episode] | None:
+        """Quarantine (with ``flag``: score, reasons) or release one of the user's episodes; journal
+        ``status``. Returns its rowid and the episode as it is now; None: the user has no such episode."""
+
+    def flagged(self, user_id: str, limit: int) -> list[tuple[Episode, float, tuple[str, ...], datetime]]:
+        """The user's quarantined episodes with their score, reasons and when they were flagged."""
 
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
 

@@ -15,7 +15,7 @@ from ..index.lexical import encode_terms
 from ..model import Change, Entity, Episode, Fact, Segment
 from ..semantic import STATEMENT, Decision, FactDraft, Known
 from ..timeutil import iso, now_utc
-from .sqlite import SQLiteStore
+from .sqlite import EPISODE_COLS, SQLiteStore
 
 _FACT_COLS = (
     "rowid, id, user_id, subject, predicate, qualifier, object, text, kind, category, confidence, valid_from, "
@@ -63,8 +63,7 @@ class FactStore:
     def pending(self, user_id: str, limit: int = 5000) -> list[tuple[int, int, Episode]]:
         """Episodes not consolidated yet: (rowid, seq, episode), in order."""
         rows = self.s.query(
-            "SELECT rowid, id, user_id, agent_id, session_id, role, name, content, occurred_at, recorded_at, "
-            "place, metadata, importance, strength, status, seq FROM episodes WHERE user_id = ? AND seq > ? "
+            f"SELECT {EPISODE_COLS} FROM episodes WHERE user_id = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",
             (user_id, self.last_seq(user_id), limit),
         )
@@ -122,6 +121,12 @@ class FactStore:
         if predicate:
             sql += " AND predicate = ?"
             params.append(predicate)
+        # A fact stands on the episodes it was drawn from: one drawn only from quarantined
+        # episodes is not known until a reviewer releases one of them.
+        sql += (
+            " AND EXISTS (SELECT 1 FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid"
+            " WHERE fs.fact_rowid = facts.rowid AND e.status = 'active')"
+        )
         if episode_ids is not None:
             marks = ",".join("?" * len(episode_ids)) or "NULL"
             sql += (
@@ -182,19 +187,20 @@ class FactStore:
         model: str | None,
         fact_hashes: dict[str, str],
         segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
-        first_seq: int = 0,
+        first_seq: int | None = 0,
     ) -> list[str] | None:
         """Apply decisions (each with its source episode rowid and episode) in one transaction.
 
         ``fact_hashes``: new fact id -> the vector hash of its key (``vectors`` holds those the
         store lacks). ``first_seq``: the first episode these decisions consolidate; if another
         thread or process consolidated it meanwhile, nothing is written and None is returned
-        (the caller reads what is pending again)."""
+        (the caller reads what is pending again). ``first_seq=None``: episodes consolidated
+        out of order (a released one), no check."""
         change_ids: list[str] = []
         now = iso(now_utc())
         with self.s.transaction() as c:
             done = c.execute("SELECT last_seq FROM consolidation WHERE user_id = ?", (user_id,)).fetchone()
-            if done is not None and int(done[0]) >= first_seq:
+            if first_seq is not None and done is not None and int(done[0]) >= first_seq:
                 return None
             if model and vectors:
                 c.executemany(

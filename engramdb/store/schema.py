@@ -260,3 +260,33 @@ def _m0007(dialect: str) -> list[str]:
             PRIMARY KEY (user_id, seq)
         )""",
     ]
+
+
+def _backfill_sources(conn: Any, dialect: str) -> None:
+    # Episodes stored before sources were recorded: the role says who wrote them.
+    conn.execute(
+        "UPDATE episodes SET source = CASE WHEN role IN ('assistant', 'system') THEN role "
+        "WHEN role IN ('tool', 'function') THEN 'tool' ELSE 'user' END"
+    )
+
+
+@migration("0008_sources", backfill=_backfill_sources)
+def _m0008(dialect: str) -> list[str]:
+    # Who wrote each episode (user, assistant, system, tool, document) and through what
+    # (``writer``: an import, an API key); episodes the poisoning check flagged keep their
+    # score and reasons in ``flags`` until a reviewer releases them. Quarantined episodes are
+    # few: a partial index finds a user's in a glance.
+    return [
+        "ALTER TABLE episodes ADD COLUMN source TEXT NOT NULL DEFAULT 'user'",
+        "ALTER TABLE episodes ADD COLUMN writer TEXT",
+        """CREATE TABLE flags (
+            episode_rowid INTEGER PRIMARY KEY REFERENCES episodes(rowid) ON DELETE CASCADE,
+            user_id TEXT NOT NULL,
+            score REAL NOT NULL,
+            reasons TEXT NOT NULL,
+            flagged_at TEXT NOT NULL,
+            released_at TEXT
+        )""",
+        "CREATE INDEX flags_user ON flags(user_id)",
+        "CREATE INDEX episodes_hidden ON episodes(user_id) WHERE status <> 'active'",
+    ]

@@ -22,9 +22,9 @@ from ..timeutil import iso, now_utc, to_utc
 from .base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, ScopeRows, SegmentRows, SemanticStore
 from .schema import MIGRATIONS, schema_version
 
-_EPISODE_COLS = (
+EPISODE_COLS = (
     "rowid, id, user_id, agent_id, session_id, role, name, content, occurred_at, recorded_at, "
-    "place, metadata, importance, strength, status, seq"
+    "place, metadata, importance, strength, status, seq, source, writer"
 )
 
 
@@ -50,6 +50,8 @@ def _episode(row: sqlite3.Row | tuple[Any, ...], times: tuple[TimeMention, ...] 
         strength=row[13],
         status=row[14],
         seq=row[15],
+        source=row[16],
+        writer=row[17],
         times=times,
     )
 
@@ -278,6 +280,44 @@ class SQLiteStore:
             "SELECT seq, kind FROM journal WHERE user_id = ? AND seq > ? ORDER BY seq", (user_id, after)
         )]
 
+    def hidden_episodes(self, user_id: str) -> list[int]:
+        return [int(r[0]) for r in self._q("SELECT rowid FROM episodes WHERE user_id = ? AND status <> 'active'", (user_id,))]
+
+    def set_status(
+        self, user_id: str, episode_id: str, status: str, flag: tuple[float, tuple[str, ...]] | None = None
+    ) -> tuple[int, Episode] | None:
+        with self._tx() as c:
+            row = c.execute("SELECT rowid, status FROM episodes WHERE id = ? AND user_id = ?", (episode_id, user_id)).fetchone()
+            if row is None:
+                return None
+            if row[1] != status:
+                c.execute("UPDATE episodes SET status = ? WHERE rowid = ?", (status, row[0]))
+                now = iso(now_utc())
+                if status == "active":
+                    c.execute("UPDATE flags SET released_at = ? WHERE episode_rowid = ?", (now, row[0]))
+                else:
+                    score, reasons = flag or (0.0, ("manual",))
+                    c.execute(
+                        "INSERT INTO flags(episode_rowid, user_id, score, reasons, flagged_at) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT(episode_rowid) DO UPDATE SET score = excluded.score, reasons = excluded.reasons, "
+                        "flagged_at = excluded.flagged_at, released_at = NULL",
+                        (row[0], user_id, score, json.dumps(list(reasons)), now),
+                    )
+                self.record_change(c, user_id, "status")
+            rows = c.execute(f"SELECT {EPISODE_COLS} FROM episodes WHERE rowid = ?", (row[0],)).fetchall()
+        return int(row[0]), self.episodes_of_rows(rows)[0]
+
+    def flagged(self, user_id: str, limit: int) -> list[tuple[Episode, float, tuple[str, ...], datetime]]:
+        rows = self._q(
+            f"SELECT {', '.join('e.' + c.strip() for c in EPISODE_COLS.split(','))}, f.score, f.reasons, f.flagged_at "
+            "FROM episodes e JOIN flags f ON f.episode_rowid = e.rowid WHERE e.user_id = ? AND e.status = 'quarantined' "
+            "ORDER BY e.seq LIMIT ?",
+            (user_id, limit),
+        )
+        n = len(EPISODE_COLS.split(","))
+        eps = self.episodes_of_rows([r[:n] for r in rows])
+        return [(ep, float(r[n]), tuple(json.loads(r[n + 1])), datetime.fromisoformat(r[n + 2])) for ep, r in zip(eps, rows)]
+
     def user_version(self, user_id: str) -> int | None:
         rows = self._q("SELECT version FROM users WHERE user_id = ?", (user_id,))
         return int(rows[0][0]) if rows else None
@@ -303,16 +343,22 @@ class SQLiteStore:
                 seq += 1
                 cur = c.execute(
                     "INSERT INTO episodes(id, user_id, agent_id, session_id, seq, role, name, content, "
-                    "occurred_at, occurred_ts, recorded_at, recorded_ts, place, metadata, importance, content_hash) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "occurred_at, occurred_ts, recorded_at, recorded_ts, place, metadata, importance, content_hash, "
+                    "source, writer, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         ep.id, user_id, ep.agent_id, ep.session_id, seq, ep.role, ep.name, ep.content,
                         iso(ep.occurred_at), to_utc(ep.occurred_at).timestamp(),
                         iso(ep.recorded_at), to_utc(ep.recorded_at).timestamp(),
                         ep.place, json.dumps(ep.metadata, ensure_ascii=False), ep.importance, ep.content_hash,
+                        ep.source, ep.writer, "quarantined" if ep.flag is not None else "active",
                     ),
                 )
                 ep_rowid = cur.lastrowid
+                if ep.flag is not None:
+                    c.execute(
+                        "INSERT INTO flags(episode_rowid, user_id, score, reasons, flagged_at) VALUES (?, ?, ?, ?, ?)",
+                        (ep_rowid, user_id, ep.flag[0], json.dumps(list(ep.flag[1])), iso(ep.recorded_at)),
+                    )
                 if ep.times:
                     c.executemany(
                         "INSERT INTO episode_times(episode_rowid, user_id, start_char, end_char, text, start_date, "
@@ -467,7 +513,7 @@ class SQLiteStore:
         return out
 
     def get_episode(self, episode_id: str) -> Episode | None:
-        rows = self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE id = ?", (episode_id,))
+        rows = self._q(f"SELECT {EPISODE_COLS} FROM episodes WHERE id = ?", (episode_id,))
         return self.episodes_of_rows(rows)[0] if rows else None
 
     def episodes_by_rowid(self, rowids: Sequence[int]) -> dict[int, Episode]:
@@ -476,7 +522,7 @@ class SQLiteStore:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._q(f"SELECT {_EPISODE_COLS} FROM episodes WHERE rowid IN ({marks})", chunk)
+            rows = self._q(f"SELECT {EPISODE_COLS} FROM episodes WHERE rowid IN ({marks})", chunk)
             for row, ep in zip(rows, self.episodes_of_rows(rows)):
                 out[row[0]] = ep
         return out
@@ -490,7 +536,7 @@ class SQLiteStore:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Episode]:
-        sql = f"SELECT {_EPISODE_COLS} FROM episodes WHERE user_id = ?"
+        sql = f"SELECT {EPISODE_COLS} FROM episodes WHERE user_id = ?"
         params: list[Any] = [user_id]
         if session_id is not None:
             sql += " AND session_id = ?"
@@ -505,7 +551,7 @@ class SQLiteStore:
     def iter_episodes(self, user_id: str | None = None) -> Iterator[Episode]:
         last = 0
         while True:
-            sql = f"SELECT {_EPISODE_COLS} FROM episodes WHERE rowid > ?"
+            sql = f"SELECT {EPISODE_COLS} FROM episodes WHERE rowid > ?"
             params: list[Any] = [last]
             if user_id is not None:
                 sql += " AND user_id = ?"
@@ -517,7 +563,7 @@ class SQLiteStore:
             last = rows[-1][0]
 
     def episodes_of_rows(self, rows: list[Any]) -> list[Episode]:
-        """Episodes for rows of _EPISODE_COLS, with their resolved time mentions."""
+        """Episodes for rows of EPISODE_COLS, with their resolved time mentions."""
         if not rows:
             return []
         times: dict[int, list[TimeMention]] = {}
@@ -539,7 +585,7 @@ class SQLiteStore:
         lo = -1e18 if start_ts is None else start_ts
         hi = 1e18 if end_ts is None else end_ts
         rows = self._q(
-            f"SELECT {_EPISODE_COLS} FROM episodes e WHERE user_id = ? AND ("
+            f"SELECT {EPISODE_COLS} FROM episodes e WHERE user_id = ? AND status = 'active' AND ("
             "(occurred_ts BETWEEN ? AND ?) OR EXISTS (SELECT 1 FROM episode_times t WHERE t.episode_rowid = e.rowid "
             "AND t.start_ts <= ? AND t.end_ts >= ?)) ORDER BY seq",
             (user_id, lo, hi, hi, lo),
@@ -637,6 +683,9 @@ class SQLiteStore:
     def stats(self, user_id: str | None = None) -> StoreStats:
         where, params = ("WHERE user_id = ?", [user_id]) if user_id else ("", [])
         episodes = self._q(f"SELECT COUNT(*) FROM episodes {where}", params)[0][0]
+        quarantined = self._q(
+            f"SELECT COUNT(*) FROM episodes {where} {'AND' if where else 'WHERE'} status = 'quarantined'", params
+        )[0][0]
         # a session is a (user, session id) pair: two users' "session_1" are two sessions
         sessions = self._q(
             f"SELECT COUNT(*) FROM (SELECT DISTINCT user_id, session_id FROM episodes {where} "
@@ -660,6 +709,7 @@ class SQLiteStore:
             schema_version=schema_version(),
             facts=int(facts),
             embedder=", ".join(r[0] for r in self._q("SELECT DISTINCT model FROM vectors")) or None,
+            quarantined=int(quarantined),
         )
 
 
