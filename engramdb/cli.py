@@ -16,8 +16,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__
-from .clikit import console, err_console, handle_errors, progress_bar
+from .clikit import SafePath, console, err_console, handle_errors, progress_bar
 from .errors import InputError, NotFoundError
+from .guard import SOURCES
 from .memory import Memory
 from .model import Hit
 from .timeutil import display
@@ -38,6 +39,8 @@ def _open(db: str, embedder: str | None = "default", *, create: bool = False) ->
         if not create and not path.exists():
             raise NotFoundError(f"no memory file at {path} (check --db / ENGRAMDB_PATH; `engramdb add` creates one)", path=str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
+    if embedder == "default":  # the model every command uses unless told (reembed names its own)
+        embedder = os.environ.get("ENGRAMDB_EMBEDDER") or "default"
     return Memory(db, embedder=embedder)
 
 
@@ -93,7 +96,10 @@ def print_hits(hits: list[Hit], as_json: bool) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="engramdb")
 def main() -> None:
-    """engramdb — long-term memory for LLM agents, embedded and offline."""
+    """engramdb — long-term memory for LLM agents, embedded and offline.
+
+    The memory file is --db or $ENGRAMDB_PATH; the embedding model is the bundled default or
+    $ENGRAMDB_EMBEDDER (onnx:DIR, st:NAME, hash; one model per file)."""
 
 
 @main.command()
@@ -122,7 +128,10 @@ def demo(db: str) -> None:
         console.print(mem.context("What does Nadia study?", user_id=user, budget_tokens=120), markup=False)
 
 
-def _ingest_rows(mem: Memory, rows: Iterable[tuple[str, str | None, dict[str, Any]]], progress: Progress | None = None) -> int:
+def _ingest_rows(
+    mem: Memory, rows: Iterable[tuple[str, str | None, dict[str, Any]]], progress: Progress | None = None,
+    writer: str | None = None, source: str | None = None,
+) -> int:
     """Add (user, session, message) rows, one add per consecutive (user, session, agent) run."""
     batch: list[dict[str, Any]] = []
     key: tuple[str, str | None, str | None] | None = None
@@ -131,7 +140,7 @@ def _ingest_rows(mem: Memory, rows: Iterable[tuple[str, str | None, dict[str, An
     def flush() -> None:
         nonlocal count
         if batch and key is not None:
-            mem.add(batch, user_id=key[0], session_id=key[1], agent_id=key[2])
+            mem.add(batch, user_id=key[0], session_id=key[1], agent_id=key[2], writer=writer, source=source)
             count += len(batch)
             batch.clear()
 
@@ -156,10 +165,12 @@ def _ingest_rows(mem: Memory, rows: Iterable[tuple[str, str | None, dict[str, An
 @click.option("--name", default=None, help="Speaker's name.")
 @click.option("--time", "timestamp", default=None, help="When it was said (ISO 8601); default: now.")
 @click.option("--meta", "metadata", default=None, help="Metadata as a JSON object.")
+@click.option("--source", type=click.Choice(SOURCES), default=None,
+              help="Who wrote it (default: what the role implies; tool and document text is untrusted).")
 @click.argument("content", nargs=-1, required=True)
 @handle_errors
 def add(db: str, user_id: str, session_id: str | None, agent_id: str | None, role: str, name: str | None,
-        timestamp: str | None, metadata: str | None, content: tuple[str, ...]) -> None:
+        timestamp: str | None, metadata: str | None, source: str | None, content: tuple[str, ...]) -> None:
     """Remember a message (CONTENT words are joined with spaces)."""
     meta = None
     if metadata:
@@ -171,8 +182,12 @@ def add(db: str, user_id: str, session_id: str | None, agent_id: str | None, rol
     if name:
         msg["name"] = name
     with _open(db, create=True) as mem:
-        ids = mem.add(msg, user_id=user_id, session_id=session_id, agent_id=agent_id, timestamp=timestamp, metadata=meta)
+        ids = mem.add(msg, user_id=user_id, session_id=session_id, agent_id=agent_id, timestamp=timestamp, metadata=meta,
+                      source=source)
+        held = mem.get(ids[0]).status == "quarantined"
     click.echo(ids[0])
+    if held:
+        err_console.print(f"quarantined for review (it reads like an instruction): engramdb quarantine list --user {user_id}")
 
 
 @main.command()
@@ -366,7 +381,8 @@ def list_cmd(db: str, user_id: str, session_id: str | None, limit: int, offset: 
     for col in ("id", "when", "session", "who", "text"):
         t.add_column(col, overflow="fold")
     for e in eps:
-        t.add_row(e.id, display(e.timestamp), e.session_id or "", e.speaker or "", e.text)
+        who = (e.speaker or "") + (f" ({e.status})" if e.status != "active" else "")
+        t.add_row(e.id, display(e.timestamp), e.session_id or "", who, e.text)
     console.print(t)
 
 
@@ -403,7 +419,7 @@ def delete(db: str, user_id: str | None, episode_id: str) -> None:
 @click.option("--before", default=None, help="Only what was said before this time (ISO 8601).")
 @click.option("--query", "-q", default=None, help="What recall finds for this query (shown first; --yes deletes).")
 @click.option("--yes", is_flag=True, help="With --query: delete what it finds.")
-@click.option("--receipt", "receipt_path", type=click.Path(dir_okay=False), default=None, help="Write the receipt here.")
+@click.option("--receipt", "receipt_path", type=SafePath(dir_okay=False), default=None, help="Write the receipt here.")
 @handle_errors
 def forget(db: str, user_id: str, session_id: str | None, before: str | None, query: str | None, yes: bool,
            receipt_path: str | None) -> None:
@@ -422,7 +438,7 @@ def forget(db: str, user_id: str, session_id: str | None, before: str | None, qu
 
 @main.command(name="verify-deleted")
 @db_option
-@click.argument("receipt_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("receipt_path", type=SafePath(exists=True, dir_okay=False))
 @handle_errors
 def verify_deleted(db: str, receipt_path: str) -> None:
     """Check a deletion receipt again: its episodes and texts are still gone (exit 1 if not)."""
@@ -461,7 +477,7 @@ def stats(db: str, user_id: str | None, as_json: bool) -> None:
 @main.command()
 @db_option
 @user_option(required=False)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File to write (default: stdout).")
+@click.option("--output", "-o", type=SafePath(dir_okay=False), default="-", help="File to write (default: stdout).")
 @handle_errors
 def export(db: str, user_id: str | None, output: str) -> None:
     """Write episodes as JSONL (one per line; re-importable with `import jsonl`)."""
@@ -491,22 +507,30 @@ def reembed(db: str, embedder: str) -> None:
 @main.command(name="import")
 @db_option
 @click.argument("kind", type=click.Choice(["locomo", "longmemeval", "jsonl"]))
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=SafePath(exists=True, dir_okay=False))
 @click.option("--user", "-u", "user_id", default=None, help="Default user_id for JSONL rows without one.")
 @click.option("--limit", default=None, type=int, help="Only the first N conversations.")
+@click.option("--source", type=click.Choice(SOURCES), default=None,
+              help="Who wrote the messages (default: what each role implies).")
 @handle_errors
-def import_cmd(db: str, kind: str, path: str, user_id: str | None, limit: int | None) -> None:
+def import_cmd(db: str, kind: str, path: str, user_id: str | None, limit: int | None, source: str | None) -> None:
     """Import conversations: LoCoMo (one user per conversation), LongMemEval (one user per
-    question history) or JSONL (one message per line)."""
+    question history) or JSONL (one message per line).
+
+    Imported messages are written by ``import:<file name>`` and checked for poisoning at the
+    untrusted threshold; what is flagged is quarantined (``engramdb quarantine list``)."""
     from .io.datasets import load_jsonl, load_locomo, load_longmemeval
 
+    writer = f"import:{Path(path).name}"[:200]
     with _open(db, create=True) as mem:
+        held_before = mem.stats().quarantined
         if kind == "jsonl":
             rows = list(load_jsonl(path, default_user=user_id))
             with progress_bar() as prog:
                 prog.add_task("importing messages", total=len(rows))
-                n = _ingest_rows(mem, rows, prog)
+                n = _ingest_rows(mem, rows, prog, writer=writer, source=source)
             err_console.print(f"imported {n} messages")
+            _report_held(mem.stats().quarantined - held_before)
             return
         convs = load_locomo(path) if kind == "locomo" else list(load_longmemeval(path))
         convs = convs[:limit] if limit else convs
@@ -516,9 +540,72 @@ def import_cmd(db: str, kind: str, path: str, user_id: str | None, limit: int | 
             for c in convs:
                 for s in c.sessions:
                     if s.messages:
-                        mem.add(s.messages, user_id=c.user_id, session_id=s.id)
+                        mem.add(s.messages, user_id=c.user_id, session_id=s.id, writer=writer, source=source)
                     prog.advance(task, len(s.messages))
         err_console.print(f"imported {total} messages for {len(convs)} users into {db}")
+        _report_held(mem.stats().quarantined - held_before)
+
+
+def _report_held(n: int) -> None:
+    if n:
+        err_console.print(f"{n} quarantined for review (they read like instructions): engramdb quarantine list --user U")
+
+
+@main.group()
+def quarantine() -> None:
+    """Review episodes held back as possibly poisoned: list, release, hold."""
+
+
+@quarantine.command(name="list")
+@db_option
+@user_option()
+@click.option("--limit", "-n", default=100, show_default=True, help="How many.")
+@json_option
+@handle_errors
+def quarantine_list(db: str, user_id: str, limit: int, as_json: bool) -> None:
+    """A user's quarantined episodes, with why each was flagged."""
+    with _open(db, embedder=None) as mem:
+        held = mem.quarantined(user_id=user_id, limit=limit)
+    if as_json:
+        click.echo(json.dumps([f.to_dict() for f in held], indent=1, ensure_ascii=False))
+        return
+    if not held:
+        err_console.print(f"nothing quarantined for {user_id}")
+        return
+    t = Table()
+    for col in ("id", "when", "source", "score", "reasons", "text"):
+        t.add_column(col, overflow="fold")
+    for f in held:
+        e = f.episode
+        t.add_row(e.id, display(e.timestamp), f"{e.source}" + (f" via {e.writer}" if e.writer else ""),
+                  f"{f.score:.2f}", ", ".join(f.reasons), e.text)
+    console.print(t)
+
+
+@quarantine.command(name="release")
+@db_option
+@user_option()
+@click.argument("episode_ids", nargs=-1, required=True)
+@handle_errors
+def quarantine_release(db: str, user_id: str, episode_ids: tuple[str, ...]) -> None:
+    """Release episodes: recalled again, their facts drawn."""
+    with _open(db) as mem:
+        for eid in episode_ids:
+            mem.release(eid, user_id=user_id)
+            click.echo(f"released {eid}")
+
+
+@quarantine.command(name="hold")
+@db_option
+@user_option()
+@click.argument("episode_ids", nargs=-1, required=True)
+@handle_errors
+def quarantine_hold(db: str, user_id: str, episode_ids: tuple[str, ...]) -> None:
+    """Quarantine episodes by hand (not recalled, their facts not known, until released)."""
+    with _open(db, embedder=None) as mem:
+        for eid in episode_ids:
+            mem.quarantine(eid, user_id=user_id)
+            click.echo(f"quarantined {eid}")
 
 
 from .bench.cli import bench  # noqa: E402  (bench needs only clikit, so no cycle)

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any, Callable, TypeVar
 
+import click
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -41,6 +42,17 @@ def handle_errors(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+class SafePath(click.Path):
+    """``click.Path`` that answers a path the OS cannot take (a NUL, an unencodable character)
+    with a usage error instead of a traceback."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except ValueError as exc:  # os.stat: "embedded null byte", UnicodeEncodeError
+            self.fail(f"{value!r} is not a usable path: {exc}", param, ctx)
 
 
 def progress_bar() -> Progress:
