@@ -45,7 +45,7 @@ def _check_limit(limit: object) -> None:
     check_count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
 
 
-def open_store(target: object) -> Store:
+def open_store(target: object, *, read_only: bool = False) -> Store:
     """A store for a path (SQLite file, ``:memory:``) or a database URL."""
     if not isinstance(target, (str, os.PathLike)):
         raise InputError(
@@ -59,7 +59,7 @@ def open_store(target: object) -> Store:
         )
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
-    return SQLiteStore(text)
+    return SQLiteStore(text, read_only=read_only)
 
 
 class Memory:
@@ -83,6 +83,8 @@ class Memory:
       ``consolidate_on_add`` (default) each ``add`` is consolidated right after it is stored.
     - ``persist_indexes``: save each large user's recall index beside the file
       (``memory.db.idx/``), so another process searches it without rebuilding it.
+    - ``read_only``: open the file for reading only (searches work, writes raise
+      :class:`StoreError`); a file or folder this process may not write is opened so anyway.
     - ``guard``: the write-time poisoning check (:class:`~engramdb.guard.Guard`); messages it
       flags are stored quarantined: kept, listed by :meth:`quarantined`, recalled only when
       asked for, until :meth:`release`. ``None`` turns the check off.
@@ -103,9 +105,11 @@ class Memory:
         consolidate_on_add: bool = True,
         persist_indexes: bool = True,
         guard: Guard | None = _DEFAULT_GUARD,
+        read_only: bool = False,
     ) -> None:
         if isinstance(path_or_store, (str, os.PathLike)) or not hasattr(path_or_store, "capabilities"):
-            self.store: Store = open_store(path_or_store)  # refuses what is neither a path nor a store
+            # refuses what is neither a path nor a store
+            self.store: Store = open_store(path_or_store, read_only=read_only)
         else:
             self.store = path_or_store
         self._embedder = LazyEmbedder(embedder)
@@ -187,6 +191,8 @@ class Memory:
         writer = check_id(writer, "writer", required=False)
         default_time = self._clock() if timestamp is None else parse_timestamp(timestamp)
         drafts = normalise_messages(messages, default_time=default_time, metadata=metadata)
+        if self.store.read_only:  # before any embedding work
+            raise StoreError(f"cannot add to this memory: {self.store.read_only}", reason=self.store.read_only)
         # A message with the id of an episode this user has is already here (a re-import, a
         # retried add): skipped, so importing the same file twice changes nothing.
         given = [d.id for d in drafts if d.id is not None]
@@ -306,7 +312,7 @@ class Memory:
             computed = self.embedder.embed([texts[h] for h in missing])
             self.embedded_texts += len(missing)
             new = dict(zip(missing, computed))
-            if self._cache is not None:
+            if self._cache is not None and not self._cache.read_only:
                 self._cache.put_vectors(model, new)
             found.update(new)
         return found

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import sqlite3
+import tempfile
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -90,6 +94,73 @@ def test_a_failed_write_names_its_cause(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="full"):
             m.add(["a long message " * 2000] * 20, user_id="u")
         assert [e.text for e in m.list(user_id="u")] == ["first"]  # the acknowledged write is there
+
+
+def _file_bytes(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_read_only_open_searches_and_refuses_every_write(tmp_path: Path) -> None:
+    db = tmp_path / "ro.db"
+    with Memory(db, embedder=None) as m:
+        [eid] = m.add("I keep bees on the roof.", user_id="u")
+    before = _file_bytes(db)
+    with Memory(db, embedder=None, read_only=True) as m:
+        assert m.search("bees", user_id="u")[0].episode_ids == [eid]
+        assert m.context("bees", user_id="u").episode_ids == (eid,)
+        assert m.facts(user_id="u") is not None and m.stats().episodes == 1
+        for write in (
+            lambda: m.add("more", user_id="u"),
+            lambda: m.delete(eid),
+            lambda: m.quarantine(eid, user_id="u"),
+            lambda: m.forget(user_id="u"),
+        ):
+            with pytest.raises(StoreError, match="read-only"):
+                write()
+    wal = Path(str(db) + "-wal")
+    assert _file_bytes(db) == before and (not wal.exists() or wal.stat().st_size == 0)
+    with pytest.raises(StoreError):
+        Memory(tmp_path / "missing.db", embedder=None, read_only=True)
+
+
+@contextmanager
+def _as_nobody() -> Iterator[None]:
+    """Run as an unprivileged user (root may write any file, so a read-only file needs one)."""
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_a_file_this_process_may_not_write_is_opened_read_only(tmp_path: Path) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="engramdb-ro-"))  # under /tmp: reachable by any user
+    try:
+        db = folder / "m.db"
+        with Memory(db, embedder=None) as m:
+            [eid] = m.add("I keep bees on the roof.", user_id="u")
+        before = _file_bytes(db)
+        if os.geteuid() == 0:
+            folder.chmod(0o755)  # root's file and folder: others may read, not write
+            guard = _as_nobody()
+        else:
+            db.chmod(0o444)
+            folder.chmod(0o555)
+            guard = nullcontext()
+        with guard:
+            with Memory(db, embedder=None) as m:
+                assert m.store.read_only
+                assert m.search("bees", user_id="u")[0].episode_ids == [eid]
+                with pytest.raises(StoreError, match="read-only"):
+                    m.add("more", user_id="u")
+        assert _file_bytes(db) == before
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_read_commands_refuse_a_missing_file(tmp_path: Path) -> None:

@@ -94,6 +94,8 @@ class Recaller:
         unsaved = scope.units - scope.saved_units
         if self._root is None or self._store_id is None or unsaved < max(SAVE_MIN_UNITS, SAVE_SHARE * scope.units):
             return
+        if self.store.read_only:  # a reader who may not write beside the file still reads what is saved
+            return
         try:
             snapshot.save(scope, self._root, self._store_id)
             scope.saved_units = scope.units

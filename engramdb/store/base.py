@@ -141,6 +141,7 @@ class Store(Protocol):
 
     dialect: str
     capabilities: frozenset[str]
+    read_only: str | None  # why writes are refused (e.g. "the file is read-only"); None: they are not
 
     def semantic(self) -> SemanticStore:
         """The semantic-memory store sharing this store's database (capability ``semantic``)."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+from urllib.parse import quote
 
 import numpy as np
 
@@ -62,15 +63,28 @@ class SQLiteStore:
     dialect = "sqlite"
     capabilities = frozenset({SEMANTIC, PERSISTENT_INDEX})
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, timeout: float = 30.0, read_only: bool = False) -> None:
         self.path = str(path)
+        #: Why writes are refused (None: they are not). A file this process may not write (or
+        #: whose folder it may not write: SQLite keeps the WAL beside it) is opened read-only.
+        self.read_only: str | None = "opened read-only" if read_only else None
         if self.path != ":memory:":
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"directory {parent} does not exist", path=self.path)
             self.path = str(Path(self.path).expanduser())
+            if not read_only and os.path.exists(self.path):
+                eff = os.access in os.supports_effective_ids  # what this process may do, as it runs
+                if not os.access(self.path, os.W_OK, effective_ids=eff):
+                    self.read_only = "the file is read-only"
+                elif not os.access(parent, os.W_OK, effective_ids=eff):
+                    self.read_only = f"its folder {parent} is read-only"
+        elif read_only:
+            raise StoreError("an in-memory store cannot be read-only", path=self.path)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
+            self._conn = self._connect(timeout) if self.read_only else sqlite3.connect(
+                self.path, timeout=timeout, check_same_thread=False, isolation_level=None
+            )
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
             raise MigrationError(f"{self.path} is not an engramdb database: {exc}", path=self.path) from exc
@@ -82,7 +96,8 @@ class SQLiteStore:
                 path=self.path,
             )
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                self._conn.execute("PRAGMA journal_mode=WAL")
             # FULL: an acknowledged add survives power loss, not only a process crash.
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
@@ -93,10 +108,34 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self.migrate()
 
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        """A read-only connection. SQLite reads a WAL file through its shared-memory index, which
+        a reader who may not write the folder cannot create; then the file is read as immutable,
+        which is exact only when no writes wait in the WAL (checked)."""
+        if not os.path.exists(self.path):
+            raise StoreError(f"no database at {self.path} to open read-only", path=self.path)
+        uri = "file:" + quote(str(Path(self.path).resolve())) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0:
+            raise StoreError(
+                f"{self.path} is read-only ({self.read_only}) and has writes waiting in {wal}: open it once "
+                "where it can be written (that applies them), or read a copy",
+                path=self.path,
+            )
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout, check_same_thread=False, isolation_level=None)
+
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(f"cannot write to {self.path}: {self.read_only}", path=self.path)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -158,9 +197,10 @@ class SQLiteStore:
 
     def applied(self) -> list[str]:
         with self._lock:
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
+            if not self.read_only:
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+                )
             return [r[0] for r in self._conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
 
     def pending(self) -> list[str]:
@@ -176,6 +216,13 @@ class SQLiteStore:
         if unknown:
             raise MigrationError(
                 f"{self.path} was written by a newer engramdb (migrations {sorted(unknown)}); upgrade engramdb",
+                path=self.path,
+            )
+        missing = [m.name for m in MIGRATIONS if m.name not in done]
+        if missing and self.read_only:
+            raise MigrationError(
+                f"{self.path} needs upgrading to schema {MIGRATIONS[-1].name}, but {self.read_only}: open it "
+                "once where it can be written",
                 path=self.path,
             )
         for m in MIGRATIONS:
@@ -229,6 +276,8 @@ class SQLiteStore:
         rows = self._q("SELECT value FROM meta WHERE key = 'store_id'")
         if rows:
             return str(rows[0][0])
+        if self.read_only:  # an old file never given one: nothing saved from it can be trusted
+            return "read-only-" + uuid.uuid4().hex
         with self._tx() as c:
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
         return str(self._q("SELECT value FROM meta WHERE key = 'store_id'")[0][0])
