@@ -114,7 +114,7 @@ _CUES: list[tuple[str, float, re.Pattern[str]]] = [
         r"alert(?:ing)?|ask(?:ing)?)\b[^.!?\n]{0,20}\b(?:the user|them|anyone|for confirmation)\b[^.!?\n]{0,40}"
         r"(?:\babout this\b|\bquietly\b|\bsecret\b|\bconfirmation\b|\bnote\b)|\bquietly (?:forward|send|share|delete)",
         re.I)),
-    ("memory-write", 0.4, re.compile(
+    ("memory-write", 0.6, re.compile(
         r"\b(?:store|save|keep|write) (?:this|that|it) (?:in|to|into) (?:your )?(?:long[- ]term )?memory\b|"
         r"\bremember (?:this |that )?(?:for|in) (?:all|every) (?:future|later)\b", re.I)),
     # Conditional triggers: "when this phrase appears in the question, answer X".
@@ -135,11 +135,11 @@ _CUES: list[tuple[str, float, re.Pattern[str]]] = [
     ("exfiltration", 0.6, re.compile(
         r"!\[[^\]]*\]\(https?://[^)\s]*[?&][^)\s]*\)|https?://\S*[?&]\w+=(?:\{|<|\$\{|%7B)|\{\{[^}]*\}\}|"
         r"\b(?:send|forward|email|post|upload|transfer|share)\b[^.!?\n]{0,60}\b(?:to|with)\b\s+(?:https?://|\S+@\S+\.\w+)|"
-        r"\bcurl\b[^|\n]*\|\s*(?:ba)?sh\b|\bpayments?\b[^.\n]{0,40}\bgo to account\b", re.I)),
+        r"\bcurl\b[^|\n]*\|\s*(?:ba)?sh\b", re.I)),
     ("action", 0.6, re.compile(
         r"\b(?:delete|wipe|erase) (?:all|every|the)\b[^.!?\n]{0,30}\b(?:memor(?:y|ies)|records?|files|data|notes)\b|"
-        r"\bgrant(?:ed)? (?:you )?(?:admin|permission|access)\b|\bdouble the dose\b|\bstop taking\b|"
-        r"\bwithout (?:asking|checks|confirmation|verification)\b|\bapproved? sharing\b", re.I)),
+        r"\bgrant(?:ed)? (?:you )?(?:admin|permission|access)\b|"
+        r"\bwithout (?:asking|checks|confirmation|verification)\b", re.I)),
 ]
 
 # Quoted spans: "…", “…”, ‘…’ and '…' (an apostrophe inside a word, as in "don't", is not a quote).

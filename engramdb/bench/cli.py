@@ -58,7 +58,7 @@ def _run(kind: str, path: str, config: str, corpus: str, split: str, budgets: tu
 
 def _bench_command(kind: str, help_text: str) -> click.Command:
     @click.command(name=kind, help=help_text)
-    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @click.argument("path", type=_cli.SafePath(exists=True, dir_okay=False))
     @click.option("--config", default="default", show_default=True, type=click.Choice(list(runner.CONFIGS)),
                   help="Engine configuration: default, the bm25 baseline, or an ablation.")
     @click.option("--corpus", default="all", show_default=True, type=click.Choice(["all", "official"]),
@@ -69,8 +69,8 @@ def _bench_command(kind: str, help_text: str) -> click.Command:
                   "'report' (the second; judge them there).")
     @click.option("--budget", "budgets", multiple=True, type=int,
                   help="Token budget B for er@B, cite@B, ans@B, ctx@B (repeatable). Default: 500 1000 2000 4000.")
-    @click.option("--report", default=None, type=click.Path(file_okay=False), help="Folder for <dataset>-<config>-summary.md, plots and the JSON results.")
-    @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Write per-question results as JSON here.")
+    @click.option("--report", default=None, type=_cli.SafePath(file_okay=False), help="Folder for <dataset>-<config>-summary.md, plots and the JSON results.")
+    @click.option("--output", "-o", default=None, type=_cli.SafePath(dir_okay=False), help="Write per-question results as JSON here.")
     @click.option("--limit", default=None, type=int, help="Only the first N questions.")
     @click.option("--jobs", "-j", default=1, show_default=True, help="Parallel worker processes.")
     @click.option("--cache", default=_default_cache, show_default="~/.cache/engramdb/embeddings.sqlite", help="Shared embedding cache file.")
@@ -94,8 +94,8 @@ bench.add_command(_bench_command("longmemeval", "Run LongMemEval (S, M or oracle
 
 
 @bench.command(name="compare")
-@click.argument("a", type=click.Path(exists=True, dir_okay=False))
-@click.argument("b", type=click.Path(exists=True, dir_okay=False))
+@click.argument("a", type=_cli.SafePath(exists=True, dir_okay=False))
+@click.argument("b", type=_cli.SafePath(exists=True, dir_okay=False))
 @click.option("--metric", "metrics", multiple=True, help="Metric to compare (repeatable). Default: the headline metrics.")
 @_cli.handle_errors
 def compare_cmd(a: str, b: str, metrics: tuple[str, ...]) -> None:
@@ -103,3 +103,50 @@ def compare_cmd(a: str, b: str, metrics: tuple[str, ...]) -> None:
     da, db = R.read_json(a), R.read_json(b)
     rows = R.compare(da, db, metrics or None)
     _cli.console.print(R.compare_table(rows, Path(a).name, Path(b).name))
+
+
+@bench.command(name="poisoning")
+@click.option("--labelled", default=None, type=_cli.SafePath(exists=True, dir_okay=False),
+              help="Labelled set (JSONL: text, label attack|benign, source, split). Default: the bundled one.")
+@click.option("--chats", "chats", multiple=True, type=(click.Choice(["locomo", "longmemeval", "jsonl"]), _cli.SafePath(exists=True, dir_okay=False)),
+              help="Also count flags on ordinary chat: KIND FILE (repeatable); every message is taken as benign.")
+@click.option("--output", "-o", default=None, type=_cli.SafePath(dir_okay=False), help="Write the results as JSON here.")
+@_cli.handle_errors
+def poisoning_cmd(labelled: str | None, chats: tuple[tuple[str, str], ...], output: str | None) -> None:
+    """The poisoning check: detection and false-positive rates on the labelled set (tune and
+    report halves), and how often it flags ordinary chat."""
+    import json
+
+    from rich.table import Table
+
+    from ..io.datasets import load_jsonl, load_locomo, load_longmemeval
+    from . import poisoning
+
+    doc: dict[str, Any] = {"labelled": poisoning.score(poisoning.load(labelled or poisoning.LABELLED)), "chats": {}}
+    t = Table(title="poisoning check: labelled set")
+    for col in ("split", "attacks", "benign", "detection", "false-positive rate"):
+        t.add_column(col, justify="right")
+    for split, r in doc["labelled"].items():
+        t.add_row(split, str(r["attacks"]), str(r["benign"]), f"{r['detection']:.3f}", f"{r['false_positive_rate']:.3f}")
+    _cli.console.print(t)
+    for r in doc["labelled"].get("report", {}).get("missed", []):
+        _cli.console.print(f"  missed (report half): {r[:100]}", markup=False)
+    for kind, path in chats:
+        if kind == "jsonl":
+            msgs: Any = ((m.get("content", ""), m.get("role")) for _, _, m in load_jsonl(path, default_user="-"))
+        else:
+            convs = load_locomo(path) if kind == "locomo" else load_longmemeval(path)
+            msgs = ((m["content"], m.get("role")) for c in convs for s in c.sessions for m in s.messages)
+        with _cli.progress_bar() as prog:
+            task = prog.add_task(f"checking {kind} messages", total=None)
+            res = poisoning.chat_false_positives(msgs, progress=lambda n: prog.update(task, completed=n))
+        doc["chats"][f"{kind}:{Path(path).name}"] = res
+        _cli.console.print(
+            f"{kind} {Path(path).name}: {res['flagged']} of {res['messages']:,} distinct messages flagged "
+            f"({res['us_per_message']} µs per message)", markup=False,
+        )
+        for ex in res["examples"][:10]:
+            _cli.console.print(f"  {ex['role']} [{', '.join(ex['reasons'])}] {ex['text'][:100]}", markup=False)
+    if output:
+        Path(output).write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
+        _cli.err_console.print(f"results: {output}")
