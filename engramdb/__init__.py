@@ -28,6 +28,7 @@ from .errors import (
 from .llm.client import OpenAICompatible
 from .forget import DeletionReceipt
 from .guard import Guard, Verdict
+from .lifecycle import MaintenanceReport, Policy, Recognition
 from .memory import Memory
 from .model import Change, Entity, Episode, Explanation, Fact, Flagged, Hit, Segment, StoreStats
 from .plugins import hookimpl
@@ -61,13 +62,16 @@ __all__ = [
     "LLMError",
     "LLMExtractor",
     "LimitError",
+    "MaintenanceReport",
     "Memory",
     "MigrationError",
     "MissingDependencyError",
     "NotFoundError",
     "OnnxEmbedder",
     "OpenAICompatible",
+    "Policy",
     "RecallOptions",
+    "Recognition",
     "RuleExtractor",
     "ScopeError",
     "Segment",

@@ -19,6 +19,7 @@ from . import __version__
 from .clikit import SafePath, console, err_console, handle_errors, progress_bar
 from .errors import InputError, NotFoundError
 from .guard import SOURCES
+from .lifecycle import Policy
 from .memory import Memory
 from .model import Hit
 from .timeutil import display
@@ -544,6 +545,99 @@ def import_cmd(db: str, kind: str, path: str, user_id: str | None, limit: int | 
                     prog.advance(task, len(s.messages))
         err_console.print(f"imported {total} messages for {len(convs)} users into {db}")
         _report_held(mem.stats().quarantined - held_before)
+
+
+def _policy_options(fn: F) -> F:
+    fn = click.option("--ttl-days", type=float, default=None, help="Delete memories older than this many days (verifiably).")(fn)
+    fn = click.option("--max-active", type=int, default=None, help="Keep at most this many active; archive the weakest.")(fn)
+    fn = click.option("--archive-below", type=float, default=None, help="Archive memories whose strength (0..1) fell below this.")(fn)
+    return fn
+
+
+def _policy_of(archive_below: float | None, max_active: int | None, ttl_days: float | None) -> Policy | None:
+    if archive_below is None and max_active is None and ttl_days is None:
+        return None
+    return Policy(archive_below=archive_below, max_active=max_active, ttl=ttl_days)
+
+
+@main.command()
+@db_option
+@user_option(required=False)
+@_policy_options
+@click.option("--now", default=None, help="The time strengths are judged at (ISO 8601); default: now.")
+@click.option("--dry-run", is_flag=True, help="Show what would be archived or deleted; change nothing.")
+@json_option
+@handle_errors
+def maintain(db: str, user_id: str | None, archive_below: float | None, max_active: int | None, ttl_days: float | None,
+             now: str | None, dry_run: bool, as_json: bool) -> None:
+    """Apply a retention policy (given here, or kept with `engramdb policy`): archive what has
+    grown weak or is over capacity, delete what is past its TTL. Without --user: every user
+    with a policy. Safe to run from cron."""
+    given = _policy_of(archive_below, max_active, ttl_days)
+    with _open(db, embedder=None) as mem:
+        users = [user_id] if user_id else mem.users()
+        reports = []
+        for u in users:
+            if given is None and mem.policy(user_id=u) is None:
+                continue
+            reports.append(mem.maintain(user_id=u, policy=given, now=now, dry_run=dry_run))
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in reports], indent=1))
+        return
+    if not reports:
+        err_console.print("no policy to apply: give one (--max-active, --archive-below, --ttl-days) or keep one with `engramdb policy`")
+    for r in reports:
+        verb = "would archive" if r.dry_run else "archived"
+        click.echo(f"{r.user_id}: {verb} {len(r.archived)}, {'would delete' if r.dry_run else 'deleted'} {len(r.deleted)}; "
+                   f"active {r.active_before} -> {r.active_after}")
+
+
+@main.command()
+@db_option
+@user_option(required=False)
+@_policy_options
+@click.option("--clear", is_flag=True, help="Remove the kept policy.")
+@handle_errors
+def policy(db: str, user_id: str | None, archive_below: float | None, max_active: int | None, ttl_days: float | None,
+           clear: bool) -> None:
+    """Keep a retention policy for a user (or, without --user, the default for all), or show it."""
+    given = _policy_of(archive_below, max_active, ttl_days)
+    with _open(db, embedder=None, create=given is not None) as mem:
+        if clear or given is not None:
+            mem.set_policy(None if clear else given, user_id=user_id)
+        kept = mem.policy(user_id=user_id)
+    click.echo(json.dumps(kept.to_dict() if kept else None))
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--limit", "-n", default=5, show_default=True, help="How many pointers.")
+@json_option
+@click.argument("query")
+@handle_errors
+def recognise(db: str, user_id: str, limit: int, as_json: bool, query: str) -> None:
+    """Have we talked about this? Yes or no, when, and pointers (archived memories included)."""
+    with _open(db, embedder=None) as mem:
+        rec = mem.recognise(query, user_id=user_id, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rec.to_dict(), indent=1, ensure_ascii=False))
+        return
+    click.echo(f"{'yes' if rec.known else 'no'} ({rec.score:.2f})")
+    for e, sc in zip(rec.episodes, rec.scores):
+        click.echo(f"  {sc:.2f} {display(e.timestamp)} [{e.status}] {e.id}: {e.text[:100]}")
+
+
+@main.command()
+@db_option
+@user_option()
+@click.argument("episode_ids", nargs=-1, required=True)
+@handle_errors
+def restore(db: str, user_id: str, episode_ids: tuple[str, ...]) -> None:
+    """Bring archived episodes back into recall."""
+    with _open(db, embedder=None) as mem:
+        moved = mem.restore(list(episode_ids), user_id=user_id)
+    click.echo(f"restored {len(moved)}")
 
 
 def _report_held(n: int) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import json
 import os
 import threading
+import time
 import uuid
 import warnings
 from datetime import datetime
@@ -24,6 +26,10 @@ from .encode.timex import find_times
 from .errors import EmbedderError, InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .forget import DeletionReceipt, probes_for, residue
 from .guard import SOURCES, Guard, source_for_role
+from .lifecycle import (
+    DAY, RECOGNITION_MIX, SURPRISE_WEIGHT, MaintenanceReport, Policy, Recognition, code_similarity,
+    estimate_importance, recognition_scores, retrievability,
+)
 from .model import Change, Entity, Episode, Explanation, Fact, Flagged, Hit, Segment, StoreStats
 from .recall.packing import Context, pack
 from .recall.pipeline import Recaller
@@ -43,6 +49,14 @@ _DEFAULT_GUARD = Guard()  # stateless: one serves every memory
 
 def _check_limit(limit: object) -> None:
     check_count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
+
+
+def _id_list(ids: object) -> builtins.list[str]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple, set, frozenset)):
+        raise InputError("episode_ids must be a list of episode ids", field="episode_ids")
+    if len(ids) > 100_000:
+        raise LimitError("at most 100,000 episode ids per call", field="episode_ids")
+    return [check_text(i, field_name="episode_ids", limit=256) for i in ids]
 
 
 def open_store(target: object, *, read_only: bool = False) -> Store:
@@ -83,6 +97,9 @@ class Memory:
       ``consolidate_on_add`` (default) each ``add`` is consolidated right after it is stored.
     - ``persist_indexes``: save each large user's recall index beside the file
       (``memory.db.idx/``), so another process searches it without rebuilding it.
+    - ``track_use``: ``search()`` and ``context()`` record that what they return was used,
+      which strengthens it (:mod:`engramdb.lifecycle`); written in batches, so a crash may lose
+      the last few seconds of use, never a memory.
     - ``read_only``: open the file for reading only (searches work, writes raise
       :class:`StoreError`); a file or folder this process may not write is opened so anyway.
     - ``guard``: the write-time poisoning check (:class:`~engramdb.guard.Guard`); messages it
@@ -106,6 +123,7 @@ class Memory:
         persist_indexes: bool = True,
         guard: Guard | None = _DEFAULT_GUARD,
         read_only: bool = False,
+        track_use: bool = True,
     ) -> None:
         if isinstance(path_or_store, (str, os.PathLike)) or not hasattr(path_or_store, "capabilities"):
             # refuses what is neither a path nor a store
@@ -128,6 +146,10 @@ class Memory:
         self.extractor: Extractor = extractor or RuleExtractor()
         self.consolidate_on_add = consolidate_on_add
         self.guard = guard
+        self.track_use = track_use
+        self._uses: dict[str, dict[str, tuple[float, float]]] = {}  # user -> id -> (when, weight), unwritten
+        self._uses_flushed = time.monotonic()
+        self._recognition: dict[str, tuple[int | None, list[int], list[bytes], list[bytes | None]]] = {}
         self._facts = self.store.semantic() if SEMANTIC in self.store.capabilities else None
         self._lock = threading.RLock()
         persist = persist_indexes and PERSISTENT_INDEX in self.store.capabilities
@@ -145,6 +167,10 @@ class Memory:
         self.close()
 
     def close(self) -> None:
+        try:
+            self._flush_uses(force=True)
+        except StoreError:  # a read-only file, a full disk: uses are a hint, the memories are safe
+            pass
         self.store.close()
         if self._cache is not None:
             self._cache.close()
@@ -238,7 +264,8 @@ class Memory:
                     recorded_at=d.recorded_at or recorded,
                     place=d.place,
                     metadata=d.metadata,
-                    importance=d.importance,
+                    importance=d.importance if d.importance is not None else estimate_importance(d.content, d.role),
+                    importance_given=d.importance is not None,
                     content_hash=hashlib.sha256(d.content.encode("utf-8")).hexdigest(),
                     units=units,
                     times=find_times(d.content, d.timestamp),
@@ -248,8 +275,8 @@ class Memory:
                 )
             )
         vectors = self._vectors_for(model, to_embed) if model else {}
-        self.store.add_episodes(user, episodes, model, vectors)
-        made = iter(e.id for e, d in zip(episodes, drafts) if d.id is None)
+        merged = self.store.add_episodes(user, episodes, model, vectors)
+        made = iter(merged.get(e.id, e.id) for e, d in zip(episodes, drafts) if d.id is None)
         if self.consolidate_on_add and self._facts is not None:
             try:
                 self.consolidate(user_id=user)
@@ -358,12 +385,11 @@ class Memory:
         cutoff = parse_timestamp(before, field="before") if before is not None else None
         whole_user = session is None and cutoff is None and query is None and episode_ids is None
         if query is not None:
-            found = self.search(query, user_id=user, limit=limit)
+            found = self._search(query, user, limit, None, None, None)  # finding what to forget is no use of it
             chosen = builtins.list(dict.fromkeys(e.id for h in found for e in h.episodes))
             dry_run = True if dry_run is None else dry_run
         elif episode_ids is not None:
-            if isinstance(episode_ids, str) or not all(isinstance(i, str) for i in episode_ids):
-                raise InputError("episode_ids must be a list of ids", field="episode_ids")
+            episode_ids = _id_list(episode_ids)
             owners = self.store.episode_owners(builtins.list(episode_ids))
             missing = [i for i in episode_ids if owners.get(i) != user]
             if missing:
@@ -438,7 +464,31 @@ class Memory:
         emb = self.embedder
         pending = facts.pending(user)
         vecs = self.store.episode_vectors(user, emb.model_id, [r for r, _, _ in pending]) if emb and pending else {}
-        return consolidation.run(facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, vecs)
+        report = consolidation.run(facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, vecs)
+        if vecs and not self.store.read_only:
+            self._add_surprise(pending, vecs)
+        return report
+
+    def _add_surprise(self, pending: Sequence[tuple[int, int, Episode]], vecs: dict[int, np.ndarray]) -> None:
+        """Raise the estimated importance of episodes that shifted the topic: surprise is the
+        cosine distance from the mean of the session's earlier episodes in this batch."""
+        updates: list[tuple[int, float]] = []
+        centroids: dict[str | None, np.ndarray] = {}
+        for rowid, _, ep in pending:
+            v = vecs.get(rowid)
+            if v is None or not np.any(v):
+                continue
+            c = centroids.get(ep.session_id)
+            if c is not None:
+                cos = float(v @ c / (np.linalg.norm(v) * np.linalg.norm(c) or 1.0))
+                surprise = min(max(1.0 - cos, 0.0), 1.0)
+                if surprise > 0.05:
+                    updates.append((rowid, min(1.0, ep.importance + SURPRISE_WEIGHT * surprise)))
+                centroids[ep.session_id] = c + v
+            else:
+                centroids[ep.session_id] = v.astype(np.float64).copy()
+        if updates:
+            self.store.set_importance(updates)
 
     def facts(
         self,
@@ -513,6 +563,166 @@ class Memory:
         for f in facts:
             lines.append(f"fact {f.id} [{f.status}]: {f.text}")
         return Explanation(hit, tuple(facts), tuple(lines))
+
+    # -- lifecycle: strength, tiers, recognition --------------------------------------------
+
+    #: Uses are written when this many are waiting, or this many seconds after the last write.
+    USE_BATCH = 256
+    USE_SECONDS = 10.0
+
+    def _record_use(self, user: str, hits: Sequence[Sequence[str]], now: str | datetime | None) -> None:
+        """Record the episodes of ranked hits as used at ``now``, the hit at rank r with weight 1/r²."""
+        at = (parse_timestamp(now, field="now") if now is not None else self._clock()).timestamp()
+        with self._lock:
+            waiting = self._uses.setdefault(user, {})
+            for rank, ids in enumerate(hits, 1):
+                for eid in ids:
+                    old = waiting.get(eid)
+                    waiting[eid] = (at, max(1.0 / rank**2, old[1] if old else 0.0))
+        self._flush_uses()
+
+    def _flush_uses(self, force: bool = False) -> None:
+        with self._lock:
+            n = sum(len(v) for v in self._uses.values())
+            if not n or (not force and n < self.USE_BATCH and time.monotonic() - self._uses_flushed < self.USE_SECONDS):
+                return
+            batches, self._uses = self._uses, {}
+            self._uses_flushed = time.monotonic()
+        if self.store.read_only:
+            return
+        for user, uses in batches.items():
+            self.store.record_uses(user, uses)
+
+    def reinforce(self, episode_ids: Sequence[str], *, user_id: str, at: str | datetime | None = None) -> int:
+        """Record that these episodes were used (recalled and put to use) at ``at`` (default:
+        now): each grows stronger, more so the weaker it had grown. Returns how many."""
+        user = self._known_user(user_id)
+        ids = _id_list(episode_ids)
+        self._flush_uses(force=True)
+        when = (parse_timestamp(at, field="at") if at is not None else self._clock()).timestamp()
+        owners = self.store.episode_owners(ids)
+        missing = [i for i in ids if owners.get(i) != user]
+        if missing:
+            raise NotFoundError(f"no episode {missing[0]!r} for user {user!r}", id=missing[0])
+        return self.store.record_uses(user, {i: (when, 1.0) for i in ids})
+
+    def set_policy(self, policy: Policy | None, *, user_id: str | None = None) -> None:
+        """Keep ``policy`` for the user (``user_id=None``: for every user without their own);
+        ``maintain`` applies it. ``None`` removes it."""
+        if policy is not None and not isinstance(policy, Policy):
+            raise InputError(f"policy must be a Policy, not {type(policy).__name__}", field="policy")
+        key = "*" if user_id is None else check_id(user_id, "user_id", required=True)
+        assert key is not None
+        self.store.set_policy(key, None if policy is None else json.dumps(policy.to_dict()))
+
+    def policy(self, *, user_id: str | None = None) -> Policy | None:
+        """The policy ``maintain`` applies to the user: their own, else the default, else None."""
+        keys = ["*"] if user_id is None else [check_id(user_id, "user_id", required=True) or "", "*"]
+        for key in keys:
+            text = self.store.get_policy(key)
+            if text is not None:
+                return Policy.from_dict(json.loads(text))
+        return None
+
+    def maintain(
+        self, *, user_id: str, policy: Policy | None = None, now: str | datetime | None = None, dry_run: bool = False
+    ) -> MaintenanceReport:
+        """Apply a policy (the given one, else the kept one): delete what is older than its TTL
+        (verifiably, as :meth:`forget`), archive active memories weaker than ``archive_below``,
+        then the weakest beyond ``max_active``. Archived memories are not recalled but are still
+        recognised (:meth:`recognise`) and can be restored. Safe to run from cron."""
+        user = self._known_user(user_id)
+        if policy is not None and not isinstance(policy, Policy):
+            raise InputError(f"policy must be a Policy, not {type(policy).__name__}", field="policy")
+        if not isinstance(dry_run, bool):
+            raise InputError("dry_run must be True or False", field="dry_run")
+        at = parse_timestamp(now, field="now") if now is not None else self._clock()
+        policy = policy or self.policy(user_id=user)
+        self._flush_uses(force=True)
+        ids, stability, last, _ = self.store.strengths(user)
+        before = len(ids)
+        if policy is None:
+            return MaintenanceReport(user, None, active_before=before, active_after=before, dry_run=dry_run)
+        deleted: tuple[str, ...] = ()
+        receipt = None
+        if policy.ttl_days is not None:
+            cutoff = at.timestamp() - policy.ttl_days * DAY
+            old = [e.id for e in self.store.iter_episodes(user) if e.timestamp.timestamp() < cutoff]
+            if old and not dry_run:
+                receipt = self.forget(user_id=user, episode_ids=old)
+            deleted = tuple(old)
+            gone = set(old)
+            keep = [i not in gone for i in ids]
+            ids = [i for i, k in zip(ids, keep) if k]
+            stability, last = stability[keep], last[keep]
+        elapsed = (at.timestamp() - last) / DAY if ids else np.zeros(0)
+        weak = np.zeros(len(ids), dtype=bool)
+        if policy.archive_below is not None:
+            weak |= retrievability(elapsed, stability) < policy.archive_below
+        if policy.max_active is not None and int((~weak).sum()) > policy.max_active:
+            # Over capacity, what goes is what will be weakest ``horizon_days`` from now: a memory
+            # used often outlasts one merely formed recently. Among equals the older goes first.
+            lasting = retrievability(elapsed + policy.horizon_days, stability)
+            order = np.lexsort((np.arange(len(ids)), lasting))
+            alive = [i for i in order.tolist() if not weak[i]]
+            weak[alive[: len(alive) - policy.max_active]] = True
+        chosen = [i for i, w in zip(ids, weak.tolist()) if w]
+        archived = chosen if dry_run else self.store.set_tier(user, chosen, "archived")
+        model = self.store.embedder_model()
+        if archived and not dry_run and model:
+            self.store.make_codes(user, model)  # what recognition reads of them instead of the index
+        return MaintenanceReport(
+            user, policy, tuple(archived), deleted, before, len(ids) - len(archived), dry_run, receipt,
+        )
+
+    def restore(self, episode_ids: Sequence[str], *, user_id: str) -> builtins.list[str]:
+        """Bring archived episodes back into recall (and count it as a use). Returns those restored."""
+        user = self._known_user(user_id)
+        ids = _id_list(episode_ids)
+        owners = self.store.episode_owners(ids)
+        missing = [i for i in ids if owners.get(i) != user]
+        if missing:
+            raise NotFoundError(f"no episode {missing[0]!r} for user {user!r}", id=missing[0])
+        moved = self.store.set_tier(user, ids, "active")
+        if moved:
+            self.store.record_uses(user, {i: (self._clock().timestamp(), 1.0) for i in moved})
+        return moved
+
+    def recognise(
+        self, query: str, *, user_id: str, limit: int = 5, threshold: float = 0.6, include_active: bool = False
+    ) -> Recognition:
+        """Have we talked about this, in what was archived? Reads the archived memories' gists (a
+        few bytes each, not the recall index; ``include_active``: every memory's): ``known`` when
+        the best holds at least ``threshold`` of the query's content words (idf-weighted); the
+        best ``limit`` episodes point at when, and at what to :meth:`restore`."""
+        if not isinstance(include_active, bool):
+            raise InputError("include_active must be True or False", field="include_active")
+        user = self._known_user(user_id)
+        query = check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
+        _check_limit(limit)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise InputError("threshold must be a number in [0, 1]", field="threshold")
+        version = self.store.user_version(user)
+        key = f"{include_active}:{user}"
+        with self._lock:
+            cached = self._recognition.get(key)
+        if cached is None or cached[0] != version:
+            rowids, gists, codes = self.store.gists(user, archived_only=not include_active)
+            cached = (version, rowids, gists, codes)
+            with self._lock:
+                self._recognition[key] = cached
+        _, rowids, gists, codes = cached
+        scores = recognition_scores(query, gists)
+        qvec = self._recall.query_vector(query) if any(c is not None for c in codes) else None
+        if qvec is not None:  # what the words and the gist of the meaning both say
+            scores = RECOGNITION_MIX * scores + (1 - RECOGNITION_MIX) * code_similarity(qvec, codes)
+        if not scores.size:
+            return Recognition(False, 0.0)
+        top = [int(i) for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] > 0]
+        found = self.store.episodes_by_rowid([rowids[i] for i in top])
+        pairs = [(found[rowids[i]], float(scores[i])) for i in top if rowids[i] in found]
+        best = pairs[0][1] if pairs else 0.0
+        return Recognition(best >= threshold, best, tuple(e for e, _ in pairs), tuple(sc for _, sc in pairs))
 
     # -- quarantine --------------------------------------------------------------------------
 
@@ -614,6 +824,7 @@ class Memory:
         as_of: str | datetime | None = None,
         options: RecallOptions | None = None,
         include_quarantined: bool = False,
+        include_archived: bool = False,
     ) -> builtins.list[Hit]:
         """Recall what bears on ``query``, best first.
 
@@ -621,10 +832,22 @@ class Memory:
         ("last week", "most recent"); ``as_of`` sees memory as it was known then (episodes
         recorded later are hidden).
         ``options`` overrides the memory's recall options for this call (ablations).
-        ``include_quarantined``: recall quarantined episodes too (for a reviewer; never for a prompt).
+        ``include_quarantined``: recall quarantined episodes too (for a reviewer; never for a prompt);
+        ``include_archived``: archived ones too (see :meth:`maintain`).
+        With ``track_use``, the episodes of the hits returned are recorded as used at ``now``.
         """
-        if not isinstance(include_quarantined, bool):
-            raise InputError("include_quarantined must be True or False", field="include_quarantined")
+        hits = self._search(query, user_id, limit, now, as_of, options, include_quarantined, include_archived)
+        if self.track_use and hits:
+            self._record_use(hits[0].episodes[0].user_id, [h.episode_ids for h in hits], now)
+        return hits
+
+    def _search(
+        self, query: str, user_id: str, limit: int, now: str | datetime | None, as_of: str | datetime | None,
+        options: RecallOptions | None, include_quarantined: bool = False, include_archived: bool = False,
+    ) -> builtins.list[Hit]:
+        for name, flag in (("include_quarantined", include_quarantined), ("include_archived", include_archived)):
+            if not isinstance(flag, bool):
+                raise InputError(f"{name} must be True or False", field=name)
         user = self._known_user(user_id)
         query = check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
         _check_limit(limit)
@@ -635,7 +858,7 @@ class Memory:
         as_of_ts = parse_timestamp(as_of, field="as_of").timestamp() if as_of is not None else None
         return self._recall.search(
             user, query, limit=limit, asked=asked, as_of_ts=as_of_ts, options=options or self.recall_options,
-            include_hidden=include_quarantined,
+            include_hidden=include_quarantined, include_archived=include_archived,
         )
 
     def context(
@@ -655,9 +878,13 @@ class Memory:
         if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
             raise LimitError("budget_tokens must be a positive integer", field="budget_tokens")
         limit = min(MAX_LIMIT, max(10, budget_tokens // 25))
-        hits = self.search(query, user_id=user_id, limit=limit, now=now, as_of=as_of)
+        hits = self._search(query, user_id, limit, now, as_of, None)
         opts = self.recall_options
-        return pack(hits, budget_tokens, opts.context_whole_hits, opts.context_whole_share)
+        ctx = pack(hits, budget_tokens, opts.context_whole_hits, opts.context_whole_share)
+        if self.track_use and ctx.episode_ids:
+            shown = set(ctx.episode_ids)
+            self._record_use(hits[0].episodes[0].user_id, [[e for e in h.episode_ids if e in shown] for h in ctx.hits], now)
+        return ctx
 
     def timeline(
         self,

@@ -35,6 +35,10 @@ class Episode:
     times: tuple[TimeMention, ...] = ()  # time expressions in text, resolved against timestamp
     source: str = "user"  # who wrote it: user, assistant, system, tool or document
     writer: str | None = None  # through what it came: e.g. "import:chats.jsonl", an API key's name
+    stability: float = 10.5  # days (engramdb.lifecycle); ``strength`` is exp(-days unused / stability), now
+    last_used: datetime | None = None  # the last recall that used it (None: never)
+    uses: int = 0
+    sightings: int = 1  # times the same message was stored (merged into this one)
 
     @property
     def event_time(self) -> datetime:
@@ -67,6 +71,10 @@ class Episode:
             "status": self.status,
             "source": self.source,
             "writer": self.writer,
+            "stability": round(self.stability, 4),
+            "last_used": self.last_used.isoformat() if self.last_used else None,
+            "uses": self.uses,
+            "sightings": self.sightings,
             "seq": self.seq,
             "times": [
                 {"text": t.text, "start": t.start.isoformat(), "end": t.end.isoformat(), "grain": t.grain}

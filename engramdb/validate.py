@@ -37,7 +37,7 @@ class Draft:
     role: str | None = None
     name: str | None = None
     place: str | None = None
-    importance: float = 0.5
+    importance: float | None = None  # None: estimated (engramdb.lifecycle.estimate_importance)
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | None = None  # kept as the episode's id (an import of an export); else one is made
     recorded_at: datetime | None = None  # when the memory first learned it (an import keeps it)
@@ -203,8 +203,10 @@ def normalise_messages(
         content = check_text(item["content"], field_name="content", index=i, limit=MAX_CONTENT_CHARS)
         ts = item.get("timestamp")
         when = default_time if ts is None else parse_timestamp(ts, field=f"message {i} timestamp")
-        importance = item.get("importance", 0.5)
-        if isinstance(importance, bool) or not isinstance(importance, (int, float)) or not 0 <= importance <= 1:
+        importance = item.get("importance")
+        if importance is not None and (
+            isinstance(importance, bool) or not isinstance(importance, (int, float)) or not 0 <= importance <= 1
+        ):
             raise InputError(f"message {i}: importance must be a number in [0, 1]", index=i, field="importance")
         meta = dict(shared_meta)
         meta.update(_metadata(item.get("metadata"), i))
@@ -223,7 +225,7 @@ def normalise_messages(
                 role=_optional_str(item, "role", i),
                 name=_optional_str(item, "name", i),
                 place=_optional_str(item, "place", i),
-                importance=float(importance),
+                importance=None if importance is None else float(importance),
                 metadata=meta,
                 id=eid,
                 recorded_at=None if recorded is None else parse_timestamp(recorded, field=f"message {i} recorded_at"),

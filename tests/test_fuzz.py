@@ -89,6 +89,27 @@ call("forget", st.tuples(st.one_of(st.just("v"), anything), anything, times, any
     lambda a: lambda m: m.forget(user_id=a[0], session_id=a[1], before=a[2], query=a[3], episode_ids=a[4],
                                  dry_run=a[5], limit=a[6])))
 call("verify_deleted", anything.map(lambda r: lambda m: m.verify_deleted(r)))
+# lifecycle: the calls that archive or delete work on user "v" too
+v_users = st.one_of(st.just("v"), anything)
+ids_or_junk = st.one_of(anything, st.lists(st.one_of(texts, st.just("ep_x")), max_size=3))
+
+
+def _policy(a: Any) -> Any:
+    from engramdb import Policy
+
+    return Policy(archive_below=a[0], max_active=a[1], ttl=a[2]) if a[3] else a[0]
+
+
+policies = st.tuples(anything, anything, anything, st.booleans()).map(lambda a: a)
+call("maintain", st.tuples(v_users, policies, times, anything).map(
+    lambda a: lambda m: m.maintain(user_id=a[0], policy=_policy(a[1]), now=a[2], dry_run=a[3])))
+call("reinforce", st.tuples(ids_or_junk, users, times).map(lambda a: lambda m: m.reinforce(a[0], user_id=a[1], at=a[2])))
+call("restore", st.tuples(ids_or_junk, v_users).map(lambda a: lambda m: m.restore(a[0], user_id=a[1])))
+call("recognise", st.tuples(anything, users, anything, anything, anything).map(
+    lambda a: lambda m: m.recognise(a[0], user_id=a[1], limit=a[2], threshold=a[3], include_active=a[4])))
+call("set_policy", st.tuples(policies, st.one_of(st.none(), v_users)).map(
+    lambda a: lambda m: m.set_policy(_policy(a[0]), user_id=a[1])))
+call("policy", st.one_of(st.none(), users).map(lambda u: lambda m: m.policy(user_id=u)))
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +152,13 @@ CLI_COMMANDS = [
     ["add"], ["search"], ["context"], ["timeline"], ["list"], ["get"], ["delete"], ["facts"], ["profile"],
     ["history"], ["undo"], ["changes"], ["stats"], ["export"], ["forget"], ["consolidate"], ["verify-deleted"],
     ["quarantine", "list"], ["quarantine", "release"], ["quarantine", "hold"], ["import", "jsonl"],
+    ["maintain"], ["policy"], ["recognise"], ["restore"],
 ]
 OPTIONS = [
     "--user", "u", "--limit", "-1", "0", "10", "--json", "--session", "s1", "--time", "--now", "--as-of", "--budget",
     "--query", "--before", "--yes", "--source", "tool", "--role", "--meta", "{}", "[1]", "--offset", "--all",
     "--subject", "--statements", "--start", "--end", "-n", "--name", "ep_x", "fact_x", "chg_x",
+    "--max-active", "--archive-below", "--ttl-days", "--dry-run", "--clear", "0.5", "nan", "1e308",
 ]
 cli_args = st.lists(st.one_of(st.sampled_from(OPTIONS), st.sampled_from(NASTY[:-2]), st.text(max_size=12)), max_size=6)
 

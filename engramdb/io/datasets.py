@@ -262,7 +262,7 @@ def load_jsonl(path: str | Path, *, default_user: str | None = None) -> Iterator
             if not user:
                 raise DatasetError(f"{p}:{n}: no user_id (pass --user for a default)", path=str(p), line=n)
             session = row.pop("session_id", None)
-            for key in ("strength", "seq", "times"):
+            for key in ("strength", "seq", "times", "stability", "last_used", "uses", "sightings"):
                 row.pop(key, None)  # fields of an export derived again on import (id, recorded_at are kept)
             if "text" in row and "content" not in row:
                 row["content"] = row.pop("text")

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ..encode.embedders import Embedder
+from ..lifecycle import DAY, retrievability
 from ..model import Episode, Hit
 from ..store.base import Store
 from . import snapshot
@@ -55,20 +56,22 @@ class Recaller:
         self._embedder = embedder
         self._root = store.index_dir if persist else None
         self._store_id: str | None = None
-        self._scopes: OrderedDict[str, ScopeIndex] = OrderedDict()
+        self._scopes: OrderedDict[tuple[str, bool], ScopeIndex] = OrderedDict()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def scope(self, user: str) -> ScopeIndex:
-        """The user's recall index (built on first use; ``current()`` brings it up to date)."""
+    def scope(self, user: str, archived: bool = False) -> ScopeIndex:
+        """The user's recall index (built on first use; ``current()`` brings it up to date);
+        ``archived``: the one that holds archived episodes too (never saved)."""
         emb = self._embedder()
         model = emb.model_id if emb else None
+        key = (user, archived)
         with self._lock:
-            scope = self._scopes.get(user)
+            scope = self._scopes.get(key)
             if scope is None or scope.model != model:
-                scope = self._open(user, model)
-                self._scopes[user] = scope
-            self._scopes.move_to_end(user)
+                scope = ScopeIndex(user, model, archived=True) if archived else self._open(user, model)
+                self._scopes[key] = scope
+            self._scopes.move_to_end(key)
             while len(self._scopes) > MAX_SCOPES:
                 self._scopes.popitem(last=False)
             return scope
@@ -94,7 +97,7 @@ class Recaller:
         unsaved = scope.units - scope.saved_units
         if self._root is None or self._store_id is None or unsaved < max(SAVE_MIN_UNITS, SAVE_SHARE * scope.units):
             return
-        if self.store.read_only:  # a reader who may not write beside the file still reads what is saved
+        if self.store.read_only or scope.archived:  # a reader who may not write still reads what is saved
             return
         try:
             snapshot.save(scope, self._root, self._store_id)
@@ -106,7 +109,8 @@ class Recaller:
         """Forget the user's index: in memory, and its snapshots on disk (their vectors and
         terms were made from texts that are being deleted)."""
         with self._lock:
-            self._scopes.pop(user, None)
+            self._scopes.pop((user, False), None)
+            self._scopes.pop((user, True), None)
             self._query_cache.clear()
         if self._root is not None:
             for model_dir in {snapshot.folder(self._root, user, m) for m in self._models(user)}:
@@ -138,12 +142,13 @@ class Recaller:
     def search(
         self, user: str, query: str, *, limit: int, asked: datetime, as_of_ts: float | None, options: RecallOptions,
         include_hidden: bool = False,
+        include_archived: bool = False,
     ) -> list[Hit]:
         """Hits for ``query`` in the user's memory, best first (arguments already validated);
-        quarantined episodes only with ``include_hidden``."""
+        quarantined episodes only with ``include_hidden``, archived ones with ``include_archived``."""
         opts = options
         dense = opts.weights.dense > 0
-        with self.scope(user).current(self.store, self._save) as scope:
+        with self.scope(user, include_archived).current(self.store, self._save) as scope:
             analysis = analyse(query, asked)
             # Full text and the query vector one after the other: each takes a few ms, and run side
             # by side on 2 cores they slowed each other down (measured: 12 ms for the query vector).
@@ -172,7 +177,7 @@ class Recaller:
             )
             if found:
                 groups = _cite_event(groups, found[0], limit)
-            return self._hits(scope, groups, include_hidden)
+            return self._hits(scope, groups, include_hidden, asked)
 
     def _anchor_event(
         self, scope: ScopeIndex, event: str, evec: np.ndarray | None, as_of_ts: float | None, opts: RecallOptions,
@@ -191,7 +196,9 @@ class Recaller:
             return own[:1] or found[:1]
         return found[:1]
 
-    def _hits(self, scope: ScopeIndex, groups: list[RankedGroup], include_hidden: bool = False) -> list[Hit]:
+    def _hits(
+        self, scope: ScopeIndex, groups: list[RankedGroup], include_hidden: bool = False, asked: datetime | None = None
+    ) -> list[Hit]:
         ep_rowids = [int(scope.ep_rowid[e]) for g in groups for e in g.episodes]
         unit_rowids = [int(scope.unit_rowid[u]) for g in groups for us in g.units.values() for u in us]
         episodes = self.store.episodes_by_rowid(ep_rowids)
@@ -204,14 +211,21 @@ class Recaller:
                 ep = episodes.get(int(scope.ep_rowid[e]))
                 if ep is None:  # deleted by another process since the index was refreshed
                     continue
-                if ep.status != "active" and not include_hidden:  # a quarantined neighbour, or one
-                    continue  # quarantined by another process since the refresh
+                if ep.status == "quarantined" and not include_hidden:  # a quarantined neighbour, or
+                    continue  # one quarantined by another process since the refresh
+                if ep.status == "archived" and not scope.archived:  # archived since the refresh
+                    continue
                 shown = [spans[r][1:] for u in g.units[e] if (r := int(scope.unit_rowid[u])) in spans]
                 eps.append(ep)
                 passages.append(excerpt(ep.text, shown))
             if eps:
+                signals = g.signals
+                if asked is not None:  # how strong the memory is when asked (not a ranking signal)
+                    first = eps[0]
+                    since = (first.last_used or first.timestamp).timestamp()
+                    signals = {**signals, "strength": float(retrievability((asked.timestamp() - since) / DAY, first.stability))}
                 hits.append(
-                    Hit(text="\n".join(passages), score=g.score, episodes=tuple(eps), passages=tuple(passages), signals=g.signals)
+                    Hit(text="\n".join(passages), score=g.score, episodes=tuple(eps), passages=tuple(passages), signals=signals)
                 )
         return hits
 

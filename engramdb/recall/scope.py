@@ -3,7 +3,9 @@ graph around them.
 
 Built from the store on first use (or opened from its snapshot, see :mod:`.snapshot`) and kept
 current from the user's journal: after writes that only append, the next search appends the new
-rows; after a delete or an undo it rebuilds. Searches hold it for reading (``current``).
+rows; after a quarantine or release it reads the hidden set again; after a delete, an undo, an
+archive or a restore it rebuilds. Archived episodes are left out (an index built with
+``archived=True`` holds them too). Searches hold it for reading (``current``).
 """
 
 from __future__ import annotations
@@ -70,10 +72,11 @@ class ReadWriteLock:
 
 
 class ScopeIndex:
-    def __init__(self, user_id: str, model: str | None) -> None:
+    def __init__(self, user_id: str, model: str | None, archived: bool = False) -> None:
         self.lock = ReadWriteLock()  # readers: searches; writer: refresh
         self.user_id = user_id
         self.model = model
+        self.archived = archived  # holds archived episodes too (search(include_archived=True))
         self._clear()
 
     def _clear(self) -> None:
@@ -236,9 +239,11 @@ class ScopeIndex:
             if not all(k in APPENDS or k in MASKS for _, k in journal):
                 self._clear()
             after = int(self.unit_rowid[-1]) if self.unit_rowid.size else 0
-            rows = store.scope_rows(self.user_id, self.model, after_unit=after, after_seq=self.last_seq)
+            rows = store.scope_rows(
+                self.user_id, self.model, after_unit=after, after_seq=self.last_seq, archived=self.archived
+            )
             after = int(self.seg_rowid[-1]) if self.seg_rowid.size else 0
-            segs = store.segment_rows(self.user_id, after_segment=after)
+            segs = store.segment_rows(self.user_id, after_segment=after, archived=self.archived)
             hidden = store.hidden_episodes(self.user_id)
         self._append(rows)
         self._append_segments(segs)

@@ -47,6 +47,7 @@ class NewEpisode:
     source: str = "user"  # who wrote it (engramdb.guard.SOURCES)
     writer: str | None = None  # through what: an import, an API key…
     flag: tuple[float, tuple[str, ...]] | None = None  # (score, reasons): stored quarantined
+    importance_given: bool = True  # False: estimated (consolidation may refine it)
 
 
 @dataclass
@@ -180,11 +181,36 @@ class Store(Protocol):
 
     def add_episodes(
         self, user_id: str, episodes: Sequence[NewEpisode], model: str | None, vectors: dict[str, np.ndarray]
-    ) -> None:
-        """Persist episodes, units, new vectors and index entries in one transaction."""
+    ) -> dict[str, str]:
+        """Persist episodes, units, new vectors and index entries in one transaction. An episode
+        that repeats one the user has (same text, speaker, session, time, metadata) is stored as
+        a second sighting of it: returns {new id: existing id} for those."""
 
     def hidden_episodes(self, user_id: str) -> list[int]:
         """Row ids of the user's episodes recall must not show (quarantined)."""
+
+    def record_uses(self, user_id: str, uses: dict[str, tuple[float, float]]) -> int:
+        """Reinforce episodes (id -> (epoch seconds of the use, weight 0..1)): stability grows
+        (engramdb.lifecycle)."""
+
+    def strengths(self, user_id: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Active episodes: ids, stability (days), last use or forming (epoch s), importance."""
+
+    def set_tier(self, user_id: str, episode_ids: Sequence[str], tier: str) -> list[str]:
+        """Archive (``tier="archived"``) or restore (``"active"``) episodes; journals it."""
+
+    def gists(self, user_id: str, archived_only: bool = True) -> tuple[list[int], list[bytes], list[bytes | None]]:
+        """(rowid, gist, code) of the user's archived episodes (or of all not quarantined)."""
+
+    def make_codes(self, user_id: str, model: str) -> int:
+        """Sign-bit codes of archived episodes' first-passage vectors, where missing."""
+
+    def get_policy(self, user_id: str) -> str | None: ...
+
+    def set_policy(self, user_id: str, policy: str | None) -> None: ...
+
+    def set_importance(self, updates: Sequence[tuple[int, float]]) -> None:
+        """Estimated importance (rowid, value) of episodes not used yet."""
 
     def set_status(
         self, user_id: str, episode_id: str, status: str, flag: tuple[float, tuple[str, ...]] | None = None
@@ -247,11 +273,15 @@ class Store(Protocol):
     def text_rows(self) -> Iterator[str]:
         """Every stored text, in chunks (a deletion's residue check reads them)."""
 
-    def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
-        """Units with rowid > after_unit and episodes with seq > after_seq, in order."""
+    def scope_rows(
+        self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0, archived: bool = False
+    ) -> ScopeRows:
+        """Units with rowid > after_unit and episodes with seq > after_seq, in order; archived
+        episodes only with ``archived``."""
 
-    def segment_rows(self, user_id: str, after_segment: int = 0) -> SegmentRows:
-        """Segments with rowid > after_segment and their member episodes."""
+    def segment_rows(self, user_id: str, after_segment: int = 0, archived: bool = False) -> SegmentRows:
+        """Segments with rowid > after_segment and their member episodes (archived ones only
+        with ``archived``)."""
 
     def episode_vectors(self, user_id: str, model: str, rowids: Sequence[int]) -> dict[int, np.ndarray]: ...
 

@@ -125,7 +125,7 @@ class FactStore:
         # episodes is not known until a reviewer releases one of them.
         sql += (
             " AND EXISTS (SELECT 1 FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid"
-            " WHERE fs.fact_rowid = facts.rowid AND e.status = 'active')"
+            " WHERE fs.fact_rowid = facts.rowid AND e.status <> 'quarantined')"
         )
         if episode_ids is not None:
             marks = ",".join("?" * len(episode_ids)) or "NULL"

@@ -290,3 +290,38 @@ def _m0008(dialect: str) -> list[str]:
         "CREATE INDEX flags_user ON flags(user_id)",
         "CREATE INDEX episodes_hidden ON episodes(user_id) WHERE status <> 'active'",
     ]
+
+
+def _backfill_gists(conn: Any, dialect: str) -> None:
+    # Every episode gets its gist (see engramdb.lifecycle.gist): recognition needs it for the
+    # archived ones, which no index holds.
+    from ..lifecycle import gist
+
+    rows = conn.execute("SELECT rowid, content, name FROM episodes WHERE gist IS NULL").fetchall()
+    conn.executemany("UPDATE episodes SET gist = ? WHERE rowid = ?", [(gist(text, name), rowid) for rowid, text, name in rows])
+
+
+@migration("0009_lifecycle", backfill=_backfill_gists)
+def _m0009(dialect: str) -> list[str]:
+    # Strength (engramdb.lifecycle): a stability in days and the last time the episode was used
+    # (NULL: never; its forming counts), how often it was used, whether its importance was given
+    # or estimated; sightings of the same message stored again; the gist recognition reads.
+    # Tiers live in ``status``: active, quarantined, archived. Policies per user ('*': default).
+    return [
+        "ALTER TABLE episodes ADD COLUMN stability REAL",
+        "ALTER TABLE episodes ADD COLUMN last_used_ts REAL",
+        "ALTER TABLE episodes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE episodes ADD COLUMN importance_given INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE episodes ADD COLUMN sightings INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE episodes ADD COLUMN gist BLOB",
+        "ALTER TABLE episodes ADD COLUMN code BLOB",
+        "CREATE INDEX episodes_content ON episodes(user_id, content_hash)",
+        "DROP INDEX episodes_hidden",
+        "CREATE INDEX episodes_quarantined ON episodes(user_id) WHERE status = 'quarantined'",
+        "CREATE INDEX episodes_archived ON episodes(user_id) WHERE status = 'archived'",
+        """CREATE TABLE policies (
+            user_id TEXT PRIMARY KEY,
+            policy TEXT NOT NULL,
+            set_at TEXT NOT NULL
+        )""",
+    ]

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import threading
+import time as time_
 import uuid
 from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
@@ -18,6 +19,7 @@ import numpy as np
 from ..encode.timex import TimeMention
 from ..errors import MigrationError, StoreError
 from ..index.lexical import encode_terms
+from ..lifecycle import DAY, gist, initial_stability, reinforced, retrievability, sign_code
 from ..model import Episode, StoreStats
 from ..timeutil import iso, now_utc, to_utc
 from .base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, ScopeRows, SegmentRows, SemanticStore
@@ -25,7 +27,8 @@ from .schema import MIGRATIONS, schema_version
 
 EPISODE_COLS = (
     "rowid, id, user_id, agent_id, session_id, role, name, content, occurred_at, recorded_at, "
-    "place, metadata, importance, strength, status, seq, source, writer"
+    "place, metadata, importance, strength, status, seq, source, writer, stability, last_used_ts, occurred_ts, uses, "
+    "sightings"
 )
 
 
@@ -48,13 +51,21 @@ def _episode(row: sqlite3.Row | tuple[Any, ...], times: tuple[TimeMention, ...] 
         place=row[10],
         metadata=json.loads(row[11]),
         importance=row[12],
-        strength=row[13],
+        strength=float(retrievability((time_.time() - (row[19] if row[19] is not None else row[20])) / DAY, _stability(row))),
         status=row[14],
         seq=row[15],
         source=row[16],
         writer=row[17],
         times=times,
+        stability=_stability(row),
+        last_used=None if row[19] is None else datetime.fromtimestamp(row[19], tz=timezone.utc),
+        uses=row[21],
+        sightings=row[22],
     )
+
+
+def _stability(row: Any) -> float:
+    return float(row[18]) if row[18] is not None else initial_stability(float(row[12]))
 
 
 class SQLiteStore:
@@ -330,7 +341,114 @@ class SQLiteStore:
         )]
 
     def hidden_episodes(self, user_id: str) -> list[int]:
-        return [int(r[0]) for r in self._q("SELECT rowid FROM episodes WHERE user_id = ? AND status <> 'active'", (user_id,))]
+        return [int(r[0]) for r in self._q("SELECT rowid FROM episodes WHERE user_id = ? AND status = 'quarantined'", (user_id,))]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def record_uses(self, user_id: str, uses: dict[str, tuple[float, float]]) -> int:
+        """Reinforce the user's episodes: id -> (when used in epoch seconds, weight 0..1).
+        Returns how many."""
+        if not uses:
+            return 0
+        with self._tx() as c:
+            done = 0
+            for i in range(0, len(uses), 500):
+                chunk = list(uses)[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = c.execute(
+                    f"SELECT id, stability, importance, COALESCE(last_used_ts, occurred_ts) FROM episodes "
+                    f"WHERE user_id = ? AND id IN ({marks})",
+                    (user_id, *chunk),
+                ).fetchall()
+                updates = []
+                for eid, stab, imp, last in rows:
+                    at, weight = uses[eid]
+                    s0 = float(stab) if stab is not None else initial_stability(float(imp))
+                    if at < last:  # a use dated before the last one (replayed history): no gain
+                        continue
+                    updates.append((reinforced(s0, (at - last) / DAY, weight), at, eid))
+                c.executemany("UPDATE episodes SET stability = ?, last_used_ts = ?, uses = uses + 1 WHERE id = ?", updates)
+                done += len(updates)
+        return done
+
+    def strengths(self, user_id: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """The user's active episodes: ids (by seq), stability (days), last use or forming
+        (epoch seconds), importance."""
+        rows = self._q(
+            "SELECT id, stability, importance, COALESCE(last_used_ts, occurred_ts) FROM episodes "
+            "WHERE user_id = ? AND status = 'active' ORDER BY seq",
+            (user_id,),
+        )
+        imp = np.array([r[2] for r in rows], dtype=np.float64)
+        stab = np.array([initial_stability(r[2]) if r[1] is None else r[1] for r in rows], dtype=np.float64)
+        return [r[0] for r in rows], stab, np.array([r[3] for r in rows], dtype=np.float64), imp
+
+    def set_tier(self, user_id: str, episode_ids: Sequence[str], tier: str) -> list[str]:
+        """Move the user's episodes between ``active`` and ``archived``; journals it (the index
+        is rebuilt). Returns the ids that moved."""
+        source = "archived" if tier == "active" else "active"
+        moved: list[str] = []
+        with self._tx() as c:
+            for i in range(0, len(episode_ids), 500):
+                chunk = list(episode_ids[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                moved += [r[0] for r in c.execute(
+                    f"SELECT id FROM episodes WHERE user_id = ? AND status = ? AND id IN ({marks})", (user_id, source, *chunk)
+                )]
+                c.execute(
+                    f"UPDATE episodes SET status = ? WHERE user_id = ? AND status = ? AND id IN ({marks})",
+                    (tier, user_id, source, *chunk),
+                )
+            if moved:
+                self.record_change(c, user_id, "archive" if tier == "archived" else "restore")
+        return moved
+
+    def gists(self, user_id: str, archived_only: bool = True) -> tuple[list[int], list[bytes], list[bytes | None]]:
+        """(rowid, gist, code) of the user's archived episodes (or of all not quarantined)."""
+        status = "status = 'archived'" if archived_only else "status <> 'quarantined'"
+        rows = self._q(f"SELECT rowid, gist, code FROM episodes WHERE user_id = ? AND {status} ORDER BY seq", (user_id,))
+        return [r[0] for r in rows], [r[1] or b"" for r in rows], [r[2] for r in rows]
+
+    def make_codes(self, user_id: str, model: str) -> int:
+        """Give archived episodes without one their code: the sign bits of their first passage's
+        vector (48 bytes for 384 dimensions). Returns how many were made."""
+        rows = self._q(
+            "SELECT e.rowid, v.vector FROM episodes e JOIN units u ON u.episode_rowid = e.rowid AND u.ord = 0 "
+            "JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
+            "WHERE e.user_id = ? AND e.status = 'archived' AND e.code IS NULL",
+            (model, user_id),
+        )
+        if not rows:
+            return 0
+        with self._tx() as c:
+            c.executemany(
+                "UPDATE episodes SET code = ? WHERE rowid = ?",
+                [(sign_code(np.frombuffer(blob, dtype=np.float32)), rowid) for rowid, blob in rows],
+            )
+        return len(rows)
+
+    def get_policy(self, user_id: str) -> str | None:
+        rows = self._q("SELECT policy FROM policies WHERE user_id = ?", (user_id,))
+        return str(rows[0][0]) if rows else None
+
+    def set_policy(self, user_id: str, policy: str | None) -> None:
+        with self._tx() as c:
+            if policy is None:
+                c.execute("DELETE FROM policies WHERE user_id = ?", (user_id,))
+            else:
+                c.execute(
+                    "INSERT INTO policies(user_id, policy, set_at) VALUES (?, ?, ?) ON CONFLICT(user_id) DO UPDATE "
+                    "SET policy = excluded.policy, set_at = excluded.set_at",
+                    (user_id, policy, iso(now_utc())),
+                )
+
+    def set_importance(self, updates: Sequence[tuple[int, float]]) -> None:
+        """Estimated importance of episodes (rowid, importance) not used yet: their stability follows."""
+        with self._tx() as c:
+            c.executemany(
+                "UPDATE episodes SET importance = ? WHERE rowid = ? AND importance_given = 0 AND uses = 0",
+                [(imp, rowid) for rowid, imp in updates],
+            )
 
     def set_status(
         self, user_id: str, episode_id: str, status: str, flag: tuple[float, tuple[str, ...]] | None = None
@@ -373,7 +491,8 @@ class SQLiteStore:
 
     def add_episodes(
         self, user_id: str, episodes: Sequence[NewEpisode], model: str | None, vectors: dict[str, np.ndarray]
-    ) -> None:
+    ) -> dict[str, str]:
+        merged: dict[str, str] = {}
         with self._tx() as c:
             c.execute(
                 "INSERT INTO users(user_id, created_at, version) VALUES (?, ?, 0) ON CONFLICT(user_id) DO NOTHING",
@@ -389,17 +508,31 @@ class SQLiteStore:
                     [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
                 )
             for ep in episodes:
+                meta = json.dumps(ep.metadata, ensure_ascii=False)
+                # The same message stored again (a retried add, a re-import without ids): one
+                # episode seen twice. Same text, speaker, session, time and metadata.
+                same = c.execute(
+                    "SELECT id FROM episodes WHERE user_id = ? AND content_hash = ? AND session_id IS ? AND role IS ? "
+                    "AND name IS ? AND occurred_at = ? AND metadata = ? LIMIT 1",
+                    (user_id, ep.content_hash, ep.session_id, ep.role, ep.name, iso(ep.occurred_at), meta),
+                ).fetchone()
+                if same is not None:
+                    c.execute("UPDATE episodes SET sightings = sightings + 1 WHERE id = ?", (same[0],))
+                    merged[ep.id] = same[0]
+                    continue
                 seq += 1
                 cur = c.execute(
                     "INSERT INTO episodes(id, user_id, agent_id, session_id, seq, role, name, content, "
                     "occurred_at, occurred_ts, recorded_at, recorded_ts, place, metadata, importance, content_hash, "
-                    "source, writer, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "source, writer, status, importance_given, gist) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         ep.id, user_id, ep.agent_id, ep.session_id, seq, ep.role, ep.name, ep.content,
                         iso(ep.occurred_at), to_utc(ep.occurred_at).timestamp(),
                         iso(ep.recorded_at), to_utc(ep.recorded_at).timestamp(),
-                        ep.place, json.dumps(ep.metadata, ensure_ascii=False), ep.importance, ep.content_hash,
+                        ep.place, meta, ep.importance, ep.content_hash,
                         ep.source, ep.writer, "quarantined" if ep.flag is not None else "active",
+                        int(ep.importance_given), gist(ep.content, ep.name),
                     ),
                 )
                 ep_rowid = cur.lastrowid
@@ -426,6 +559,7 @@ class SQLiteStore:
                         for u in ep.units
                     ],
                 )
+        return merged
 
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -643,13 +777,17 @@ class SQLiteStore:
         eps.sort(key=lambda e: (e.event_time, e.seq))
         return eps[:limit]
 
-    def scope_rows(self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0) -> ScopeRows:
+    def scope_rows(
+        self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0, archived: bool = False
+    ) -> ScopeRows:
+        tier = "" if archived else "AND e.status <> 'archived' "
         units = self._q(
             "SELECT u.rowid, u.episode_rowid, v.vector, u.fact_rowid IS NOT NULL, u.terms, u.speaker, "
             "f.kind IS 'statement', f.kind IS 'preference' FROM units u "
+            "JOIN episodes e ON e.rowid = u.episode_rowid "
             "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
             "LEFT JOIN facts f ON f.rowid = u.fact_rowid "
-            "WHERE u.user_id = ? AND u.rowid > ? ORDER BY u.rowid",
+            f"WHERE u.user_id = ? AND u.rowid > ? {tier}ORDER BY u.rowid",
             (model or "", user_id, after_unit),
         )
         vec, has = _vector_matrix([r[2] for r in units])
@@ -657,7 +795,7 @@ class SQLiteStore:
             "SELECT e.rowid, e.session_id, e.occurred_ts, e.recorded_ts, e.seq, MIN(t.start_ts), MAX(t.end_ts), "
             "COALESCE(NULLIF(e.name, ''), NULLIF(e.role, ''), ''), e.role IS 'assistant' "
             "FROM episodes e LEFT JOIN episode_times t ON t.episode_rowid = e.rowid "
-            "WHERE e.user_id = ? AND e.seq > ? GROUP BY e.rowid ORDER BY e.seq",
+            f"WHERE e.user_id = ? AND e.seq > ? {tier}GROUP BY e.rowid ORDER BY e.seq",
             (user_id, after_seq),
         )
         return ScopeRows(
@@ -681,7 +819,7 @@ class SQLiteStore:
             episode_event_hi=np.array([np.nan if r[6] is None else r[6] for r in eps], dtype=np.float64),
         )
 
-    def segment_rows(self, user_id: str, after_segment: int = 0) -> SegmentRows:
+    def segment_rows(self, user_id: str, after_segment: int = 0, archived: bool = False) -> SegmentRows:
         segs = self._q(
             "SELECT rowid FROM segments WHERE user_id = ? AND rowid > ? ORDER BY rowid", (user_id, after_segment)
         )
@@ -690,7 +828,8 @@ class SQLiteStore:
         members = self._q(
             "SELECT s.rowid, e.rowid FROM segments s JOIN episodes e ON e.user_id = s.user_id "
             "AND e.session_id IS s.session_id AND e.seq BETWEEN s.first_seq AND s.last_seq "
-            "WHERE s.user_id = ? AND s.rowid > ? ORDER BY s.rowid, e.seq",
+            + ("" if archived else "AND e.status <> 'archived' ")
+            + "WHERE s.user_id = ? AND s.rowid > ? ORDER BY s.rowid, e.seq",
             (user_id, after_segment),
         )
         return SegmentRows(

@@ -1,0 +1,170 @@
+"""Memory over a lifetime: strength and its reinforcement, policies that archive and delete,
+recognition of what was archived, restore, and repeats merged (real SQLite, real model)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engramdb import Episode, InputError, Memory, NotFoundError, OnnxEmbedder, Policy
+from engramdb.cli import main
+from engramdb.lifecycle import estimate_importance, initial_stability, reinforced, retrievability
+
+from conftest import fingerprint
+
+STORY = [
+    ("2024-01-05T10:00:00", "I adopted a greyhound named Biscuit from the shelter."),
+    ("2024-01-20T10:00:00", "ok thanks"),
+    ("2024-02-02T10:00:00", "My sister Deb got engaged to Marco in Porto."),
+    ("2024-02-15T10:00:00", "I started cello lessons with a teacher called Ines."),
+    ("2024-03-01T10:00:00", "We repainted the kitchen a pale green colour."),
+    ("2024-03-10T10:00:00", "I ran the Lisbon half marathon in 1 hour 52 minutes."),
+]
+
+
+def _story(m: Memory, user: str = "u") -> list[str]:
+    return [m.add({"content": text, "timestamp": ts}, user_id=user, session_id=ts[:7])[0] for ts, text in STORY]
+
+
+# -- the formulas (pure) ----------------------------------------------------------------------
+
+
+def test_strength_decays_and_a_late_use_adds_more_than_an_early_one() -> None:
+    s = initial_stability(0.5)
+    assert retrievability(0.0, s) == 1.0 and math.isclose(retrievability(s, s), math.exp(-1))
+    assert initial_stability(0.9) > initial_stability(0.5) > initial_stability(0.1)
+    soon, late = reinforced(s, 0.1), reinforced(s, 3 * s)
+    assert s < soon < late  # spacing: a recall after a long gap strengthens more
+    assert reinforced(s, 3 * s, weight=0.25) < late  # a hit ranked lower was used less
+
+
+def test_importance_estimate_prefers_disclosure_over_small_talk() -> None:
+    told = estimate_importance("I moved to Lisbon last spring with my partner.", "user")
+    assert told > estimate_importance("Lisbon is a city in Portugal.", "user") > estimate_importance("ok thanks!", "user")
+    assert estimate_importance("I moved to Lisbon last spring.", "assistant") < told
+
+
+@pytest.mark.parametrize("bad", [dict(archive_below=2), dict(max_active=-1), dict(ttl=0), dict(ttl="x"),
+                                 dict(max_active=True), dict(horizon_days=-3)])
+def test_a_bad_policy_is_a_typed_error(bad: dict) -> None:
+    with pytest.raises(InputError):
+        Policy(**bad)
+
+
+# -- through the memory -------------------------------------------------------------------------
+
+
+def test_given_importance_is_kept_and_estimates_vary(mem: Memory) -> None:
+    [given] = mem.add({"content": "ok thanks", "importance": 0.9}, user_id="u")
+    ids = _story(mem)
+    eps = {e.id: e for e in mem.list(user_id="u")}
+    assert eps[given].importance == 0.9
+    assert eps[ids[0]].importance > eps[ids[1]].importance  # adoption > small talk
+    assert eps[ids[0]].stability > eps[ids[1]].stability
+
+
+def test_search_and_context_record_use_and_reinforce_counts(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    with Memory(tmp_path / "m.db", embedder=real_embedder) as m:
+        ids = _story(m)
+        [hit] = m.search("what is the name of the greyhound I adopted?", user_id="u", limit=1, now="2024-04-01")
+        assert hit.episode_ids == [ids[0]] and 0 < hit.signals["strength"] < 1
+        m.context("who did my sister get engaged to?", user_id="u", budget_tokens=60, now="2024-04-02")
+        m.reinforce([ids[3]], user_id="u", at="2024-04-03")
+    with Memory(tmp_path / "m.db", embedder=real_embedder) as m:  # batched uses were written on close
+        eps = {e.id: e for e in m.list(user_id="u")}
+        assert eps[ids[0]].uses == 1 and eps[ids[3]].uses >= 1 and eps[ids[2]].uses >= 1
+        assert eps[ids[0]].stability > initial_stability(eps[ids[0]].importance)
+        with pytest.raises(NotFoundError):
+            m.reinforce(["ep_nope"], user_id="u")
+    with Memory(tmp_path / "n.db", embedder=real_embedder, track_use=False) as m:
+        _story(m)
+        m.search("what is the name of the greyhound I adopted?", user_id="u")
+    with Memory(tmp_path / "n.db", embedder=real_embedder) as m:
+        assert all(e.uses == 0 for e in m.list(user_id="u"))
+
+
+def test_capacity_archives_the_weakest_recognise_and_restore(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    db = tmp_path / "m.db"
+    with Memory(db, embedder=real_embedder) as m, Memory(db, embedder=real_embedder) as other:
+        ids = _story(m)
+        assert ids[0] in other.search("greyhound", user_id="u")[0].episode_ids  # other holds an index
+        for day in ("2024-03-20", "2024-04-25", "2024-06-01"):  # the dog comes up again and again
+            m.search("what is the name of the greyhound I adopted?", user_id="u", limit=1, now=day)
+        report = m.maintain(user_id="u", policy=Policy(max_active=2), now="2024-06-02")
+        assert report.active_before == 6 and report.active_after == 2 and len(report.archived) == 4
+        assert ids[0] not in report.archived  # used often: kept, though it is the oldest
+        gone = report.archived[0]
+        text = m.get(gone).text
+        assert m.get(gone).status == "archived"
+        # archived: not recalled, in this process or another, unless asked for
+        for mm in (m, other):
+            assert gone not in {e for h in mm.search(text, user_id="u") for e in h.episode_ids}
+        assert gone in {e for h in m.search(text, user_id="u", include_archived=True) for e in h.episode_ids}
+        # ... but recognised, from the gist, with a pointer to restore
+        rec = other.recognise(text, user_id="u")
+        assert rec.known and rec.episode_ids[0] == gone and rec.when[0] == m.get(gone).timestamp
+        assert not other.recognise("quantum chromodynamics lecture on gluons", user_id="u").known
+        assert other.restore([gone], user_id="u") == [gone]
+        assert gone in {e for h in m.search(text, user_id="u") for e in h.episode_ids}
+        with pytest.raises(NotFoundError):
+            m.restore([gone], user_id="someone-else")
+
+
+def test_archive_below_ttl_dry_run_and_kept_policies(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    db = tmp_path / "m.db"
+    with Memory(db, embedder=real_embedder) as m:
+        ids = _story(m)
+        assert m.maintain(user_id="u").policy is None  # no policy: nothing happens
+        before = fingerprint(db)
+        dry = m.maintain(user_id="u", policy=Policy(archive_below=0.5, ttl=timedelta(days=45)), now="2024-03-12", dry_run=True)
+        assert dry.deleted == (ids[0], ids[1]) and dry.archived and fingerprint(db) == before
+        m.set_policy(Policy(max_active=100), user_id=None)  # everyone's default
+        m.set_policy(Policy(ttl=45), user_id="u")  # this user's own
+        assert m.policy(user_id="u") == Policy(ttl=45) and m.policy(user_id="v") == Policy(max_active=100)
+        report = m.maintain(user_id="u", now="2024-03-12")
+        assert report.deleted == (ids[0], ids[1]) and report.receipt is not None and report.receipt.clean
+        assert [e.id for e in m.list(user_id="u")] == ids[2:]
+        report = m.maintain(user_id="u", policy=Policy(archive_below=0.5), now="2024-03-12")
+        at = datetime(2024, 3, 12, tzinfo=timezone.utc)
+
+        def strength(e: Episode) -> float:
+            return float(retrievability((at - (e.last_used or e.timestamp)).total_seconds() / 86400, e.stability))
+
+        eps = {e.id: e for e in m.list(user_id="u")}
+        assert report.archived and ids[-1] not in report.archived  # two days old: still strong
+        assert all((strength(e) < 0.5) == (i in report.archived) for i, e in eps.items())
+        m.set_policy(None, user_id="u")
+        assert m.policy(user_id="u") == Policy(max_active=100)
+
+
+def test_the_same_message_stored_twice_is_one_episode_seen_twice(mem: Memory) -> None:
+    msg = {"content": "I keep bees on the roof.", "timestamp": "2024-05-01T09:00:00", "metadata": {"turn": 1}}
+    [a] = mem.add(msg, user_id="u", session_id="s")
+    [b] = mem.add(msg, user_id="u", session_id="s")  # a retried add
+    assert a == b and mem.get(a).sightings == 2 and len(mem.list(user_id="u")) == 1
+    [c] = mem.add({**msg, "metadata": {"turn": 2}}, user_id="u", session_id="s")  # said again, another turn
+    assert c != a and len(mem.search("bees", user_id="u")) == 2
+
+
+def test_cli_policy_maintain_recognise_restore(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    env = {"ENGRAMDB_PATH": db, "COLUMNS": "200"}
+
+    def run(*args: str) -> str:
+        res = CliRunner().invoke(main, list(args), env=env)
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    for ts, text in STORY:
+        run("add", "--user", "u", "--time", ts, text)
+    assert json.loads(run("policy", "--user", "u", "--max-active", "2"))["max_active"] == 2
+    [r] = json.loads(run("maintain", "--now", "2024-06-01", "--json"))  # every user with a policy
+    assert r["active_after"] == 2 and len(r["archived"]) == 4
+    rec = json.loads(run("recognise", "--user", "u", "--json", STORY[0][1]))
+    assert rec["known"] and rec["episodes"][0]["status"] == "archived"
+    assert "restored 1" in run("restore", "--user", "u", rec["episodes"][0]["id"])
