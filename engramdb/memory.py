@@ -42,6 +42,8 @@ from .validate import MAX_ID_CHARS, MAX_QUERY_CHARS, check_count, check_id, chec
 
 #: Most hits one search returns.
 MAX_LIMIT = 1000
+#: Hits of a search or context recorded as used: the first ten (weight 1/rank² ≥ 0.01).
+USED_RANKS = 10
 
 Clock = Callable[[], datetime]
 _DEFAULT_GUARD = Guard()  # stateless: one serves every memory
@@ -575,7 +577,7 @@ class Memory:
         at = (parse_timestamp(now, field="now") if now is not None else self._clock()).timestamp()
         with self._lock:
             waiting = self._uses.setdefault(user, {})
-            for rank, ids in enumerate(hits, 1):
+            for rank, ids in enumerate(hits[:USED_RANKS], 1):  # past rank 10 a use weighs < 1 %
                 for eid in ids:
                     old = waiting.get(eid)
                     waiting[eid] = (at, max(1.0 / rank**2, old[1] if old else 0.0))

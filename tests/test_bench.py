@@ -366,3 +366,27 @@ def test_bench_poisoning_scores_a_labelled_set_and_counts_chat_flags(tmp_path: P
     bad.write_text('{"text": "x", "label": "maybe"}\n')
     res = CliRunner().invoke(main, ["bench", "poisoning", "--labelled", str(bad)])
     assert res.exit_code != 0 and "attack or benign" in res.output
+
+
+def test_bench_forgetting_archives_to_capacity_and_measures_recognition(tmp_path: Path) -> None:
+    one = json.loads((FIX / "locomo_mini.json").read_text())[0]
+    two = json.loads(json.dumps(one).replace("Caroline", "Rosalind").replace("Melanie", "Beatrix"))
+    two["sample_id"] = "conv-2"
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps([one, two]))
+    out = tmp_path / "f.json"
+    res = CliRunner().invoke(main, ["bench", "forgetting", str(path), "--keep", "0.5", "--cache", str(tmp_path / "c.sqlite"),
+                                    "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    s = doc["summary"]
+    for conv in doc["conversations"]:
+        assert conv["archived"] == conv["episodes"] - -(-conv["episodes"] // 2)  # all but ceil(half)
+    assert s["all"]["n"] == sum(len(c["questions"]) for c in doc["conversations"]) > 0
+    assert all(0 <= s["all"][k] <= 1 for k in ("before", "after"))
+    sizes = s["archived_bytes_per_episode"]
+    assert 0 < sizes["recognition"] < sizes["recall_index"] / 5
+    if s["archived_evidence_turns"]:
+        assert s["item_known_and_recognised@5"] >= 0.5 and s["foils"] > 0
+    res = CliRunner().invoke(main, ["bench", "forgetting", str(path), "--keep", "0"])
+    assert res.exit_code == 2 and "--keep" in res.output

@@ -150,3 +150,49 @@ def poisoning_cmd(labelled: str | None, chats: tuple[tuple[str, str], ...], outp
     if output:
         Path(output).write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
         _cli.err_console.print(f"results: {output}")
+
+
+@bench.command(name="forgetting")
+@click.argument("path", type=_cli.SafePath(exists=True, dir_okay=False))
+@click.option("--keep", default=0.3, show_default=True, type=float, help="Share of episodes the capacity policy keeps active.")
+@click.option("--seed", default=0, show_default=True, help="Seed choosing which questions are asked along the way.")
+@click.option("--split", default="all", show_default=True, type=click.Choice(list(runner.SPLITS)), help="Half of the conversations.")
+@click.option("--limit", default=None, type=int, help="Only the first N conversations.")
+@click.option("--cache", default=_default_cache, show_default="~/.cache/engramdb/embeddings.sqlite", help="Shared embedding cache file.")
+@click.option("--output", "-o", default=None, type=_cli.SafePath(dir_okay=False), help="Write the results as JSON here.")
+@_cli.handle_errors
+def forgetting_cmd(path: str, keep: float, seed: int, split: str, limit: int | None, cache: str, output: str | None) -> None:
+    """Replay LoCoMo-format conversations with questions asked along the way, archive all but
+    --keep of the episodes by strength, and measure recall and recognition afterwards."""
+    import json
+
+    from . import forgetting
+
+    if not 0 < keep <= 1:
+        raise InputError("--keep must be in (0, 1]", field="keep")
+    convs = runner.load_dataset("locomo", path, split=split)[:limit]
+    Path(cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    with _cli.progress_bar() as prog:
+        task = prog.add_task("forgetting", total=len(convs))
+        doc = forgetting.run(convs, cache=str(Path(cache).expanduser()), keep=keep, seed=seed,
+                             progress=lambda done, total: prog.update(task, completed=done, total=total))
+    s = doc["summary"]
+    _cli.console.print(f"episodes {s['episodes']:,}, archived {s['archived']:,} (keep {keep:.0%}); {doc['meta']['wall_seconds']} s")
+    for name in ("asked_along_the_way", "never_asked", "all"):
+        g = s[name]
+        if g["n"]:
+            _cli.console.print(f"  {name:20s} n={g['n']:4d}  recall@{forgetting.K} {g['before']:.3f} -> {g['after']:.3f}"
+                               f"  (ratio {g['ratio']:.3f})" if g["ratio"] is not None else f"  {name}: n={g['n']}")
+    sizes = s["archived_bytes_per_episode"]
+    _cli.console.print(f"  per archived episode: recognition reads {sizes['recognition']:.0f} bytes, "
+                       f"its recall index entries took {sizes['recall_index']:.0f}")
+    if s["archived_evidence_turns"]:
+        _cli.console.print(f"  recognition of {s['archived_evidence_turns']} archived evidence turns (the turn as cue): "
+                           f"known and pointed@5 {s['item_known_and_recognised@5']:.3f}; "
+                           f"false alarms on {s['foils']} foils {s['foil_false_alarms']:.3f}")
+    if s["evidence_archived"]:
+        _cli.console.print(f"  with the question as cue ({s['evidence_archived']} questions): pointed@5 "
+                           f"{s['question_recognised@5']:.3f}, known and pointed {s['question_known_and_recognised@5']:.3f}")
+    if output:
+        Path(output).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        _cli.err_console.print(f"results: {output}")

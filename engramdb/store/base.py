@@ -202,6 +202,9 @@ class Store(Protocol):
     def gists(self, user_id: str, archived_only: bool = True) -> tuple[list[int], list[bytes], list[bytes | None]]:
         """(rowid, gist, code) of the user's archived episodes (or of all not quarantined)."""
 
+    def archive_bytes(self, user_id: str) -> tuple[int, int]:
+        """(bytes recognition reads for archived episodes, bytes their recall index entries take)."""
+
     def make_codes(self, user_id: str, model: str) -> int:
         """Sign-bit codes of archived episodes' first-passage vectors, where missing."""
 

@@ -350,6 +350,16 @@ class SQLiteStore:
         Returns how many."""
         if not uses:
             return 0
+        with self._lock:
+            # A use is a hint, not a memory: its commit does not wait for the disk (WAL, NORMAL);
+            # a crash may lose the last few, and the memories' own writes stay FULL.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                return self._record_uses(user_id, uses)
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")
+
+    def _record_uses(self, user_id: str, uses: dict[str, tuple[float, float]]) -> int:
         with self._tx() as c:
             done = 0
             for i in range(0, len(uses), 500):
@@ -408,6 +418,22 @@ class SQLiteStore:
         status = "status = 'archived'" if archived_only else "status <> 'quarantined'"
         rows = self._q(f"SELECT rowid, gist, code FROM episodes WHERE user_id = ? AND {status} ORDER BY seq", (user_id,))
         return [r[0] for r in rows], [r[1] or b"" for r in rows], [r[2] for r in rows]
+
+    def archive_bytes(self, user_id: str) -> tuple[int, int]:
+        """Bytes recognition reads for the user's archived episodes (gists and codes), and bytes
+        the recall index would hold for them (their units' vectors and full-text terms)."""
+        trace = self._q(
+            "SELECT COALESCE(SUM(LENGTH(gist)), 0) + COALESCE(SUM(LENGTH(code)), 0) FROM episodes "
+            "WHERE user_id = ? AND status = 'archived'",
+            (user_id,),
+        )[0][0]
+        index = self._q(
+            "SELECT COALESCE(SUM(LENGTH(v.vector)), 0) + COALESCE(SUM(LENGTH(u.terms)), 0) FROM units u "
+            "JOIN episodes e ON e.rowid = u.episode_rowid LEFT JOIN vectors v ON v.hash = u.vector_hash "
+            "WHERE e.user_id = ? AND e.status = 'archived'",
+            (user_id,),
+        )[0][0]
+        return int(trace), int(index)
 
     def make_codes(self, user_id: str, model: str) -> int:
         """Give archived episodes without one their code: the sign bits of their first passage's
