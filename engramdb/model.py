@@ -29,7 +29,7 @@ class Episode:
     place: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     importance: float = 0.5
-    strength: float = 1.0
+    strength: float = field(default=1.0, compare=False)  # at the time it was read: not part of equality
     status: str = "active"
     seq: int = 0  # position in the user's memory (insertion order)
     times: tuple[TimeMention, ...] = ()  # time expressions in text, resolved against timestamp
