@@ -10,6 +10,7 @@ from .encode.embedders import (
     default_embedder,
 )
 from .errors import (
+    AuthError,
     ContentError,
     DatasetError,
     EmbedderError,
@@ -40,7 +41,9 @@ from .semantic import FactDraft
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthError",
     "Change",
+    "Client",
     "ContentError",
     "Context",
     "DatasetError",
@@ -87,3 +90,13 @@ __all__ = [
     "hookimpl",
     "pack",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Client needs the [server] extra (httpx): imported when first asked for, so that
+    # ``import engramdb`` works without it and ``from engramdb import Client`` says what is missing.
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    raise AttributeError(f"module 'engramdb' has no attribute {name!r}")

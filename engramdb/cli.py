@@ -17,7 +17,7 @@ from rich.table import Table
 
 from . import __version__
 from .clikit import SafePath, console, err_console, handle_errors, progress_bar
-from .errors import InputError, NotFoundError
+from .errors import InputError, MissingDependencyError, NotFoundError
 from .guard import SOURCES
 from .lifecycle import Policy
 from .memory import Memory
@@ -638,6 +638,92 @@ def restore(db: str, user_id: str, episode_ids: tuple[str, ...]) -> None:
     with _open(db, embedder=None) as mem:
         moved = mem.restore(list(episode_ids), user_id=user_id)
     click.echo(f"restored {len(moved)}")
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (non-loopback needs API keys).")
+@click.option("--port", default=8765, show_default=True, help="Port.")
+@click.option("--require-keys/--no-require-keys", default=None,
+              help="Demand an API key on every request (default: when the file holds any key).")
+@handle_errors
+def serve(db: str, host: str, port: int, require_keys: bool | None) -> None:
+    """Serve the memory over HTTP: the REST API (/v1/..., OpenAPI at /openapi.json, docs at /docs)."""
+    try:
+        import uvicorn
+
+        from .server.app import create_app
+    except ImportError as exc:
+        raise MissingDependencyError("`engramdb serve` needs its extra: pip install 'engramdb[server]'") from exc
+    mem = _open(db, create=True)
+    keys = mem.store.list_keys()
+    if host not in LOOPBACK and not any(k["revoked_at"] is None for k in keys):
+        mem.close()
+        raise InputError(
+            f"refusing to serve on {host} without API keys: anyone who can reach it could read every memory. "
+            "Create one with `engramdb keys create --tenant NAME`, or bind to 127.0.0.1",
+            field="host",
+        )
+    app = create_app(mem, require_keys=require_keys)
+    err_console.print(f"engramdb serving {db} on http://{host}:{port} (docs: /docs)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        mem.close()
+
+
+@main.group()
+def keys() -> None:
+    """API keys of `engramdb serve`: each belongs to a tenant, whose user ids are its own."""
+
+
+@keys.command(name="create")
+@db_option
+@click.option("--tenant", required=True, help="The tenant the key acts for.")
+@click.option("--name", default="", help="A label (shown in lists, recorded as the writer of what it adds).")
+@handle_errors
+def keys_create(db: str, tenant: str, name: str) -> None:
+    """Create a key and print it (only its hash is stored: keep it now)."""
+    from .server.keys import create_key
+
+    with _open(db, embedder=None, create=True) as mem:
+        key_id, key = create_key(mem.store, tenant, name)
+    err_console.print(f"created {key_id} for tenant {tenant}")
+    click.echo(key)
+
+
+@keys.command(name="list")
+@db_option
+@json_option
+@handle_errors
+def keys_list(db: str, as_json: bool) -> None:
+    """List keys (never the keys themselves)."""
+    with _open(db, embedder=None) as mem:
+        rows = mem.store.list_keys()
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    t = Table()
+    for col in ("id", "tenant", "name", "created_at", "revoked_at"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*(str(r[c] or "") for c in ("id", "tenant", "name", "created_at", "revoked_at")))
+    console.print(t)
+
+
+@keys.command(name="revoke")
+@db_option
+@click.argument("key_id")
+@handle_errors
+def keys_revoke(db: str, key_id: str) -> None:
+    """Revoke a key: requests with it get 401 from then on."""
+    with _open(db, embedder=None) as mem:
+        if not mem.store.revoke_key(key_id):
+            raise NotFoundError(f"no active key {key_id!r}", id=key_id)
+    click.echo(f"revoked {key_id}")
 
 
 def _report_held(n: int) -> None:

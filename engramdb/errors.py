@@ -83,6 +83,10 @@ class UnknownUserError(NotFoundError):
     """A read was made for a user_id that has no memories in this store."""
 
 
+class AuthError(EngramError):
+    """No API key, or one the server does not know or has revoked (HTTP 401)."""
+
+
 class StoreError(EngramError):
     """The storage backend failed."""
 

@@ -325,3 +325,19 @@ def _m0009(dialect: str) -> list[str]:
             set_at TEXT NOT NULL
         )""",
     ]
+
+
+@migration("0010_keys")
+def _m0010(dialect: str) -> list[str]:
+    # API keys of `engramdb serve`: each belongs to a tenant, whose user ids are its own
+    # namespace. Only a SHA-256 of the key is kept.
+    return [
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+    ]

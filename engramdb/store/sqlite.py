@@ -453,6 +453,30 @@ class SQLiteStore:
             )
         return len(rows)
 
+    # -- API keys ----------------------------------------------------------------------------
+
+    def put_key(self, key_id: str, tenant: str, name: str, key_hash: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO api_keys(id, tenant, name, hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                (key_id, tenant, name, key_hash, iso(now_utc())),
+            )
+
+    def find_key(self, key_hash: str) -> tuple[str, str, str] | None:
+        """(key id, tenant, name) of an active key with this hash."""
+        rows = self._q("SELECT id, tenant, name FROM api_keys WHERE hash = ? AND revoked_at IS NULL", (key_hash,))
+        return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        cols = ("id", "tenant", "name", "created_at", "revoked_at")
+        return [dict(zip(cols, r)) for r in self._q(f"SELECT {', '.join(cols)} FROM api_keys ORDER BY created_at")]
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self._tx() as c:
+            return c.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (iso(now_utc()), key_id)
+            ).rowcount > 0
+
     def get_policy(self, user_id: str) -> str | None:
         rows = self._q("SELECT policy FROM policies WHERE user_id = ?", (user_id,))
         return str(rows[0][0]) if rows else None

@@ -1,0 +1,144 @@
+"""``Client``: a :class:`~engramdb.Memory` on the other side of ``engramdb serve``.
+
+The same methods, arguments, return types and errors as ``Memory`` (for the calls the REST
+API serves), over HTTP with httpx. Records come back through :mod:`engramdb.wire`, the one
+serialisation, so a ``Hit`` from a Client equals the ``Hit`` the server's ``Memory`` made.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote
+
+from . import errors as _errors
+from .errors import EngramError, MissingDependencyError, StoreError
+from .forget import DeletionReceipt
+from .model import Episode, Fact, Hit, StoreStats
+from .recall.packing import Context
+from .wire import load
+
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependencyError("the client needs its extra: pip install 'engramdb[server]'") from exc
+
+
+def _when(value: str | datetime | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class Client:
+    """``Client("http://127.0.0.1:8765", api_key="...")``: the memory a server holds."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8765", *, api_key: str | None = None, timeout: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        try:
+            clean = {k: v for k, v in (params or {}).items() if v is not None}
+            resp = self._http.request(method, path, json=json, params=clean)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"cannot reach the engramdb server at {self._http.base_url}: {exc}") from exc
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+                cls = getattr(_errors, err["type"], None)
+                message = str(err["message"])
+            except (ValueError, KeyError, TypeError):
+                cls, message = None, resp.text[:200]
+            if not (isinstance(cls, type) and issubclass(cls, EngramError)):
+                cls = _errors.AuthError if resp.status_code == 401 else EngramError
+            raise cls(message, status=resp.status_code)
+        return resp.json()
+
+    @staticmethod
+    def _path(*parts: str) -> str:
+        for p in parts:
+            if not isinstance(p, str):
+                raise _errors.InputError(f"an id must be a string, not {type(p).__name__}")
+        return "/".join(quote(p, safe="") for p in parts)
+
+    # -- the Memory API ----------------------------------------------------------------------
+
+    def add(
+        self,
+        messages: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]],
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        timestamp: str | datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
+    ) -> builtins.list[str]:
+        body = {"messages": messages, "user_id": user_id, "session_id": session_id, "agent_id": agent_id,
+                "timestamp": _when(timestamp), "metadata": metadata, "source": source}
+        return list(self._call("POST", "/v1/memories", json={k: v for k, v in body.items() if v is not None})["ids"])
+
+    def search(
+        self, query: str, *, user_id: str, limit: int = 10, now: str | datetime | None = None,
+        as_of: str | datetime | None = None, include_archived: bool = False,
+    ) -> builtins.list[Hit]:
+        body = {"query": query, "user_id": user_id, "limit": limit, "now": _when(now), "as_of": _when(as_of),
+                "include_archived": include_archived}
+        return load(list[Hit], self._call("POST", "/v1/search", json={k: v for k, v in body.items() if v is not None})["hits"])  # type: ignore[no-any-return]
+
+    def context(
+        self, query: str, *, user_id: str, budget_tokens: int = 1000, now: str | datetime | None = None,
+        as_of: str | datetime | None = None,
+    ) -> Context:
+        body = {"query": query, "user_id": user_id, "budget_tokens": budget_tokens, "now": _when(now), "as_of": _when(as_of)}
+        return load(Context, self._call("POST", "/v1/context", json={k: v for k, v in body.items() if v is not None}))  # type: ignore[no-any-return]
+
+    def timeline(
+        self, *, user_id: str, query: str | None = None, start: str | datetime | None = None,
+        end: str | datetime | None = None, limit: int = 100, now: str | datetime | None = None,
+    ) -> builtins.list[Episode]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/timeline",
+                          params={"query": query, "start": _when(start), "end": _when(end), "limit": limit, "now": _when(now)})
+        return load(list[Episode], data["episodes"])  # type: ignore[no-any-return]
+
+    def list(
+        self, *, user_id: str, session_id: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> builtins.list[Episode]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/episodes",
+                          params={"session_id": session_id, "limit": limit, "offset": offset})
+        return load(list[Episode], data["episodes"])  # type: ignore[no-any-return]
+
+    def facts(
+        self, *, user_id: str, status: str | None = "current", subject: str | None = None, predicate: str | None = None
+    ) -> builtins.list[Fact]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/facts",
+                          params={"status": status if status is not None else "all", "subject": subject, "predicate": predicate})
+        return load(list[Fact], data["facts"])  # type: ignore[no-any-return]
+
+    def profile(self, *, user_id: str) -> dict[str, dict[str, builtins.list[Fact]]]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/profile")
+        return load(dict[str, dict[str, list[Fact]]], data["profile"])  # type: ignore[no-any-return]
+
+    def get(self, episode_id: str, *, user_id: str | None = None) -> Episode:
+        return load(Episode, self._call("GET", f"/v1/episodes/{self._path(episode_id)}", params={"user_id": user_id}))  # type: ignore[no-any-return]
+
+    def delete(self, episode_id: str, *, user_id: str | None = None) -> DeletionReceipt:
+        data = self._call("DELETE", f"/v1/episodes/{self._path(episode_id)}", params={"user_id": user_id})
+        return load(DeletionReceipt, data)  # type: ignore[no-any-return]
+
+    def forget(self, *, user_id: str) -> DeletionReceipt:
+        """Forget a whole user (the server's ``DELETE /v1/users/{user_id}``)."""
+        return load(DeletionReceipt, self._call("DELETE", f"/v1/users/{self._path(user_id)}"))  # type: ignore[no-any-return]
+
+    def stats(self, *, user_id: str | None = None) -> StoreStats:
+        return load(StoreStats, self._call("GET", "/v1/stats", params={"user_id": user_id}))  # type: ignore[no-any-return]

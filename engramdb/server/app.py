@@ -1,0 +1,204 @@
+"""The REST API: a thin ASGI adapter over one :class:`~engramdb.Memory`.
+
+Every route validates nothing itself: it maps the JSON body (which mirrors the Python keyword
+arguments) onto a ``Memory`` call, and the call's typed errors onto HTTP statuses. Records go out
+through :mod:`engramdb.wire`, the one serialisation. With API keys, each request acts for the
+key's tenant: user ids are put in its namespace on the way in and taken out on the way back.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+
+from ..errors import (
+    AuthError, EmbedderError, EngramError, InputError, LimitError, MissingDependencyError, NotFoundError, StoreError,
+)
+from ..memory import Memory
+from ..wire import dump
+from .keys import Tenant, tenant_for
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependencyError("the server needs its extra: pip install 'engramdb[server]'") from exc
+
+#: Largest request body accepted (bytes): a message may be 100,000 characters, an add 10,000 of them.
+MAX_BODY = 16 * 1024 * 1024
+
+
+def status_of(exc: EngramError) -> int:
+    if isinstance(exc, AuthError):
+        return 401
+    if isinstance(exc, LimitError):
+        return 413
+    if isinstance(exc, InputError):
+        return 400
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, (StoreError, EmbedderError)):
+        return 503
+    return 500
+
+
+def error_body(exc: EngramError) -> dict[str, Any]:
+    return {"error": {"type": type(exc).__name__, "message": exc.message}}
+
+
+def _strip(data: Any, tenant: Tenant) -> Any:
+    """The tenant's view of dumped data: user ids without the namespace."""
+    if tenant.name is None:
+        return data
+    if isinstance(data, list):
+        return [_strip(v, tenant) for v in data]
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if k == "user_id" and isinstance(v, str):
+                mine = tenant.outside(v)
+                if mine is None:  # never expected: every call is scoped to the tenant's users
+                    raise NotFoundError("not found")
+                out[k] = mine
+            else:
+                out[k] = _strip(v, tenant)
+        return out
+    return data
+
+
+def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: int = MAX_BODY) -> FastAPI:
+    """The ASGI app over ``memory``. ``require_keys``: demand a key on every request (default:
+    when the store holds any key)."""
+    app = FastAPI(title="engramdb", version="1", description="Long-term memory for LLM agents: REST API.")
+    store = memory.store
+    needs_key = bool(store.list_keys()) if require_keys is None else require_keys
+
+    @app.exception_handler(EngramError)
+    async def _typed(request: Request, exc: EngramError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=status_of(exc))
+
+    @app.middleware("http")
+    async def _limit(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > max_body:
+            return JSONResponse(error_body(LimitError(f"request body over {max_body:,} bytes")), status_code=413)
+        return await call_next(request)
+
+    def tenant(request: Request) -> Tenant:
+        auth = request.headers.get("authorization", "")
+        if not auth:
+            if needs_key:
+                raise AuthError("this server needs an API key: Authorization: Bearer KEY")
+            return Tenant(None)
+        scheme, _, key = auth.partition(" ")
+        found = tenant_for(store, key.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise AuthError("unknown or revoked API key")
+        return found
+
+    async def body(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > max_body:
+            raise LimitError(f"request body over {max_body:,} bytes")
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError as exc:
+            raise InputError(f"the body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InputError("the body must be a JSON object of the call's keyword arguments")
+        return data
+
+    def args(data: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise InputError(f"unknown argument {unknown[0]!r}; allowed: {', '.join(allowed)}", field=unknown[0])
+        return data
+
+    def out(data: Any, t: Tenant) -> JSONResponse:
+        return JSONResponse(_strip(dump(data), t))
+
+    def owned(episode_id: str, t: Tenant, user_id: str | None) -> str:
+        """The store user id owning an episode, if the tenant may reach it (else not found)."""
+        if not isinstance(episode_id, str):
+            raise InputError("episode id must be a string", field="episode_id")
+        owner = store.episode_owners([episode_id]).get(episode_id)
+        if owner is None or t.outside(owner) is None or (user_id is not None and owner != t.inside(user_id)):
+            raise NotFoundError(f"no episode {episode_id!r}", id=episode_id)
+        return owner
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.post("/v1/memories")
+    async def add(request: Request) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("messages", "user_id", "session_id", "agent_id", "timestamp", "metadata", "source"))
+        data["user_id"] = t.inside(data.get("user_id"))
+        ids = memory.add(data.pop("messages", None), writer=t.writer, **data)
+        return out({"ids": ids}, t)
+
+    @app.post("/v1/search")
+    async def search(request: Request) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("query", "user_id", "limit", "now", "as_of", "include_archived"))
+        data["user_id"] = t.inside(data.get("user_id"))
+        return out({"hits": memory.search(data.pop("query", None), **data)}, t)
+
+    @app.post("/v1/context")
+    async def context(request: Request) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("query", "user_id", "budget_tokens", "now", "as_of"))
+        data["user_id"] = t.inside(data.get("user_id"))
+        return out(memory.context(data.pop("query", None), **data), t)
+
+    @app.get("/v1/users/{user_id}/timeline")
+    def timeline(request: Request, user_id: str, query: str | None = None, start: str | None = None,
+                 end: str | None = None, limit: int = 100, now: str | None = None) -> JSONResponse:
+        t = tenant(request)
+        eps = memory.timeline(user_id=t.inside(user_id), query=query, start=start, end=end, limit=limit, now=now)
+        return out({"episodes": eps}, t)
+
+    @app.get("/v1/users/{user_id}/episodes")
+    def list_episodes(request: Request, user_id: str, session_id: str | None = None, limit: int | None = None,
+                      offset: int = 0) -> JSONResponse:
+        t = tenant(request)
+        return out({"episodes": memory.list(user_id=t.inside(user_id), session_id=session_id, limit=limit, offset=offset)}, t)
+
+    @app.get("/v1/users/{user_id}/facts")
+    def facts(request: Request, user_id: str, status: str | None = "current", subject: str | None = None,
+              predicate: str | None = None) -> JSONResponse:
+        t = tenant(request)
+        st = None if status in ("", "all") else status
+        return out({"facts": memory.facts(user_id=t.inside(user_id), status=st, subject=subject, predicate=predicate)}, t)
+
+    @app.get("/v1/users/{user_id}/profile")
+    def profile(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out({"profile": memory.profile(user_id=t.inside(user_id))}, t)
+
+    @app.get("/v1/episodes/{episode_id}")
+    def get(request: Request, episode_id: str, user_id: str | None = None) -> JSONResponse:
+        t = tenant(request)
+        owner = owned(episode_id, t, user_id)
+        return out(memory.get(episode_id, user_id=owner), t)
+
+    @app.delete("/v1/episodes/{episode_id}")
+    def delete(request: Request, episode_id: str, user_id: str | None = None) -> JSONResponse:
+        t = tenant(request)
+        owner = owned(episode_id, t, user_id)
+        return out(memory.delete(episode_id, user_id=owner), t)
+
+    @app.delete("/v1/users/{user_id}")
+    def forget_user(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out(memory.forget(user_id=t.inside(user_id)), t)
+
+    @app.get("/v1/stats")
+    def stats(request: Request, user_id: str | None = None) -> JSONResponse:
+        t = tenant(request)
+        if user_id is None and t.name is not None:
+            raise InputError("with a tenant's key, stats are per user: pass user_id", field="user_id")
+        return out(memory.stats(user_id=t.inside(user_id) if user_id is not None else None), t)
+
+    return app

@@ -1,0 +1,188 @@
+"""The REST API and Client: a real server (uvicorn) on loopback over a real SQLite file with the
+real model. The API tests run against both Memory and Client, so the two never drift."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+import uvicorn
+from click.testing import CliRunner
+
+from engramdb import AuthError, Client, InputError, LimitError, Memory, NotFoundError, OnnxEmbedder, UnknownUserError
+from engramdb.cli import main
+from engramdb.server.app import create_app
+from engramdb.server.keys import create_key
+
+
+class Server:
+    """``engramdb serve``'s app on a free loopback port, in a thread, for one test module."""
+
+    def __init__(self, mem: Memory, **kwargs: Any) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(create_app(mem, **kwargs), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, real_embedder: OnnxEmbedder) -> Iterator[tuple[Server, Memory]]:
+    mem = Memory(tmp_path_factory.mktemp("srv") / "served.db", embedder=real_embedder)
+    srv = Server(mem, require_keys=False, max_body=1_000_000)
+    yield srv, mem
+    srv.stop()
+    mem.close()
+
+
+@pytest.fixture(params=["memory", "client"])
+def api(request: pytest.FixtureRequest, tmp_path: Path, real_embedder: OnnxEmbedder, served: Any) -> Iterator[Any]:
+    """The same calls on a Memory, and on a Client of a served Memory (users made unique per test)."""
+    if request.param == "memory":
+        with Memory(tmp_path / "direct.db", embedder=real_embedder) as m:
+            yield m
+    else:
+        srv, _ = served
+        with Client(srv.url) as c:
+            yield c
+
+
+def _user(request: pytest.FixtureRequest) -> str:
+    return "u-" + request.node.name.replace("[", "-").replace("]", "")
+
+
+def test_add_search_context_timeline_facts_get_delete(api: Any, request: pytest.FixtureRequest) -> None:
+    u = _user(request)
+    [cat, move] = api.add(
+        [{"content": "I adopted a cat named Pixel yesterday.", "timestamp": "2024-05-02T10:00:00"},
+         {"content": "I moved to Lisbon and work at Feedzai now.", "timestamp": "2024-05-03T10:00:00"}],
+        user_id=u, session_id="s1",
+    )
+    [hit] = api.search("what is my cat called?", user_id=u, limit=1, now="2024-05-10")
+    assert hit.episode_ids == [cat] and hit.episodes[0].times[0].start.isoformat() == "2024-05-01"
+    assert hit.signals["relevance"] > 0 and hit.episodes[0].user_id == u
+    ctx = api.context("what is my cat called?", user_id=u, budget_tokens=100, now="2024-05-10")
+    assert cat in ctx.episode_ids and "Pixel" in ctx and ctx.tokens <= 100
+    assert [e.id for e in api.timeline(user_id=u)] == [cat, move]
+    assert {f.object for f in api.facts(user_id=u)} >= {"Lisbon", "Pixel"}
+    assert any(f.object == "Lisbon" for fs in api.profile(user_id=u).values() for group in fs.values() for f in group)
+    assert api.get(cat).text == "I adopted a cat named Pixel yesterday."
+    assert [e.id for e in api.list(user_id=u)] == [cat, move]
+    receipt = api.delete(cat, user_id=u)
+    assert receipt.episode_ids == (cat,) and receipt.clean
+    with pytest.raises(NotFoundError):
+        api.get(cat)
+    assert api.stats(user_id=u).episodes == 1
+    gone = api.forget(user_id=u)
+    assert gone.episode_ids == (move,)
+    assert api.list(user_id=u) == [] and api.search("cat", user_id=u) == []
+
+
+def test_bad_input_is_the_same_typed_error(api: Any, request: pytest.FixtureRequest) -> None:
+    u = _user(request)
+    api.add("hello there", user_id=u)
+    with pytest.raises(InputError):
+        api.add("", user_id=u)
+    with pytest.raises(LimitError):
+        api.search("hello", user_id=u, limit=0)
+    with pytest.raises(InputError):
+        api.search("hello", user_id=u, now="not a time")
+    with pytest.raises(NotFoundError):
+        api.get("ep_nope")
+    with pytest.raises(UnknownUserError):
+        api.facts(user_id=u + "-nobody")
+
+
+def test_client_returns_what_the_served_memory_returns(served: Any) -> None:
+    srv, mem = served
+    mem.track_use = False  # a search strengthens what it finds: compare two searches of one state
+    with Client(srv.url) as c:
+        c.add(["I keep bees on the roof.", "The hive swarmed in June."], user_id="same", timestamp="2024-06-01T09:00:00")
+        assert c.search("bees", user_id="same", now="2024-07-01") == mem.search("bees", user_id="same", now="2024-07-01")
+        remote = c.context("bees", user_id="same", now="2024-07-01")
+        local = mem.context("bees", user_id="same", now="2024-07-01")
+        assert remote == local and remote.hits == local.hits and remote.episode_ids == local.episode_ids
+        assert c.list(user_id="same") == mem.list(user_id="same")
+    mem.track_use = True
+
+
+def test_http_errors_are_json_with_status_and_bodies_are_limited(served: Any) -> None:
+    srv, _ = served
+    r = httpx.post(srv.url + "/v1/search", json={"user_id": "nobody-here", "query": "x"})
+    assert r.status_code == 404 and r.json()["error"]["type"] == "UnknownUserError"
+    r = httpx.post(srv.url + "/v1/search", json={"user_id": "u", "query": "x", "bogus": 1})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "InputError"
+    r = httpx.post(srv.url + "/v1/memories", content=b"{not json")
+    assert r.status_code == 400
+    r = httpx.post(srv.url + "/v1/memories", json={"user_id": "u", "messages": "x" * 1_100_000})
+    assert r.status_code == 413 and r.json()["error"]["type"] == "LimitError"
+    assert httpx.get(srv.url + "/openapi.json").json()["info"]["title"] == "engramdb"
+
+
+def test_tenants_are_namespaces_and_keys_are_needed(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    with Memory(tmp_path / "t.db", embedder=real_embedder) as mem:
+        _, acme = create_key(mem.store, "acme", "bot")
+        beta_id, beta = create_key(mem.store, "beta")
+        srv = Server(mem)
+        try:
+            # the README's curl, as curl sends it (-d: a form content type, the JSON as the body)
+            headers = {"Authorization": f"Bearer {acme}", "Content-Type": "application/x-www-form-urlencoded"}
+            r = httpx.post(srv.url + "/v1/memories", headers=headers,
+                           content=b'{"user_id":"u1","messages":"I adopted a cat named Pixel"}')
+            assert r.status_code == 200, r.text
+            [eid] = r.json()["ids"]
+            r = httpx.post(srv.url + "/v1/search", headers=headers, content=b'{"user_id":"u1","query":"what is my cat called?"}')
+            assert r.json()["hits"][0]["episodes"][0]["id"] == eid
+            assert r.json()["hits"][0]["episodes"][0]["user_id"] == "u1"  # the tenant's own id
+            with Client(srv.url, api_key=acme) as a, Client(srv.url, api_key=beta) as b:
+                assert a.get(eid).writer == "key:bot"
+                with pytest.raises(UnknownUserError):
+                    b.search("what is my cat called?", user_id="u1")  # beta's u1 is someone else
+                b.add("I have a dog named Rex", user_id="u1")
+                assert all(eid not in h.episode_ids for h in b.search("what is my cat called?", user_id="u1"))
+                assert all("Pixel" not in h.text for h in b.search("cat Pixel", user_id="u1"))
+                for call in (lambda: b.get(eid), lambda: b.delete(eid), lambda: b.get(eid, user_id="u1")):
+                    with pytest.raises(NotFoundError):
+                        call()
+                with pytest.raises(InputError):
+                    b.stats()  # store-wide counts would tell about other tenants
+                assert a.get(eid).text == "I adopted a cat named Pixel"
+            for key in (None, "edb_wrong"):
+                with Client(srv.url, api_key=key) as nobody, pytest.raises(AuthError):
+                    nobody.search("cat", user_id="u1")
+            mem.store.revoke_key(beta_id)
+            with Client(srv.url, api_key=beta) as b, pytest.raises(AuthError):
+                b.search("dog", user_id="u1")
+        finally:
+            srv.stop()
+
+
+def test_cli_keys_and_serve_refuses_open_network_without_keys(tmp_path: Path) -> None:
+    db = str(tmp_path / "k.db")
+    env = {"ENGRAMDB_PATH": db, "COLUMNS": "200"}
+    res = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"], env=env)
+    assert res.exit_code == 2 and "without API keys" in res.output
+    res = CliRunner().invoke(main, ["keys", "create", "--tenant", "acme"], env=env)
+    assert res.exit_code == 0 and res.stdout.strip().startswith("edb_")
+    listed = CliRunner().invoke(main, ["keys", "list", "--json"], env=env)
+    [row] = __import__("json").loads(listed.output)
+    assert row["tenant"] == "acme" and res.stdout.strip() not in listed.output  # only the hash is kept
+    assert "revoked" in CliRunner().invoke(main, ["keys", "revoke", row["id"]], env=env).output
+    assert CliRunner().invoke(main, ["keys", "create", "--tenant", "a/b"], env=env).exit_code == 2
