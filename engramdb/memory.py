@@ -6,6 +6,7 @@ import builtins
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ from .consolidate import engine as consolidation
 from .consolidate.engine import Report
 from .consolidate.extract import Extractor, RuleExtractor
 from .encode.embedders import Embedder, LazyEmbedder
-from .encode.text import Passage, split_passages
+from .encode.text import Passage, count_tokens, split_passages
 from .encode.timex import find_times
 from .errors import EmbedderError, InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .forget import DeletionReceipt, probes_for, residue
@@ -30,7 +31,7 @@ from .lifecycle import (
     DAY, RECOGNITION_MIX, SURPRISE_WEIGHT, MaintenanceReport, Policy, Recognition, code_similarity,
     estimate_importance, recognition_scores, retrievability,
 )
-from .model import Change, Entity, Episode, Explanation, Fact, Flagged, Hit, Segment, StoreStats
+from .model import Change, CoreBlock, CoreChange, Entity, Episode, Explanation, Fact, Flagged, Hit, Segment, StoreStats
 from .recall.packing import Context, pack
 from .recall.pipeline import Recaller
 from .recall.search import RecallOptions
@@ -726,6 +727,117 @@ class Memory:
         best = pairs[0][1] if pairs else 0.0
         return Recognition(best >= threshold, best, tuple(e for e, _ in pairs), tuple(sc for _, sc in pairs))
 
+    # -- working memory ----------------------------------------------------------------------
+
+    #: A block's size limit unless given (characters).
+    CORE_LIMIT = 2000
+    _LABEL = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+    def _core_label(self, label: object) -> str:
+        if not isinstance(label, str) or not self._LABEL.match(label):
+            raise InputError("a block label is 1-64 letters, digits, '_', '.' or '-'", field="label")
+        return label
+
+    def core(self, *, user_id: str) -> dict[str, CoreBlock]:
+        """The user's working memory: label -> block (empty if none was written)."""
+        user = check_id(user_id, "user_id", required=True)
+        assert user is not None
+        return {r[0]: CoreBlock(r[0], r[1], int(r[2]), datetime.fromisoformat(r[3])) for r in self.store.core_blocks(user)}
+
+    def _core_edit(self, user_id: str, label: str, op: str, edit: Callable[[str | None, int | None], tuple[str | None, int]]) -> CoreBlock | None:
+        user = check_id(user_id, "user_id", required=True)
+        assert user is not None
+        self.store.core_write(user, self._core_label(label), op, edit)
+        return self.core(user_id=user).get(label)
+
+    def _fits(self, value: str, limit: int, label: str) -> str:
+        if len(value) > limit:
+            raise LimitError(
+                f"block {label!r} would hold {len(value):,} characters; its limit is {limit:,} (replace or shorten)",
+                field="value", limit=limit,
+            )
+        return value
+
+    def core_set(self, label: str, value: str, *, user_id: str, limit: int | None = None) -> CoreBlock:
+        """Write a block whole (creating it); ``limit``: its size in characters (kept if omitted)."""
+        value = check_text(value, field_name="value", limit=100_000, allow_empty=True)
+        if limit is not None:
+            check_count(limit, "limit", minimum=1, maximum=100_000)
+
+        def edit(old: str | None, old_limit: int | None) -> tuple[str | None, int]:
+            lim = limit or old_limit or self.CORE_LIMIT
+            return self._fits(value, lim, label), lim
+
+        block = self._core_edit(user_id, label, "set", edit)
+        assert block is not None
+        return block
+
+    def core_append(self, label: str, text: str, *, user_id: str) -> CoreBlock:
+        """Add a line to a block (creating it)."""
+        text = check_text(text, field_name="text", limit=100_000)
+
+        def edit(old: str | None, old_limit: int | None) -> tuple[str | None, int]:
+            lim = old_limit or self.CORE_LIMIT
+            return self._fits(f"{old}\n{text}" if old else text, lim, label), lim
+
+        block = self._core_edit(user_id, label, "append", edit)
+        assert block is not None
+        return block
+
+    def core_replace(self, label: str, old: str, new: str, *, user_id: str) -> CoreBlock:
+        """Replace the text ``old`` (which must occur in the block) with ``new``."""
+        old = check_text(old, field_name="old", limit=100_000)
+        new = check_text(new, field_name="new", limit=100_000, allow_empty=True)
+
+        def edit(value: str | None, old_limit: int | None) -> tuple[str | None, int]:
+            if value is None:
+                raise NotFoundError(f"no block {label!r}", label=label)
+            if old not in value:
+                raise InputError(f"{old!r} is not in block {label!r}", field="old")
+            lim = old_limit or self.CORE_LIMIT
+            return self._fits(value.replace(old, new, 1), lim, label), lim
+
+        block = self._core_edit(user_id, label, "replace", edit)
+        assert block is not None
+        return block
+
+    def core_delete(self, label: str, *, user_id: str) -> None:
+        """Remove a block (its history stays, and the removal can be undone)."""
+
+        def edit(value: str | None, old_limit: int | None) -> tuple[str | None, int]:
+            if value is None:
+                raise NotFoundError(f"no block {label!r}", label=label)
+            return None, old_limit or self.CORE_LIMIT
+
+        self._core_edit(user_id, label, "delete", edit)
+
+    def core_history(self, *, user_id: str, label: str | None = None, limit: int = 50) -> builtins.list[CoreChange]:
+        """Edits of the user's blocks (of one ``label``), newest first."""
+        user = check_id(user_id, "user_id", required=True)
+        assert user is not None
+        check_count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
+        rows = self.store.core_changes(user, None if label is None else self._core_label(label), limit)
+        return [
+            CoreChange(r[0], r[1], r[2], r[3], r[4], int(r[5]), datetime.fromisoformat(r[6]),
+                       datetime.fromisoformat(r[7]) if r[7] else None)
+            for r in rows
+        ]
+
+    def core_undo(self, change_id: str, *, user_id: str) -> CoreBlock | None:
+        """Revert one edit: the block goes back to its text before it (None: it did not exist)."""
+        user = check_id(user_id, "user_id", required=True)
+        assert user is not None
+        check_text(change_id, field_name="change_id", limit=256)
+        found = self.store.core_mark_undone(user, change_id)
+        if found is None:
+            raise NotFoundError(f"no change {change_id!r} to undo", id=change_id)
+        label, before, _ = found
+
+        def edit(value: str | None, old_limit: int | None) -> tuple[str | None, int]:
+            return before, old_limit or self.CORE_LIMIT
+
+        return self._core_edit(user, label, "undo", edit)
+
     # -- quarantine --------------------------------------------------------------------------
 
     def quarantined(self, *, user_id: str, limit: int = 100) -> builtins.list[Flagged]:
@@ -882,7 +994,17 @@ class Memory:
         limit = min(MAX_LIMIT, max(10, budget_tokens // 25))
         hits = self._search(query, user_id, limit, now, as_of, None)
         opts = self.recall_options
-        ctx = pack(hits, budget_tokens, opts.context_whole_hits, opts.context_whole_share)
+        core = self.core(user_id=user_id)
+        head = ""
+        if core:  # working memory comes first, always, inside the budget
+            head = "Core memory:\n" + "\n".join(f"[{b.label}] {b.value}" for b in core.values())
+            if count_tokens(head) >= budget_tokens:
+                head = ""
+        rest = budget_tokens - (count_tokens(head) + 1 if head else 0)
+        ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share)
+        if head:
+            text = head + ("\n\n" + str(ctx) if str(ctx) else "")
+            ctx = Context(text, ctx.episode_ids, count_tokens(text), ctx.hits)
         if self.track_use and ctx.episode_ids:
             shown = set(ctx.episode_ids)
             self._record_use(hits[0].episodes[0].user_id, [[e for e in h.episode_ids if e in shown] for h in ctx.hits], now)

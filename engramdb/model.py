@@ -243,6 +243,32 @@ class Flagged:
 
 
 @dataclass(frozen=True)
+class CoreBlock:
+    """A block of working memory the agent edits (``persona``, ``human``…): always placed first
+    in ``context()``; ``limit`` is its size in characters."""
+
+    label: str
+    value: str
+    limit: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CoreChange:
+    """One edit of a working-memory block (``set``, ``append``, ``replace``, ``delete``, ``undo``),
+    with the text before and after; ``Memory.core_undo`` reverts it."""
+
+    id: str
+    label: str
+    op: str
+    before: str | None
+    after: str | None
+    limit: int
+    at: datetime
+    undone_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Explanation:
     """``Memory.why(hit)``: the hit, the facts drawn from its episodes, and readable lines."""
 

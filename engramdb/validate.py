@@ -83,7 +83,7 @@ def check_count(value: object, field_name: str, *, minimum: int = 0, maximum: in
     return value
 
 
-def check_text(value: object, *, field_name: str, index: int | None = None, limit: int) -> str:
+def check_text(value: object, *, field_name: str, index: int | None = None, limit: int, allow_empty: bool = False) -> str:
     where = f"message {index}: " if index is not None else ""
     if isinstance(value, (bytes, bytearray)):
         try:
@@ -108,7 +108,7 @@ def check_text(value: object, *, field_name: str, index: int | None = None, limi
         ) from exc
     if "\x00" in value:
         raise ContentError(f"{where}{field_name} contains a NUL character", field=field_name, index=index)
-    if not value.strip():
+    if not value.strip() and not allow_empty:
         raise ContentError(f"{where}{field_name} is empty", field=field_name, index=index)
     if len(value) > limit:
         raise ContentError(

@@ -208,6 +208,18 @@ class Store(Protocol):
     def make_codes(self, user_id: str, model: str) -> int:
         """Sign-bit codes of archived episodes' first-passage vectors, where missing."""
 
+    def core_blocks(self, user_id: str) -> list[tuple[str, str, int, str]]:
+        """Working memory: (label, value, max chars, updated at) of the user's blocks."""
+
+    def core_write(
+        self, user_id: str, label: str, op: str, edit: Callable[[str | None, int | None], tuple[str | None, int]]
+    ) -> str:
+        """Edit one block in a transaction (``edit`` maps the current value to the new); logged."""
+
+    def core_changes(self, user_id: str, label: str | None, limit: int) -> list[tuple[Any, ...]]: ...
+
+    def core_mark_undone(self, user_id: str, change_id: str) -> tuple[str, str | None, str | None] | None: ...
+
     def put_key(self, key_id: str, tenant: str, name: str, key_hash: str) -> None: ...
 
     def find_key(self, key_hash: str) -> tuple[str, str, str] | None:

@@ -341,3 +341,31 @@ def _m0010(dialect: str) -> list[str]:
             revoked_at TEXT
         )""",
     ]
+
+
+@migration("0011_core_memory")
+def _m0011(dialect: str) -> list[str]:
+    # Working memory the agent edits (MemGPT/Letta's core memory): per user, named text blocks
+    # with a size limit, every edit logged with the text before and after, so it can be undone.
+    return [
+        """CREATE TABLE core_blocks (
+            user_id TEXT NOT NULL,
+            label TEXT NOT NULL,
+            value TEXT NOT NULL,
+            max_chars INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, label)
+        )""",
+        """CREATE TABLE core_changes (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            label TEXT NOT NULL,
+            op TEXT NOT NULL,
+            before TEXT,
+            after TEXT,
+            max_chars INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            undone_at TEXT
+        )""",
+        "CREATE INDEX core_changes_user ON core_changes(user_id, label)",
+    ]

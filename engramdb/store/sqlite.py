@@ -453,6 +453,64 @@ class SQLiteStore:
             )
         return len(rows)
 
+    # -- working memory ----------------------------------------------------------------------
+
+    def core_blocks(self, user_id: str) -> list[tuple[str, str, int, str]]:
+        """(label, value, max chars, updated at) of the user's blocks, by label."""
+        return [tuple(r) for r in self._q(
+            "SELECT label, value, max_chars, updated_at FROM core_blocks WHERE user_id = ? ORDER BY label", (user_id,)
+        )]
+
+    def core_write(self, user_id: str, label: str, op: str, edit: Callable[[str | None, int | None], tuple[str | None, int]]) -> str:
+        """Change one block in a transaction: ``edit(current value or None, its max chars or None)``
+        returns (new value or None to remove, max chars); the change is logged. Returns its id."""
+        with self._tx() as c:
+            row = c.execute("SELECT value, max_chars FROM core_blocks WHERE user_id = ? AND label = ?", (user_id, label)).fetchone()
+            before, limit = (row[0], row[1]) if row else (None, None)
+            after, new_limit = edit(before, limit)
+            now = iso(now_utc())
+            c.execute(
+                "INSERT INTO users(user_id, created_at, version) VALUES (?, ?, 0) ON CONFLICT(user_id) DO NOTHING",
+                (user_id, now),
+            )
+            if after is None:
+                c.execute("DELETE FROM core_blocks WHERE user_id = ? AND label = ?", (user_id, label))
+            else:
+                c.execute(
+                    "INSERT INTO core_blocks(user_id, label, value, max_chars, updated_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(user_id, label) DO UPDATE SET value = excluded.value, max_chars = excluded.max_chars, "
+                    "updated_at = excluded.updated_at",
+                    (user_id, label, after, new_limit, now),
+                )
+            change_id = "core_" + uuid.uuid4().hex
+            c.execute(
+                "INSERT INTO core_changes(id, user_id, label, op, before, after, max_chars, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (change_id, user_id, label, op, before, after, new_limit, now),
+            )
+        return change_id
+
+    def core_changes(self, user_id: str, label: str | None, limit: int) -> list[tuple[Any, ...]]:
+        """(id, label, op, before, after, max chars, at, undone at), newest first."""
+        sql = "SELECT id, label, op, before, after, max_chars, at, undone_at FROM core_changes WHERE user_id = ?"
+        params: list[Any] = [user_id]
+        if label is not None:
+            sql += " AND label = ?"
+            params.append(label)
+        return [tuple(r) for r in self._q(sql + " ORDER BY rowid DESC LIMIT ?", (*params, limit))]
+
+    def core_mark_undone(self, user_id: str, change_id: str) -> tuple[str, str | None, str | None] | None:
+        """Mark a change undone: (label, before, after), or None if the user has no such change
+        not undone yet."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT label, before, after FROM core_changes WHERE id = ? AND user_id = ? AND undone_at IS NULL",
+                (change_id, user_id),
+            ).fetchone()
+            if row is None:
+                return None
+            c.execute("UPDATE core_changes SET undone_at = ? WHERE id = ?", (iso(now_utc()), change_id))
+        return str(row[0]), row[1], row[2]
+
     # -- API keys ----------------------------------------------------------------------------
 
     def put_key(self, key_id: str, tenant: str, name: str, key_hash: str) -> None:
@@ -713,7 +771,7 @@ class SQLiteStore:
         and counters, no content): other processes learn from them that the user was emptied."""
         out: dict[str, int] = {}
         with self._tx() as c:
-            for table in ("facts", "changes", "segments", "entities", "consolidation"):
+            for table in ("facts", "changes", "segments", "entities", "consolidation", "core_blocks", "core_changes"):
                 out[table] = c.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,)).rowcount
             self.record_change(c, user_id, "delete")
         self.checkpoint()
@@ -725,6 +783,7 @@ class SQLiteStore:
             ("episodes", "content, name, role, place, metadata, session_id, user_id"),
             ("units", "text, speaker"), ("facts", "subject, object, text, qualifier"), ("segments", "summary"),
             ("entities", "name, aliases"), ("episode_times", "text"), ("changes", "before, created"),
+            ("core_blocks", "value"), ("core_changes", "before, after"),
         ):
             last = 0
             while True:
