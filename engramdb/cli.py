@@ -675,6 +675,30 @@ def serve(db: str, host: str, port: int, require_keys: bool | None) -> None:
         mem.close()
 
 
+@main.command()
+@db_option
+@user_option(required=False)
+@click.option("--http", "http", default=None, help="Serve streamable HTTP on [HOST]:PORT (e.g. :8766) instead of stdio.")
+@handle_errors
+def mcp(db: str, user_id: str | None, http: str | None) -> None:
+    """Serve the memory as MCP tools (stdio by default), for Claude, Cursor and any MCP host."""
+    try:
+        from .server.mcp import create_server
+    except ImportError as exc:
+        raise MissingDependencyError("`engramdb mcp` needs its extra: pip install 'engramdb[server]'") from exc
+    host, port = "127.0.0.1", 8766
+    if http is not None:
+        h, _, p = http.rpartition(":")
+        if not p.isdigit():
+            raise InputError("--http takes [HOST]:PORT, e.g. :8766", field="http")
+        host, port = h or host, int(p)
+        if host not in LOOPBACK:
+            raise InputError("the MCP server has no keys: it binds to loopback only", field="http")
+    with _open(db, create=True) as mem:
+        server = create_server(mem, default_user=user_id, host=host, port=port)
+        server.run("streamable-http" if http is not None else "stdio")
+
+
 @main.group()
 def keys() -> None:
     """API keys of `engramdb serve`: each belongs to a tenant, whose user ids are its own."""

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from . import errors as _errors
 from .errors import EngramError, MissingDependencyError, StoreError
 from .forget import DeletionReceipt
-from .model import Episode, Fact, Hit, StoreStats
+from .model import CoreBlock, CoreChange, Episode, Fact, Hit, StoreStats
 from .recall.packing import Context
 from .wire import load
 
@@ -142,3 +142,31 @@ class Client:
 
     def stats(self, *, user_id: str | None = None) -> StoreStats:
         return load(StoreStats, self._call("GET", "/v1/stats", params={"user_id": user_id}))  # type: ignore[no-any-return]
+
+    # -- working memory ------------------------------------------------------------------------
+
+    def core(self, *, user_id: str) -> dict[str, CoreBlock]:
+        return load(dict[str, CoreBlock], self._call("GET", f"/v1/users/{self._path(user_id)}/core")["blocks"])  # type: ignore[no-any-return]
+
+    def core_set(self, label: str, value: str, *, user_id: str, limit: int | None = None) -> CoreBlock:
+        body = {"value": value, **({"limit": limit} if limit is not None else {})}
+        return load(CoreBlock, self._call("PUT", f"/v1/users/{self._path(user_id)}/core/{self._path(label)}", json=body))  # type: ignore[no-any-return]
+
+    def core_append(self, label: str, text: str, *, user_id: str) -> CoreBlock:
+        path = f"/v1/users/{self._path(user_id)}/core/{self._path(label)}/append"
+        return load(CoreBlock, self._call("POST", path, json={"text": text}))  # type: ignore[no-any-return]
+
+    def core_replace(self, label: str, old: str, new: str, *, user_id: str) -> CoreBlock:
+        path = f"/v1/users/{self._path(user_id)}/core/{self._path(label)}/replace"
+        return load(CoreBlock, self._call("POST", path, json={"old": old, "new": new}))  # type: ignore[no-any-return]
+
+    def core_delete(self, label: str, *, user_id: str) -> None:
+        self._call("DELETE", f"/v1/users/{self._path(user_id)}/core/{self._path(label)}")
+
+    def core_history(self, *, user_id: str, label: str | None = None, limit: int = 50) -> builtins.list[CoreChange]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/core-history", params={"label": label, "limit": limit})
+        return load(list[CoreChange], data["changes"])  # type: ignore[no-any-return]
+
+    def core_undo(self, change_id: str, *, user_id: str) -> CoreBlock | None:
+        data = self._call("POST", f"/v1/users/{self._path(user_id)}/core-undo", json={"change_id": change_id})
+        return load(CoreBlock | None, data["block"])  # type: ignore[no-any-return]

@@ -110,6 +110,17 @@ call("recognise", st.tuples(anything, users, anything, anything, anything).map(
 call("set_policy", st.tuples(policies, st.one_of(st.none(), v_users)).map(
     lambda a: lambda m: m.set_policy(_policy(a[0]), user_id=a[1])))
 call("policy", st.one_of(st.none(), users).map(lambda u: lambda m: m.policy(user_id=u)))
+labels = st.one_of(st.sampled_from(["human", "persona"]), anything)
+call("core", users.map(lambda u: lambda m: m.core(user_id=u)))
+call("core_set", st.tuples(labels, anything, users, anything).map(
+    lambda a: lambda m: m.core_set(a[0], a[1], user_id=a[2], limit=a[3])))
+call("core_append", st.tuples(labels, anything, users).map(lambda a: lambda m: m.core_append(a[0], a[1], user_id=a[2])))
+call("core_replace", st.tuples(labels, anything, anything, users).map(
+    lambda a: lambda m: m.core_replace(a[0], a[1], a[2], user_id=a[3])))
+call("core_delete", st.tuples(labels, users).map(lambda a: lambda m: m.core_delete(a[0], user_id=a[1])))
+call("core_history", st.tuples(users, st.one_of(st.none(), labels), anything).map(
+    lambda a: lambda m: m.core_history(user_id=a[0], label=a[1], limit=a[2])))
+call("core_undo", st.tuples(anything, users).map(lambda a: lambda m: m.core_undo(a[0], user_id=a[1])))
 
 
 @pytest.fixture(scope="module")

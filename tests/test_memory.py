@@ -329,7 +329,7 @@ def test_reopen_keeps_data_and_schema(tmp_path: Path, real_embedder: object) -> 
         m.add("persisted across opens", user_id="u")
     with Memory(db, embedder=real_embedder) as m:  # type: ignore[arg-type]
         assert m.search("persisted", user_id="u")[0].text == "persisted across opens"
-        assert m.stats().schema_version == schema_version() == "0010_keys"
+        assert m.stats().schema_version == schema_version() == "0011_core_memory"
 
 
 def test_acknowledged_add_survives_a_killed_process(tmp_path: Path) -> None:

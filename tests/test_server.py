@@ -186,3 +186,32 @@ def test_cli_keys_and_serve_refuses_open_network_without_keys(tmp_path: Path) ->
     assert row["tenant"] == "acme" and res.stdout.strip() not in listed.output  # only the hash is kept
     assert "revoked" in CliRunner().invoke(main, ["keys", "revoke", row["id"]], env=env).output
     assert CliRunner().invoke(main, ["keys", "create", "--tenant", "a/b"], env=env).exit_code == 2
+
+
+def test_working_memory_blocks_edit_undo_and_lead_the_context(api: Any, request: pytest.FixtureRequest) -> None:
+    u = _user(request)
+    api.add("I adopted a cat named Pixel.", user_id=u)
+    api.core_set("persona", "You are Sam, a warm assistant.", user_id=u, limit=200)
+    api.core_append("human", "Name: Dana.", user_id=u)
+    api.core_append("human", "Likes hiking.", user_id=u)
+    block = api.core_replace("human", "hiking", "climbing", user_id=u)
+    assert block.value == "Name: Dana.\nLikes climbing." and block.limit == 2000
+    assert set(api.core(user_id=u)) == {"human", "persona"}
+    ctx = api.context("what is my cat called?", user_id=u, budget_tokens=120)
+    assert ctx.startswith("Core memory:\n[human] Name: Dana.\nLikes climbing.\n[persona] You are Sam") and "Pixel" in ctx
+    assert ctx.tokens <= 120
+    with pytest.raises(LimitError):
+        api.core_append("persona", "x" * 300, user_id=u)
+    with pytest.raises(InputError):
+        api.core_replace("human", "sailing", "rowing", user_id=u)
+    with pytest.raises(InputError):
+        api.core_set("bad label!", "x", user_id=u)
+    [last, *_] = api.core_history(user_id=u, label="human")
+    assert (last.op, last.before, last.after) == ("replace", "Name: Dana.\nLikes hiking.", "Name: Dana.\nLikes climbing.")
+    assert api.core_undo(last.id, user_id=u).value == "Name: Dana.\nLikes hiking."
+    with pytest.raises(NotFoundError):
+        api.core_undo(last.id, user_id=u)  # once
+    api.core_delete("persona", user_id=u)
+    assert set(api.core(user_id=u)) == {"human"}
+    api.forget(user_id=u)
+    assert api.core(user_id=u) == {}

@@ -194,6 +194,46 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
         t = tenant(request)
         return out(memory.forget(user_id=t.inside(user_id)), t)
 
+    @app.get("/v1/users/{user_id}/core")
+    def core(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out({"blocks": memory.core(user_id=t.inside(user_id))}, t)
+
+    @app.put("/v1/users/{user_id}/core/{label}")
+    async def core_set(request: Request, user_id: str, label: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("value", "limit"))
+        return out(memory.core_set(label, data.get("value"), user_id=t.inside(user_id), limit=data.get("limit")), t)  # type: ignore[arg-type]
+
+    @app.post("/v1/users/{user_id}/core/{label}/append")
+    async def core_append(request: Request, user_id: str, label: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("text",))
+        return out(memory.core_append(label, data.get("text"), user_id=t.inside(user_id)), t)  # type: ignore[arg-type]
+
+    @app.post("/v1/users/{user_id}/core/{label}/replace")
+    async def core_replace(request: Request, user_id: str, label: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("old", "new"))
+        return out(memory.core_replace(label, data.get("old"), data.get("new"), user_id=t.inside(user_id)), t)  # type: ignore[arg-type]
+
+    @app.delete("/v1/users/{user_id}/core/{label}")
+    def core_delete(request: Request, user_id: str, label: str) -> JSONResponse:
+        t = tenant(request)
+        memory.core_delete(label, user_id=t.inside(user_id))
+        return out({"deleted": label}, t)
+
+    @app.get("/v1/users/{user_id}/core-history")
+    def core_history(request: Request, user_id: str, label: str | None = None, limit: int = 50) -> JSONResponse:
+        t = tenant(request)
+        return out({"changes": memory.core_history(user_id=t.inside(user_id), label=label, limit=limit)}, t)
+
+    @app.post("/v1/users/{user_id}/core-undo")
+    async def core_undo(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("change_id",))
+        return out({"block": memory.core_undo(data.get("change_id"), user_id=t.inside(user_id))}, t)  # type: ignore[arg-type]
+
     @app.get("/v1/stats")
     def stats(request: Request, user_id: str | None = None) -> JSONResponse:
         t = tenant(request)

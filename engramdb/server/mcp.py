@@ -1,0 +1,105 @@
+"""``engramdb mcp``: the memory as MCP tools, for Claude Desktop/Code, Cursor and any MCP host.
+
+A thin adapter over one :class:`~engramdb.Memory` (the official ``mcp`` SDK's FastMCP), over
+stdio or streamable HTTP. One server may serve several people: every tool takes ``user_id``,
+defaulting to the one given at start (``--user``) for single-person hosts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError, MissingDependencyError
+from ..memory import Memory
+from ..wire import dump
+
+try:
+    from mcp.server.fastmcp import FastMCP
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependencyError("the MCP server needs its extra: pip install 'engramdb[server]'") from exc
+
+INSTRUCTIONS = (
+    "Long-term memory of the people you talk with. Call `recall` (or `context`) before answering "
+    "anything that may depend on what they told you before; call `remember` with what they say "
+    "that is worth keeping (facts about themselves, plans, preferences, events, with the date when "
+    "known). `core_memory_*` edit a short working memory that is always shown first."
+)
+
+
+def create_server(memory: Memory, *, default_user: str | None = None, host: str = "127.0.0.1", port: int = 8766) -> FastMCP:
+    mcp = FastMCP("engramdb", instructions=INSTRUCTIONS, host=host, port=port)
+
+    def who(user_id: str | None) -> str:
+        user = user_id or default_user
+        if not user:
+            raise InputError("user_id is required (this server was started without a default --user)", field="user_id")
+        return user
+
+    def hit_view(h: Any) -> dict[str, Any]:
+        return {"text": h.text, "score": round(h.score, 4), "when": h.timestamp.isoformat(),
+                "speaker": h.episodes[0].speaker, "episode_ids": h.episode_ids}
+
+    @mcp.tool()
+    def remember(content: str, user_id: str | None = None, role: str = "user", name: str | None = None,
+                 session_id: str | None = None, timestamp: str | None = None) -> dict[str, Any]:
+        """Store something a person said or did, verbatim, in their long-term memory.
+
+        content: the message or event, as said. role: who said it (user, assistant, tool).
+        name: the speaker's name, if known. timestamp: when it happened (ISO 8601), default now.
+        Returns the new episode ids."""
+        msg: dict[str, Any] = {"content": content, "role": role}
+        if name:
+            msg["name"] = name
+        return {"ids": memory.add(msg, user_id=who(user_id), session_id=session_id, timestamp=timestamp)}
+
+    @mcp.tool()
+    def recall(query: str, user_id: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
+        """Search a person's long-term memory: what they said that bears on `query`, best first,
+        each with its text, date, speaker and the episode ids it cites."""
+        return [hit_view(h) for h in memory.search(query, user_id=who(user_id), limit=limit)]
+
+    @mcp.tool()
+    def context(query: str, user_id: str | None = None, budget_tokens: int = 800) -> str:
+        """A block of memories for your prompt: working memory first, then what bears on `query`,
+        oldest first, each line dated and attributed, within `budget_tokens`."""
+        return str(memory.context(query, user_id=who(user_id), budget_tokens=budget_tokens))
+
+    @mcp.tool()
+    def timeline(user_id: str | None = None, query: str | None = None, start: str | None = None,
+                 end: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Episodes in the order things happened (optionally only what `query` finds, or between
+        `start` and `end`, ISO dates): for "what came first?" and "what happened in May?"."""
+        eps = memory.timeline(user_id=who(user_id), query=query, start=start, end=end, limit=limit)
+        return [{"id": e.id, "when": e.event_time.isoformat(), "speaker": e.speaker, "text": e.text} for e in eps]
+
+    @mcp.tool()
+    def profile(user_id: str | None = None) -> dict[str, Any]:
+        """What is known about a person and the people they named: current facts by subject and
+        category (where they live and work, family, likes…), each citing its episodes."""
+        return {s: {c: [f.text for f in fs] for c, fs in cats.items()} for s, cats in memory.profile(user_id=who(user_id)).items()}
+
+    @mcp.tool()
+    def forget(episode_id: str, user_id: str | None = None) -> dict[str, Any]:
+        """Delete one episode and everything drawn from it, when a person asks you to forget it.
+        Returns what was removed."""
+        receipt = memory.delete(episode_id, user_id=who(user_id))
+        return {"removed": receipt.removed, "episode_ids": list(receipt.episode_ids), "clean": receipt.clean}
+
+    @mcp.tool()
+    def core_memory_read(user_id: str | None = None) -> dict[str, Any]:
+        """The working memory blocks (e.g. `persona`, `human`): label -> text and size limit."""
+        return {k: {"value": b.value, "limit": b.limit} for k, b in memory.core(user_id=who(user_id)).items()}
+
+    @mcp.tool()
+    def core_memory_append(label: str, text: str, user_id: str | None = None) -> dict[str, Any]:
+        """Add a line to a working memory block (created if missing), e.g. label `human`,
+        text "Prefers short answers". Fails if the block would exceed its limit."""
+        return dump(memory.core_append(label, text, user_id=who(user_id)))  # type: ignore[no-any-return]
+
+    @mcp.tool()
+    def core_memory_replace(label: str, old: str, new: str, user_id: str | None = None) -> dict[str, Any]:
+        """Replace the text `old` in a working memory block with `new` (use an empty `new` to
+        remove it): to correct or shorten what you keep."""
+        return dump(memory.core_replace(label, old, new, user_id=who(user_id)))  # type: ignore[no-any-return]
+
+    return mcp

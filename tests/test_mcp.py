@@ -1,0 +1,50 @@
+"""The MCP server as a host uses it: `engramdb mcp` over stdio in a subprocess, driven by the
+official SDK's client; real SQLite file and the real model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+TOOLS = {"remember", "recall", "context", "timeline", "profile", "forget", "core_memory_read",
+         "core_memory_append", "core_memory_replace"}
+
+
+def _payload(result) -> object:  # type: ignore[no-untyped-def]
+    assert not result.isError, result.content
+    if getattr(result, "structuredContent", None):
+        data = result.structuredContent
+        return data.get("result", data) if isinstance(data, dict) else data
+    return json.loads(result.content[0].text)
+
+
+async def _session(db: Path) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "engramdb.cli", "mcp", "--db", str(db), "--user", "alice"])
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+        await s.initialize()
+        tools = {t.name: t for t in (await s.list_tools()).tools}
+        assert TOOLS <= set(tools)
+        assert all(tools[n].description and tools[n].inputSchema["properties"] for n in TOOLS)
+        added = _payload(await s.call_tool("remember", {"content": "I adopted a cat named Pixel", "timestamp": "2024-05-02T10:00:00"}))
+        [eid] = added["ids"]  # type: ignore[index]
+        hits = _payload(await s.call_tool("recall", {"query": "what is my cat called?"}))
+        assert hits[0]["episode_ids"] == [eid]  # type: ignore[index]
+        await s.call_tool("core_memory_append", {"label": "human", "text": "Name: Alice"})
+        block = _payload(await s.call_tool("core_memory_replace", {"label": "human", "old": "Alice", "new": "Alice Moreau"}))
+        assert block["value"] == "Name: Alice Moreau"  # type: ignore[index]
+        ctx = await s.call_tool("context", {"query": "cat"})
+        text = ctx.content[0].text
+        assert text.startswith("Core memory:") and "Pixel" in text
+        other = await s.call_tool("recall", {"query": "cat", "user_id": "bob"})
+        assert other.isError and "bob" in other.content[0].text  # bob has no memories: a typed error, told
+        gone = _payload(await s.call_tool("forget", {"episode_id": eid}))
+        assert gone["episode_ids"] == [eid] and gone["clean"]  # type: ignore[index]
+
+
+def test_mcp_tools_over_stdio_with_the_sdk_client(tmp_path: Path) -> None:
+    asyncio.run(asyncio.wait_for(_session(tmp_path / "m.db"), timeout=120))
