@@ -9,7 +9,8 @@ key's tenant: user ids are put in its namespace on the way in and taken out on t
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 from ..errors import (
     AuthError, EmbedderError, EngramError, InputError, LimitError, MissingDependencyError, NotFoundError, StoreError,
@@ -20,9 +21,12 @@ from .keys import Tenant, tenant_for
 
 try:
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependencyError("the server needs its extra: pip install 'engramdb[server]'") from exc
+
+#: The web inspector: one static page over the REST API.
+INSPECTOR = Path(__file__).parent / "static" / "inspector.html"
 
 #: Largest request body accepted (bytes): a message may be 100,000 characters, an add 10,000 of them.
 MAX_BODY = 16 * 1024 * 1024
@@ -77,13 +81,6 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
     async def _typed(request: Request, exc: EngramError) -> JSONResponse:
         return JSONResponse(error_body(exc), status_code=status_of(exc))
 
-    @app.middleware("http")
-    async def _limit(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > max_body:
-            return JSONResponse(error_body(LimitError(f"request body over {max_body:,} bytes")), status_code=413)
-        return await call_next(request)
-
     def tenant(request: Request) -> Tenant:
         auth = request.headers.get("authorization", "")
         if not auth:
@@ -97,6 +94,9 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
         return found
 
     async def body(request: Request) -> dict[str, Any]:
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > max_body:  # refused before it is read
+            raise LimitError(f"request body over {max_body:,} bytes")
         raw = await request.body()
         if len(raw) > max_body:
             raise LimitError(f"request body over {max_body:,} bytes")
@@ -130,6 +130,30 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
     def health() -> dict[str, Any]:
         return {"ok": True}
 
+    @app.get("/", include_in_schema=False)
+    def inspector() -> HTMLResponse:
+        return HTMLResponse(INSPECTOR.read_text(encoding="utf-8"))
+
+    @app.get("/v1/users")
+    def users(request: Request) -> JSONResponse:
+        t = tenant(request)
+        return out({"users": sorted(u for u in (t.outside(x) for x in memory.users()) if u is not None)}, t)
+
+    @app.get("/v1/users/{user_id}/changes")
+    def changes(request: Request, user_id: str, limit: int = 100) -> JSONResponse:
+        t = tenant(request)
+        return out({"changes": memory.changes(user_id=t.inside(user_id), limit=limit)}, t)
+
+    @app.post("/v1/users/{user_id}/changes/{change_id}/undo")
+    def undo(request: Request, user_id: str, change_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out(memory.undo(change_id, user_id=t.inside(user_id)), t)
+
+    @app.get("/v1/users/{user_id}/facts/{fact_id}/history")
+    def history(request: Request, user_id: str, fact_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out({"facts": memory.history(fact_id, user_id=t.inside(user_id))}, t)
+
     @app.post("/v1/memories")
     async def add(request: Request) -> JSONResponse:
         t = tenant(request)
@@ -141,9 +165,14 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
     @app.post("/v1/search")
     async def search(request: Request) -> JSONResponse:
         t = tenant(request)
-        data = args(await body(request), ("query", "user_id", "limit", "now", "as_of", "include_archived"))
+        data = args(await body(request), ("query", "user_id", "limit", "now", "as_of", "include_archived", "explain"))
         data["user_id"] = t.inside(data.get("user_id"))
-        return out({"hits": memory.search(data.pop("query", None), **data)}, t)
+        explain = data.pop("explain", False) is True
+        hits = memory.search(data.pop("query", None), **data)
+        found: dict[str, Any] = {"hits": hits}
+        if explain:  # why(): each hit's signals, episodes and the facts drawn from them
+            found["why"] = [list(memory.why(h).lines) for h in hits]
+        return out(found, t)
 
     @app.post("/v1/context")
     async def context(request: Request) -> JSONResponse:
