@@ -215,3 +215,12 @@ def test_working_memory_blocks_edit_undo_and_lead_the_context(api: Any, request:
     assert set(api.core(user_id=u)) == {"human"}
     api.forget(user_id=u)
     assert api.core(user_id=u) == {}
+
+
+def test_load_many_clients_two_tenants_no_errors_no_leaks(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    from engramdb.bench import load
+
+    doc = load.run(tmp_path / "load.db", clients=8, seconds=6, users=12, embedder=real_embedder)
+    assert doc["errors"] == 0, doc["error_examples"]
+    assert doc["leaks"] == 0
+    assert all(v["n"] > 0 for v in doc["latency_ms"].values())

@@ -196,3 +196,37 @@ def forgetting_cmd(path: str, keep: float, seed: int, split: str, limit: int | N
     if output:
         Path(output).write_text(json.dumps(doc, indent=1), encoding="utf-8")
         _cli.err_console.print(f"results: {output}")
+
+
+@bench.command(name="load")
+@click.option("--clients", default=16, show_default=True, help="Concurrent clients.")
+@click.option("--seconds", default=60.0, show_default=True, help="How long they run.")
+@click.option("--users", default=50, show_default=True, help="Users, split between two tenants.")
+@click.option("--db", default=None, type=_cli.SafePath(dir_okay=False), help="Memory file (default: a temporary one).")
+@click.option("--output", "-o", default=None, type=_cli.SafePath(dir_okay=False), help="Write the results as JSON here.")
+@_cli.handle_errors
+def load_cmd(clients: int, seconds: float, users: int, db: str | None, output: str | None) -> None:
+    """Load and isolation: concurrent clients on `engramdb serve` (loopback), mixed add/search/
+    context over users in two tenants; errors, leaks across users or tenants, throughput, latency."""
+    import json
+    import tempfile
+
+    from . import load
+
+    if clients < 1 or users < 2 or seconds <= 0:
+        raise InputError("--clients ≥ 1, --users ≥ 2 and --seconds > 0", field="clients")
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = load.run(db or Path(tmp) / "load.db", clients=clients, seconds=seconds, users=users)
+    lat = doc["latency_ms"]
+    _cli.console.print(
+        f"{doc['calls']:,} calls in {seconds:.0f} s by {clients} clients ({doc['calls_per_second']}/s): "
+        f"{doc['errors']} errors, {doc['leaks']} leaks", markup=False)
+    for kind, v in lat.items():
+        _cli.console.print(f"  {kind:8s} n={v['n']:6d}  p50 {v['p50']} ms  p95 {v['p95']} ms", markup=False)
+    one, direct = doc["one_client_search_ms"], doc["in_process_search_ms"]
+    _cli.console.print(f"  one client, one search at a time: p50 {one['p50']} ms, p95 {one['p95']} ms; in-process "
+                       f"p50 {direct['p50']} ms, p95 {direct['p95']} ms: server overhead {doc['server_overhead_p50_ms']} ms at p50",
+                       markup=False)
+    if output:
+        Path(output).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        _cli.err_console.print(f"results: {output}")
