@@ -92,11 +92,9 @@ class DeletionReceipt:
         return not self.dry_run and self.check.get("in_rows", 1) == 0 and self.check.get("in_file_bytes", 1) == 0
 
     def to_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["created_at"] = self.created_at.isoformat()
-        out["episode_ids"] = list(self.episode_ids)
-        out["probes"] = list(self.probes)
-        out["clean"] = self.clean
+        from .wire import dump  # the one serialisation (wire imports what imports this module)
+
+        out: dict[str, Any] = dump(self)
         return out
 
     @classmethod

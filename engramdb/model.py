@@ -54,33 +54,8 @@ class Episode:
         return self.name or self.role
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "user_id": self.user_id,
-            "agent_id": self.agent_id,
-            "session_id": self.session_id,
-            "role": self.role,
-            "name": self.name,
-            "text": self.text,
-            "timestamp": self.timestamp.isoformat(),
-            "recorded_at": self.recorded_at.isoformat(),
-            "place": self.place,
-            "metadata": self.metadata,
-            "importance": self.importance,
-            "strength": self.strength,
-            "status": self.status,
-            "source": self.source,
-            "writer": self.writer,
-            "stability": round(self.stability, 4),
-            "last_used": self.last_used.isoformat() if self.last_used else None,
-            "uses": self.uses,
-            "sightings": self.sightings,
-            "seq": self.seq,
-            "times": [
-                {"text": t.text, "start": t.start.isoformat(), "end": t.end.isoformat(), "grain": t.grain}
-                for t in self.times
-            ],
-        }
+        """The one serialisation (:mod:`engramdb.wire`), as the CLI, REST API and Client use it."""
+        return _dump(self)
 
 
 @dataclass(frozen=True)
@@ -121,16 +96,7 @@ class Hit:
         return [e.id for e in self.episodes]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "score": round(self.score, 6),
-            "kind": self.kind,
-            "timestamp": self.timestamp.isoformat(),
-            "session_id": self.session_id,
-            "signals": {k: round(v, 6) for k, v in self.signals.items()},
-            "passages": list(self.passages),
-            "episodes": [e.to_dict() for e in self.episodes],
-        }
+        return _dump(self)
 
 
 @dataclass(frozen=True)
@@ -162,11 +128,7 @@ class Fact:
     sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for k in ("recorded_at", "valid_from", "valid_to", "superseded_at"):
-            out[k] = out[k].isoformat() if out[k] else None
-        out["sources"] = list(self.sources)
-        return out
+        return _dump(self)
 
 
 @dataclass(frozen=True)
@@ -218,7 +180,7 @@ class StoreStats:
     quarantined: int = 0  # episodes held back for review (see Memory.quarantined)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return _dump(self)
 
 
 @dataclass(frozen=True)
@@ -234,12 +196,7 @@ class Flagged:
     flagged_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "episode": self.episode.to_dict(),
-            "score": self.score,
-            "reasons": list(self.reasons),
-            "flagged_at": self.flagged_at.isoformat(),
-        }
+        return _dump(self)
 
 
 @dataclass(frozen=True)
@@ -278,3 +235,10 @@ class Explanation:
 
     def __str__(self) -> str:
         return "\n".join(self.lines)
+
+
+def _dump(record: Any) -> dict[str, Any]:
+    from .wire import dump  # wire knows every record; imported late (it imports this module)
+
+    out: dict[str, Any] = dump(record)
+    return out
