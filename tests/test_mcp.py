@@ -48,3 +48,39 @@ async def _session(db: Path) -> None:
 
 def test_mcp_tools_over_stdio_with_the_sdk_client(tmp_path: Path) -> None:
     asyncio.run(asyncio.wait_for(_session(tmp_path / "m.db"), timeout=120))
+
+
+async def _over_http(url: str) -> None:
+    from mcp.client.streamable_http import streamable_http_client
+
+    for _ in range(100):  # the server process is starting: the model loads
+        try:
+            async with streamable_http_client(url) as (read, write, _), ClientSession(read, write) as s:
+                await s.initialize()
+                assert TOOLS <= {t.name for t in (await s.list_tools()).tools}
+                [eid] = _payload(await s.call_tool("remember", {"content": "I keep bees on the roof"}))["ids"]  # type: ignore[index]
+                hits = _payload(await s.call_tool("recall", {"query": "who keeps bees?"}))
+                assert hits[0]["episode_ids"] == [eid]  # type: ignore[index]
+                return
+        except (OSError, ExceptionGroup) as exc:  # not listening yet
+            last = exc
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"the MCP server never answered: {last!r}")
+
+
+def test_mcp_over_streamable_http(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engramdb.cli", "mcp", "--db", str(tmp_path / "h.db"), "--user", "alice", "--http", f":{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        asyncio.run(asyncio.wait_for(_over_http(f"http://127.0.0.1:{port}/mcp"), timeout=120))
+    finally:
+        proc.terminate()
+        proc.wait(10)
