@@ -25,11 +25,7 @@ def dump(obj: Any) -> Any:
     if isinstance(obj, Context):
         return {"text": str(obj), "episode_ids": list(obj.episode_ids), "tokens": obj.tokens, "hits": dump(list(obj.hits))}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: dump(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-        for extra in ("clean", "when"):  # derived properties a reader wants to see
-            if isinstance(getattr(type(obj), extra, None), property) and extra not in out:
-                out[extra] = dump(getattr(obj, extra))
-        return out
+        return {name: dump(getattr(obj, name)) for name in _names(type(obj))}
     if isinstance(obj, datetime):
         return obj.isoformat()
     if isinstance(obj, date):
@@ -44,38 +40,62 @@ def dump(obj: Any) -> Any:
 
 
 @lru_cache(maxsize=None)
+def _names(cls: type) -> tuple[str, ...]:
+    """What a record of this class is written as: its fields, and the derived properties a
+    reader wants to see (``clean`` of a receipt, ``when`` of a recognition)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    return tuple(names + [p for p in ("clean", "when") if isinstance(getattr(cls, p, None), property) and p not in names])
+
+
+@lru_cache(maxsize=None)
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
 def load(tp: Any, data: Any) -> Any:
     """The value of type ``tp`` that :func:`dump` wrote as ``data``."""
+    return _loader(tp)(data)
+
+
+Loader = typing.Callable[[Any], Any]
+
+
+@lru_cache(maxsize=None)
+def _loader(tp: Any) -> Loader:
+    """A function that loads values of type ``tp``, built once per type (a search's hits are
+    read field by field: working the annotations out each time cost a millisecond)."""
     if tp is Context:
-        hits = tuple(load(_hit(), h) for h in data["hits"])
-        return Context(str(data["text"]), list(data["episode_ids"]), int(data["tokens"]), hits)
+        hit = _loader(_hit())
+        return lambda d: Context(str(d["text"]), list(d["episode_ids"]), int(d["tokens"]), tuple(hit(h) for h in d["hits"]))
     origin = typing.get_origin(tp)
     params = typing.get_args(tp)
     if origin in (Union, types.UnionType):
         options = [a for a in params if a is not type(None)]
-        if data is None:
-            return None
-        return load(options[0], data) if len(options) == 1 else data
+        if len(options) != 1:
+            return lambda d: d
+        inner = _loader(options[0])
+        return lambda d: None if d is None else inner(d)
     if origin in (tuple, list):
-        items = [load(params[0] if params else Any, v) for v in data]
-        return tuple(items) if origin is tuple else items
+        item = _loader(params[0]) if params else (lambda v: v)
+        if origin is tuple:
+            return lambda d: tuple(item(v) for v in d)
+        return lambda d: [item(v) for v in d]
     if origin is dict:
-        return {k: load(params[1], v) for k, v in data.items()} if params else dict(data)
+        if not params:
+            return dict
+        value = _loader(params[1])
+        return lambda d: {k: value(v) for k, v in d.items()}
     if tp is datetime:
-        return datetime.fromisoformat(data)
+        return datetime.fromisoformat
     if tp is date:
-        return date.fromisoformat(data)
+        return date.fromisoformat
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
-        kwargs = {f.name: load(hints[f.name], data[f.name]) for f in dataclasses.fields(tp) if f.init and f.name in data}
-        return tp(**kwargs)
-    if tp is float and isinstance(data, int):
-        return float(data)
-    return data
+        fields = [(f.name, _loader(hints[f.name])) for f in dataclasses.fields(tp) if f.init]
+        return lambda d: tp(**{name: conv(d[name]) for name, conv in fields if name in d})
+    if tp is float:
+        return lambda d: float(d) if isinstance(d, int) and not isinstance(d, bool) else d
+    return lambda d: d
 
 
 def _hit() -> type:
