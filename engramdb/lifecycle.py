@@ -28,7 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .forget import DeletionReceipt
 from .index.lexical import query_keys
+from .model import Episode
 
 DAY = 86_400.0
 BASE_DAYS = 7.0
@@ -199,7 +201,7 @@ class Recognition:
 
     known: bool
     score: float
-    episodes: tuple[Any, ...] = ()
+    episodes: tuple[Episode, ...] = ()
     scores: tuple[float, ...] = ()
 
     @property
@@ -211,11 +213,10 @@ class Recognition:
         return [e.id for e in self.episodes]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "known": self.known,
-            "score": round(self.score, 4),
-            "episodes": [{**e.to_dict(), "recognition": round(s, 4)} for e, s in zip(self.episodes, self.scores)],
-        }
+        from .wire import dump  # the one serialisation
+
+        out: dict[str, Any] = dump(self)
+        return out
 
 
 @dataclass(frozen=True)
@@ -229,16 +230,10 @@ class MaintenanceReport:
     active_before: int = 0
     active_after: int = 0
     dry_run: bool = False
-    receipt: Any = None  # the DeletionReceipt of a TTL deletion
-    extra: dict[str, Any] = field(default_factory=dict)
+    receipt: DeletionReceipt | None = None  # of a TTL deletion
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "policy": self.policy.to_dict() if self.policy else None,
-            "archived": list(self.archived),
-            "deleted": list(self.deleted),
-            "active_before": self.active_before,
-            "active_after": self.active_after,
-            "dry_run": self.dry_run,
-        }
+        from .wire import dump  # the one serialisation
+
+        out: dict[str, Any] = dump(self)
+        return out
