@@ -16,7 +16,9 @@ from urllib.parse import quote
 from . import errors as _errors
 from .errors import EngramError, MissingDependencyError, StoreError
 from .forget import DeletionReceipt
-from .model import CoreBlock, CoreChange, Episode, Fact, Hit, StoreStats
+from .consolidate.engine import Report
+from .lifecycle import MaintenanceReport, Policy, Recognition
+from .model import CoreBlock, CoreChange, Entity, Episode, Fact, Flagged, Hit, Segment, StoreStats
 from .recall.packing import Context
 from .wire import load
 
@@ -136,9 +138,69 @@ class Client:
         data = self._call("DELETE", f"/v1/episodes/{self._path(episode_id)}", params={"user_id": user_id})
         return load(DeletionReceipt, data)  # type: ignore[no-any-return]
 
-    def forget(self, *, user_id: str) -> DeletionReceipt:
-        """Forget a whole user (the server's ``DELETE /v1/users/{user_id}``)."""
-        return load(DeletionReceipt, self._call("DELETE", f"/v1/users/{self._path(user_id)}"))  # type: ignore[no-any-return]
+    def forget(
+        self, *, user_id: str, session_id: str | None = None, before: str | datetime | None = None,
+        query: str | None = None, episode_ids: Sequence[str] | None = None, dry_run: bool | None = None, limit: int = 20,
+    ) -> DeletionReceipt:
+        """Forget a whole user, a session, what was said before a time, given episodes, or what a
+        query finds (as :meth:`Memory.forget`)."""
+        if session_id is None and before is None and query is None and episode_ids is None and dry_run is None:
+            return load(DeletionReceipt, self._call("DELETE", f"/v1/users/{self._path(user_id)}"))  # type: ignore[no-any-return]
+        body = {"session_id": session_id, "before": _when(before), "query": query,
+                "episode_ids": list(episode_ids) if isinstance(episode_ids, (list, tuple)) else episode_ids,
+                "dry_run": dry_run, "limit": limit}
+        data = self._call("POST", f"/v1/users/{self._path(user_id)}/forget", json={k: v for k, v in body.items() if v is not None})
+        return load(DeletionReceipt, data)  # type: ignore[no-any-return]
+
+    def entities(self, *, user_id: str) -> builtins.list[Entity]:
+        return load(list[Entity], self._call("GET", f"/v1/users/{self._path(user_id)}/entities")["entities"])  # type: ignore[no-any-return]
+
+    def segments(self, *, user_id: str, session_id: str | None = None) -> builtins.list[Segment]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/segments", params={"session_id": session_id})
+        return load(list[Segment], data["segments"])  # type: ignore[no-any-return]
+
+    def consolidate(self, *, user_id: str) -> Report:
+        return load(Report, self._call("POST", f"/v1/users/{self._path(user_id)}/consolidate"))  # type: ignore[no-any-return]
+
+    def quarantined(self, *, user_id: str, limit: int = 100) -> builtins.list[Flagged]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/quarantine", params={"limit": limit})
+        return load(list[Flagged], data["flagged"])  # type: ignore[no-any-return]
+
+    def quarantine(self, episode_id: str, *, user_id: str) -> Episode:
+        return load(Episode, self._call("POST", f"/v1/users/{self._path(user_id)}/quarantine/{self._path(episode_id)}"))  # type: ignore[no-any-return]
+
+    def release(self, episode_id: str, *, user_id: str) -> Episode:
+        return load(Episode, self._call("POST", f"/v1/users/{self._path(user_id)}/release/{self._path(episode_id)}"))  # type: ignore[no-any-return]
+
+    def reinforce(self, episode_ids: Sequence[str], *, user_id: str, at: str | datetime | None = None) -> int:
+        body = {"episode_ids": list(episode_ids) if isinstance(episode_ids, (list, tuple)) else episode_ids, "at": _when(at)}
+        data = self._call("POST", f"/v1/users/{self._path(user_id)}/reinforce", json={k: v for k, v in body.items() if v is not None})
+        return int(data["reinforced"])
+
+    def maintain(
+        self, *, user_id: str, policy: Policy | None = None, now: str | datetime | None = None, dry_run: bool = False
+    ) -> MaintenanceReport:
+        body = {"policy": policy.to_dict() if isinstance(policy, Policy) else policy, "now": _when(now), "dry_run": dry_run}
+        data = self._call("POST", f"/v1/users/{self._path(user_id)}/maintain", json={k: v for k, v in body.items() if v is not None})
+        return load(MaintenanceReport, data)  # type: ignore[no-any-return]
+
+    def policy(self, *, user_id: str) -> Policy | None:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/policy")["policy"]
+        return None if data is None else Policy.from_dict(data)
+
+    def set_policy(self, policy: Policy | None, *, user_id: str) -> None:
+        body = {"policy": policy.to_dict() if isinstance(policy, Policy) else policy}
+        self._call("PUT", f"/v1/users/{self._path(user_id)}/policy", json=body)
+
+    def recognise(
+        self, query: str, *, user_id: str, limit: int = 5, threshold: float = 0.6, include_active: bool = False
+    ) -> Recognition:
+        body = {"query": query, "limit": limit, "threshold": threshold, "include_active": include_active}
+        return load(Recognition, self._call("POST", f"/v1/users/{self._path(user_id)}/recognise", json=body))  # type: ignore[no-any-return]
+
+    def restore(self, episode_ids: Sequence[str], *, user_id: str) -> builtins.list[str]:
+        body = {"episode_ids": list(episode_ids) if isinstance(episode_ids, (list, tuple)) else episode_ids}
+        return list(self._call("POST", f"/v1/users/{self._path(user_id)}/restore", json=body)["restored"])
 
     def stats(self, *, user_id: str | None = None) -> StoreStats:
         return load(StoreStats, self._call("GET", "/v1/stats", params={"user_id": user_id}))  # type: ignore[no-any-return]

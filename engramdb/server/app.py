@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import (
     AuthError, EmbedderError, EngramError, InputError, LimitError, MissingDependencyError, NotFoundError, StoreError,
 )
+from ..lifecycle import Policy
 from ..memory import Memory
 from ..wire import dump
 from .keys import Tenant, tenant_for
@@ -68,6 +69,15 @@ def _strip(data: Any, tenant: Tenant) -> Any:
                 out[k] = _strip(v, tenant)
         return out
     return data
+
+
+def _policy(data: Any) -> Policy | None:
+    """A Policy from its JSON (``Policy.to_dict``'s keys), or None."""
+    if data is None:
+        return None
+    if not isinstance(data, dict) or set(data) - {"archive_below", "max_active", "ttl_days", "horizon_days"}:
+        raise InputError("policy is an object of archive_below, max_active, ttl_days, horizon_days", field="policy")
+    return Policy.from_dict(data)
 
 
 def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: int = MAX_BODY) -> FastAPI:
@@ -262,6 +272,82 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
         t = tenant(request)
         data = args(await body(request), ("change_id",))
         return out({"block": memory.core_undo(data.get("change_id"), user_id=t.inside(user_id))}, t)  # type: ignore[arg-type]
+
+    @app.get("/v1/users/{user_id}/entities")
+    def entities(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out({"entities": memory.entities(user_id=t.inside(user_id))}, t)
+
+    @app.get("/v1/users/{user_id}/segments")
+    def segments(request: Request, user_id: str, session_id: str | None = None) -> JSONResponse:
+        t = tenant(request)
+        return out({"segments": memory.segments(user_id=t.inside(user_id), session_id=session_id)}, t)
+
+    @app.post("/v1/users/{user_id}/consolidate")
+    def consolidate(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out(memory.consolidate(user_id=t.inside(user_id)), t)
+
+    @app.post("/v1/users/{user_id}/forget")
+    async def forget(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("session_id", "before", "query", "episode_ids", "dry_run", "limit"))
+        return out(memory.forget(user_id=t.inside(user_id), **data), t)
+
+    @app.get("/v1/users/{user_id}/quarantine")
+    def quarantined(request: Request, user_id: str, limit: int = 100) -> JSONResponse:
+        t = tenant(request)
+        return out({"flagged": memory.quarantined(user_id=t.inside(user_id), limit=limit)}, t)
+
+    @app.post("/v1/users/{user_id}/quarantine/{episode_id}")
+    def quarantine(request: Request, user_id: str, episode_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out(memory.quarantine(episode_id, user_id=t.inside(user_id)), t)
+
+    @app.post("/v1/users/{user_id}/release/{episode_id}")
+    def release(request: Request, user_id: str, episode_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out(memory.release(episode_id, user_id=t.inside(user_id)), t)
+
+    @app.post("/v1/users/{user_id}/reinforce")
+    async def reinforce(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("episode_ids", "at"))
+        return out({"reinforced": memory.reinforce(data.get("episode_ids"), user_id=t.inside(user_id), at=data.get("at"))}, t)  # type: ignore[arg-type]
+
+    @app.post("/v1/users/{user_id}/maintain")
+    async def maintain(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("policy", "now", "dry_run"))
+        policy = _policy(data.get("policy"))
+        report = memory.maintain(user_id=t.inside(user_id), policy=policy, now=data.get("now"), dry_run=data.get("dry_run", False))
+        return out(report, t)
+
+    @app.get("/v1/users/{user_id}/policy")
+    def get_policy(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        kept = memory.policy(user_id=t.inside(user_id))
+        return out({"policy": kept.to_dict() if kept else None}, t)
+
+    @app.put("/v1/users/{user_id}/policy")
+    async def set_policy(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("policy",))
+        memory.set_policy(_policy(data.get("policy")), user_id=t.inside(user_id))
+        kept = memory.policy(user_id=t.inside(user_id))
+        return out({"policy": kept.to_dict() if kept else None}, t)
+
+    @app.post("/v1/users/{user_id}/recognise")
+    async def recognise(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("query", "limit", "threshold", "include_active"))
+        return out(memory.recognise(data.pop("query", None), user_id=t.inside(user_id), **data), t)
+
+    @app.post("/v1/users/{user_id}/restore")
+    async def restore(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("episode_ids",))
+        return out({"restored": memory.restore(data.get("episode_ids"), user_id=t.inside(user_id))}, t)  # type: ignore[arg-type]
 
     @app.get("/v1/stats")
     def stats(request: Request, user_id: str | None = None) -> JSONResponse:
