@@ -152,6 +152,10 @@ class Client:
         data = self._call("POST", f"/v1/users/{self._path(user_id)}/forget", json={k: v for k, v in body.items() if v is not None})
         return load(DeletionReceipt, data)  # type: ignore[no-any-return]
 
+    def export(self, *, user_id: str) -> builtins.list[Episode]:
+        """Every episode of the user, oldest first (a list: it came over the network whole)."""
+        return load(list[Episode], self._call("GET", f"/v1/users/{self._path(user_id)}/export")["episodes"])  # type: ignore[no-any-return]
+
     def entities(self, *, user_id: str) -> builtins.list[Entity]:
         return load(list[Entity], self._call("GET", f"/v1/users/{self._path(user_id)}/entities")["entities"])  # type: ignore[no-any-return]
 

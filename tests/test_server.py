@@ -252,3 +252,4 @@ def test_lifecycle_quarantine_and_semantic_calls_on_both(api: Any, request: pyte
     assert preview.dry_run and ids[2] in preview.episode_ids and api.get(ids[2]).id == ids[2]
     gone = api.forget(user_id=u, session_id="2024-01")
     assert gone.episode_ids == (ids[0],)
+    assert [e.id for e in api.export(user_id=u)] == ids[1:] + [bad]

@@ -349,6 +349,11 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
         data = args(await body(request), ("episode_ids",))
         return out({"restored": memory.restore(data.get("episode_ids"), user_id=t.inside(user_id))}, t)  # type: ignore[arg-type]
 
+    @app.get("/v1/users/{user_id}/export")
+    def export(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out({"episodes": list(memory.export(user_id=t.inside(user_id)))}, t)
+
     @app.get("/v1/stats")
     def stats(request: Request, user_id: str | None = None) -> JSONResponse:
         t = tenant(request)
