@@ -33,7 +33,7 @@ async def _session(db: Path) -> None:
         added = _payload(await s.call_tool("remember", {"content": "I adopted a cat named Pixel", "timestamp": "2024-05-02T10:00:00"}))
         [eid] = added["ids"]  # type: ignore[index]
         hits = _payload(await s.call_tool("recall", {"query": "what is my cat called?"}))
-        assert hits[0]["episode_ids"] == [eid]  # type: ignore[index]
+        assert [e["id"] for e in hits[0]["episodes"]] == [eid]  # type: ignore[index]
         await s.call_tool("core_memory_append", {"label": "human", "text": "Name: Alice"})
         block = _payload(await s.call_tool("core_memory_replace", {"label": "human", "old": "Alice", "new": "Alice Moreau"}))
         assert block["value"] == "Name: Alice Moreau"  # type: ignore[index]
@@ -60,7 +60,7 @@ async def _over_http(url: str) -> None:
                 assert TOOLS <= {t.name for t in (await s.list_tools()).tools}
                 [eid] = _payload(await s.call_tool("remember", {"content": "I keep bees on the roof"}))["ids"]  # type: ignore[index]
                 hits = _payload(await s.call_tool("recall", {"query": "who keeps bees?"}))
-                assert hits[0]["episode_ids"] == [eid]  # type: ignore[index]
+                assert [e["id"] for e in hits[0]["episodes"]] == [eid]  # type: ignore[index]
                 return
         except (OSError, ExceptionGroup) as exc:  # not listening yet
             last = exc

@@ -2,7 +2,8 @@
 
 A thin adapter over one :class:`~engramdb.Memory` (the official ``mcp`` SDK's FastMCP), over
 stdio or streamable HTTP. One server may serve several people: every tool takes ``user_id``,
-defaulting to the one given at start (``--user``) for single-person hosts.
+defaulting to the one given at start (``--user``) for single-person hosts. Results are the
+records in their one serialisation (:mod:`engramdb.wire`), as the CLI and REST API give them.
 """
 
 from __future__ import annotations
@@ -35,10 +36,6 @@ def create_server(memory: Memory, *, default_user: str | None = None, host: str 
             raise InputError("user_id is required (this server was started without a default --user)", field="user_id")
         return user
 
-    def hit_view(h: Any) -> dict[str, Any]:
-        return {"text": h.text, "score": round(h.score, 4), "when": h.timestamp.isoformat(),
-                "speaker": h.episodes[0].speaker, "episode_ids": h.episode_ids}
-
     @mcp.tool()
     def remember(content: str, user_id: str | None = None, role: str = "user", name: str | None = None,
                  session_id: str | None = None, timestamp: str | None = None) -> dict[str, Any]:
@@ -54,9 +51,10 @@ def create_server(memory: Memory, *, default_user: str | None = None, host: str 
 
     @mcp.tool()
     def recall(query: str, user_id: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
-        """Search a person's long-term memory: what they said that bears on `query`, best first,
-        each with its text, date, speaker and the episode ids it cites."""
-        return [hit_view(h) for h in memory.search(query, user_id=who(user_id), limit=limit)]
+        """Search a person's long-term memory: what they said that bears on `query`, best first.
+        Each hit has its `text`, `score`, `signals` and the `episodes` it cites (id, timestamp,
+        speaker name or role, session)."""
+        return dump(memory.search(query, user_id=who(user_id), limit=limit))  # type: ignore[no-any-return]
 
     @mcp.tool()
     def context(query: str, user_id: str | None = None, budget_tokens: int = 800) -> str:
@@ -69,26 +67,24 @@ def create_server(memory: Memory, *, default_user: str | None = None, host: str 
                  end: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Episodes in the order things happened (optionally only what `query` finds, or between
         `start` and `end`, ISO dates): for "what came first?" and "what happened in May?"."""
-        eps = memory.timeline(user_id=who(user_id), query=query, start=start, end=end, limit=limit)
-        return [{"id": e.id, "when": e.event_time.isoformat(), "speaker": e.speaker, "text": e.text} for e in eps]
+        return dump(memory.timeline(user_id=who(user_id), query=query, start=start, end=end, limit=limit))  # type: ignore[no-any-return]
 
     @mcp.tool()
     def profile(user_id: str | None = None) -> dict[str, Any]:
         """What is known about a person and the people they named: current facts by subject and
         category (where they live and work, family, likes…), each citing its episodes."""
-        return {s: {c: [f.text for f in fs] for c, fs in cats.items()} for s, cats in memory.profile(user_id=who(user_id)).items()}
+        return dump(memory.profile(user_id=who(user_id)))  # type: ignore[no-any-return]
 
     @mcp.tool()
     def forget(episode_id: str, user_id: str | None = None) -> dict[str, Any]:
         """Delete one episode and everything drawn from it, when a person asks you to forget it.
         Returns what was removed."""
-        receipt = memory.delete(episode_id, user_id=who(user_id))
-        return {"removed": receipt.removed, "episode_ids": list(receipt.episode_ids), "clean": receipt.clean}
+        return dump(memory.delete(episode_id, user_id=who(user_id)))  # type: ignore[no-any-return]
 
     @mcp.tool()
     def core_memory_read(user_id: str | None = None) -> dict[str, Any]:
         """The working memory blocks (e.g. `persona`, `human`): label -> text and size limit."""
-        return {k: {"value": b.value, "limit": b.limit} for k, b in memory.core(user_id=who(user_id)).items()}
+        return dump(memory.core(user_id=who(user_id)))  # type: ignore[no-any-return]
 
     @mcp.tool()
     def core_memory_append(label: str, text: str, user_id: str | None = None) -> dict[str, Any]:
