@@ -70,10 +70,9 @@ def open_store(target: object, *, read_only: bool = False) -> Store:
         )
     text = str(target)
     if text.startswith(("postgres://", "postgresql://")):
-        raise StoreError(
-            "the PostgreSQL backend is not available in this version; use a SQLite path",
-            url=text.split("@")[-1],
-        )
+        from .store.postgres import PostgresStore  # psycopg is an extra: imported only here
+
+        return PostgresStore(text, read_only=read_only)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     return SQLiteStore(text, read_only=read_only)

@@ -198,7 +198,7 @@ class FactStore:
         out of order (a released one), no check."""
         change_ids: list[str] = []
         now = iso(now_utc())
-        with self.s.transaction() as c:
+        with self.s.transaction(user_id) as c:
             done = c.execute("SELECT last_seq FROM consolidation WHERE user_id = ?", (user_id,)).fetchone()
             if first_seq is not None and done is not None and int(done[0]) >= first_seq:
                 return None
@@ -281,7 +281,7 @@ class FactStore:
                 )
             c.execute(
                 "INSERT INTO consolidation(user_id, last_seq) VALUES (?, ?) "
-                "ON CONFLICT(user_id) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
+                "ON CONFLICT(user_id) DO UPDATE SET last_seq = MAX(consolidation.last_seq, excluded.last_seq)",
                 (user_id, last_seq),
             )
             self.s.record_change(c, user_id, "consolidate")

@@ -73,6 +73,7 @@ class SQLiteStore:
 
     dialect = "sqlite"
     capabilities = frozenset({SEMANTIC, PERSISTENT_INDEX})
+    _NO_LIMIT: int | None = -1  # what LIMIT takes for "no limit"
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, timeout: float = 30.0, read_only: bool = False) -> None:
         self.path = str(path)
@@ -144,7 +145,9 @@ class SQLiteStore:
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, user_id: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``user_id``: it writes only that user's rows, and what any user
+        may share without conflict; a backend with concurrent writers locks just that user)."""
         if self.read_only:
             raise StoreError(f"cannot write to {self.path}: {self.read_only}", path=self.path)
         with self._lock:
@@ -252,10 +255,10 @@ class SQLiteStore:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def transaction(self) -> Any:
+    def transaction(self, user_id: str | None = None) -> Any:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT) as a context manager yielding the
         connection: the semantic layer writes its rows in the same transaction as the store's."""
-        return self._tx()
+        return self._tx(user_id)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Rows of a read query; database errors become :class:`StoreError`."""
@@ -360,7 +363,7 @@ class SQLiteStore:
                 self._conn.execute("PRAGMA synchronous=FULL")
 
     def _record_uses(self, user_id: str, uses: dict[str, tuple[float, float]]) -> int:
-        with self._tx() as c:
+        with self._tx(user_id) as c:
             done = 0
             for i in range(0, len(uses), 500):
                 chunk = list(uses)[i : i + 500]
@@ -398,7 +401,7 @@ class SQLiteStore:
         is rebuilt). Returns the ids that moved."""
         source = "archived" if tier == "active" else "active"
         moved: list[str] = []
-        with self._tx() as c:
+        with self._tx(user_id) as c:
             for i in range(0, len(episode_ids), 500):
                 chunk = list(episode_ids[i : i + 500])
                 marks = ",".join("?" * len(chunk))
@@ -446,7 +449,7 @@ class SQLiteStore:
         )
         if not rows:
             return 0
-        with self._tx() as c:
+        with self._tx(user_id) as c:
             c.executemany(
                 "UPDATE episodes SET code = ? WHERE rowid = ?",
                 [(sign_code(np.frombuffer(blob, dtype=np.float32)), rowid) for rowid, blob in rows],
@@ -464,7 +467,7 @@ class SQLiteStore:
     def core_write(self, user_id: str, label: str, op: str, edit: Callable[[str | None, int | None], tuple[str | None, int]]) -> str:
         """Change one block in a transaction: ``edit(current value or None, its max chars or None)``
         returns (new value or None to remove, max chars); the change is logged. Returns its id."""
-        with self._tx() as c:
+        with self._tx(user_id) as c:
             row = c.execute("SELECT value, max_chars FROM core_blocks WHERE user_id = ? AND label = ?", (user_id, label)).fetchone()
             before, limit = (row[0], row[1]) if row else (None, None)
             after, new_limit = edit(before, limit)
@@ -501,7 +504,7 @@ class SQLiteStore:
     def core_mark_undone(self, user_id: str, change_id: str) -> tuple[str, str | None, str | None] | None:
         """Mark a change undone: (label, before, after), or None if the user has no such change
         not undone yet."""
-        with self._tx() as c:
+        with self._tx(user_id) as c:
             row = c.execute(
                 "SELECT label, before, after FROM core_changes WHERE id = ? AND user_id = ? AND undone_at IS NULL",
                 (change_id, user_id),
@@ -540,7 +543,7 @@ class SQLiteStore:
         return str(rows[0][0]) if rows else None
 
     def set_policy(self, user_id: str, policy: str | None) -> None:
-        with self._tx() as c:
+        with self._tx(user_id) as c:
             if policy is None:
                 c.execute("DELETE FROM policies WHERE user_id = ?", (user_id,))
             else:
@@ -561,7 +564,7 @@ class SQLiteStore:
     def set_status(
         self, user_id: str, episode_id: str, status: str, flag: tuple[float, tuple[str, ...]] | None = None
     ) -> tuple[int, Episode] | None:
-        with self._tx() as c:
+        with self._tx(user_id) as c:
             row = c.execute("SELECT rowid, status FROM episodes WHERE id = ? AND user_id = ?", (episode_id, user_id)).fetchone()
             if row is None:
                 return None
@@ -601,7 +604,7 @@ class SQLiteStore:
         self, user_id: str, episodes: Sequence[NewEpisode], model: str | None, vectors: dict[str, np.ndarray]
     ) -> dict[str, str]:
         merged: dict[str, str] = {}
-        with self._tx() as c:
+        with self._tx(user_id) as c:
             c.execute(
                 "INSERT INTO users(user_id, created_at, version) VALUES (?, ?, 0) ON CONFLICT(user_id) DO NOTHING",
                 (user_id, iso(now_utc())),
@@ -837,7 +840,7 @@ class SQLiteStore:
             sql += " AND agent_id = ?"
             params.append(agent_id)
         sql += " ORDER BY seq LIMIT ? OFFSET ?"
-        params += [-1 if limit is None else limit, offset]
+        params += [self._NO_LIMIT if limit is None else limit, offset]
         return self.episodes_of_rows(self._q(sql, params))
 
     def iter_episodes(self, user_id: str | None = None) -> Iterator[Episode]:
@@ -986,7 +989,7 @@ class SQLiteStore:
         # a session is a (user, session id) pair: two users' "session_1" are two sessions
         sessions = self._q(
             f"SELECT COUNT(*) FROM (SELECT DISTINCT user_id, session_id FROM episodes {where} "
-            f"{'AND' if where else 'WHERE'} session_id IS NOT NULL)",
+            f"{'AND' if where else 'WHERE'} session_id IS NOT NULL) AS s",
             params,
         )[0][0]
         passages = f"{where} {'AND' if where else 'WHERE'} fact_rowid IS NULL"

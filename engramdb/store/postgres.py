@@ -1,0 +1,431 @@
+"""PostgreSQL + pgvector backend: the same schema, queries and semantics as the SQLite backend,
+for memories shared by many processes on many machines.
+
+One store's SQL is written once, in the SQLite dialect (:mod:`engramdb.store.sqlite`,
+:mod:`engramdb.store.facts`); :func:`translate` rewrites each statement for PostgreSQL once
+and caches it. Rankings are computed above the store from the same rows, so both backends
+rank alike (benchmarks/README.md, "PostgreSQL", measures it).
+
+- Vectors live in a pgvector ``vector`` column; full-text terms, gists and codes in ``bytea``.
+- Text columns compare bytewise (``COLLATE "C"``), as SQLite's do: listings sort the same.
+- Writers serialise on a transaction-level advisory lock: per user for a user's writes, and
+  exclusive for the few writes that span users (migrations, key changes, re-embedding).
+  Readers never wait.
+- Other processes' writes reach this process's recall indexes through the per-user journal
+  (one indexed read per search), exactly as with SQLite files shared by processes.
+- Every table carries ``user_id`` (or is global and small: meta, keys, migrations), and no
+  query joins across users: the schema can be distributed by user id (Citus); see the README.
+
+``postgresql://user:pass@host:port/db?schema=NAME`` keeps the memory in schema NAME (made if
+missing; default ``public``), so one database can hold several memories.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import os
+import re
+import struct
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from ..errors import MigrationError, StoreError
+from ..model import StoreStats
+from ..timeutil import iso, now_utc
+from .base import PERSISTENT_INDEX, SEMANTIC
+from .schema import MIGRATIONS, schema_version
+from .sqlite import SQLiteStore
+
+#: Tables whose inserts report the new row's id (``cursor.lastrowid`` in the shared SQL).
+_RETURNS_ROWID = ("episodes", "facts", "entities")
+#: Conflict targets of the tables written with ``INSERT OR REPLACE``.
+_REPLACE_KEYS = {"vectors": ("model", "hash"), "meta": ("key",)}
+#: Advisory-lock key of writes that span users (taken exclusive; user writes take it shared).
+_GLOBAL_LOCK = 0x656E6772  # "engr"
+
+
+def _missing(exc: ImportError) -> StoreError:
+    return StoreError(
+        "the PostgreSQL backend needs psycopg 3 and its pool: pip install 'engramdb[postgres]' "
+        f"({exc})"
+    )
+
+
+class VectorBytes(bytes):
+    """A float32 vector as the shared SQL passes it (raw little-endian bytes), sent to a pgvector
+    column in its binary form."""
+
+
+@functools.lru_cache(maxsize=4096)
+def translate(sql: str) -> tuple[str, bool]:
+    """One statement of the shared SQL (SQLite dialect) in PostgreSQL's, and whether it returns
+    the new row id (``RETURNING rowid``). Pure and cached: each distinct statement is parsed once."""
+    out = sql.replace("%", "%%")
+    conflict = ""
+    m = re.match(r"\s*INSERT OR (IGNORE|REPLACE) INTO (\w+)\s*(\(([^)]*)\))?", out)
+    if m:
+        out = out[: m.start()] + "INSERT INTO" + out[m.start() + len("INSERT OR " + m.group(1) + " INTO") :]
+        if m.group(1) == "IGNORE":
+            conflict = " ON CONFLICT DO NOTHING"
+        else:
+            keys = _REPLACE_KEYS[m.group(2)]
+            cols = [c.strip() for c in (m.group(4) or "").split(",") if c.strip() and c.strip() not in keys]
+            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols)
+            conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    # SQLite's IS compares anything with NULL-safety; PostgreSQL's is only for NULL and booleans.
+    out = re.sub(r"\bIS\s+(?!NOT\b|NULL\b|DISTINCT\b|TRUE\b|FALSE\b)", "IS NOT DISTINCT FROM ", out)
+    out = re.sub(r"\bIS NOT\s+(?!NULL\b|DISTINCT\b|TRUE\b|FALSE\b)", "IS DISTINCT FROM ", out)
+    # Two-argument MAX/MIN are SQLite's scalar greatest/least.
+    out = re.sub(r"\bMAX\(([^(),]+),([^(),]+)\)", r"GREATEST(\1,\2)", out)
+    out = re.sub(r"\bMIN\(([^(),]+),([^(),]+)\)", r"LEAST(\1,\2)", out)
+    out = re.sub(r"\bLENGTH\((\w+\.)?vector\)", r"(vector_dims(\1vector) * 4)", out)
+    out = out.replace("?", "%s") + conflict
+    table = re.match(r"\s*INSERT INTO (\w+)", out)
+    returning = bool(table and table.group(1) in _RETURNS_ROWID and "RETURNING" not in out)
+    return (out + " RETURNING rowid" if returning else out), returning
+
+
+def ddl(stmt: str) -> str | None:
+    """A migration statement in PostgreSQL's types (None: nothing to do there)."""
+    s = stmt.strip()
+    if s.startswith("CREATE VIRTUAL TABLE"):
+        return None  # SQLite's FTS5 table (dropped by a later migration)
+    s = s.replace("WITHOUT ROWID", "")
+    s = re.sub(r"\browid INTEGER PRIMARY KEY\b", "rowid BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", s)
+    s = re.sub(r"\bINTEGER\b", "BIGINT", s)
+    s = re.sub(r"\bREAL\b", "DOUBLE PRECISION", s)
+    s = re.sub(r"\bvector BLOB\b", "vector vector", s)
+    s = re.sub(r"\bBLOB\b", "BYTEA", s)
+    s = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', s)
+    m = re.match(r"CREATE TABLE (\w+) \(", s)
+    if m and not re.search(r"[(,]\s*rowid\s", s[m.end() - 1 :]) and m.group(1) != "vectors":
+        # Every SQLite table has a rowid; the shared SQL pages through some tables by it. Last,
+        # so that inserts without a column list fill the same columns.
+        end = s.rindex(")")
+        s = s[:end].rstrip() + ",\n            rowid BIGINT GENERATED BY DEFAULT AS IDENTITY UNIQUE\n        " + s[end:]
+    return s
+
+
+class _Cursor:
+    """What the shared SQL uses of a sqlite3 cursor."""
+
+    def __init__(self, cur: Any, returning: bool) -> None:
+        self._cur = cur
+        self.lastrowid: int | None = None
+        self.rowcount = cur.rowcount
+        if returning:
+            row = cur.fetchone()
+            self.lastrowid = None if row is None else int(row[0])
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall() if self._cur.description is not None else []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class _Conn:
+    """A psycopg connection speaking the shared SQL: ``execute`` and ``executemany`` as sqlite3's."""
+
+    def __init__(self, conn: Any) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        pg, returning = translate(sql)
+        cur = self.raw.cursor(binary=True)
+        cur.execute(pg, _params(pg, params))
+        return _Cursor(cur, returning)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> _Cursor:
+        pg, _ = translate(sql)
+        pg = pg.removesuffix(" RETURNING rowid")
+        cur = self.raw.cursor(binary=True)
+        cur.executemany(pg, [_params(pg, p) for p in rows])
+        return _Cursor(cur, False)
+
+
+def _params(pg: str, params: Sequence[Any]) -> Sequence[Any]:
+    if "INTO vectors" in pg and len(params) == 3 and isinstance(params[2], bytes):
+        return (params[0], params[1], VectorBytes(params[2]))
+    return params
+
+
+def _register_vector(conn: Any) -> None:
+    """Send :class:`VectorBytes` to pgvector's binary input, and read vectors back as the raw
+    float32 bytes SQLite stores (the layers above see one format)."""
+    from psycopg.adapt import Dumper, Loader
+    from psycopg.pq import Format
+    from psycopg.types import TypeInfo
+
+    info = TypeInfo.fetch(conn, "vector")
+    if info is None:
+        raise StoreError(
+            "the database has no pgvector: run CREATE EXTENSION vector as a superuser (or use a "
+            "PostgreSQL with pgvector installed)"
+        )
+
+    class VectorDumper(Dumper):
+        format = Format.BINARY
+        oid = info.oid
+
+        def dump(self, obj: Any) -> bytes:
+            v = np.frombuffer(obj, dtype="<f4")
+            return struct.pack(">HH", len(v), 0) + v.astype(">f4").tobytes()
+
+    class VectorLoader(Loader):
+        format = Format.BINARY
+
+        def load(self, data: Any) -> bytes:
+            dim = struct.unpack_from(">H", data)[0]
+            return np.frombuffer(bytes(data[4 : 4 + 4 * dim]), dtype=">f4").astype("<f4").tobytes()
+
+    class VectorTextLoader(Loader):
+        def load(self, data: Any) -> bytes:
+            text = bytes(data).decode().strip("[]")
+            return np.array([float(x) for x in text.split(",")] if text else [], dtype="<f4").tobytes()
+
+    conn.adapters.register_dumper(VectorBytes, VectorDumper)
+    conn.adapters.register_loader(info.oid, VectorLoader)
+    conn.adapters.register_loader(info.oid, VectorTextLoader)
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """(libpq URL without engramdb's parameters, schema)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    schema = query.pop("schema", "public") or "public"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
+        raise StoreError(f"schema must be a plain identifier (letters, digits, _), not {schema!r}")
+    return urlunsplit(parts._replace(query=urlencode(query))), schema
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    return urlunsplit(parts)
+
+
+class PostgresStore(SQLiteStore):
+    """A memory in PostgreSQL with pgvector. Thread-safe: a pool of connections, one per
+    concurrent call; a thread's transaction keeps its connection until it ends."""
+
+    dialect = "postgresql"
+    capabilities = frozenset({SEMANTIC, PERSISTENT_INDEX})
+    _NO_LIMIT = None
+
+    def __init__(self, url: str, *, read_only: bool = False, pool_size: int = 8, timeout: float = 30.0) -> None:
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:
+            raise _missing(exc) from exc
+        self.url = url
+        self.path = redact(url)
+        self.read_only = "opened read-only" if read_only else None
+        self._psycopg = psycopg
+        conninfo, self.schema = parse_url(url)
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._conninfo = conninfo
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=int(timeout)) as conn:
+                if not read_only:
+                    conn.execute("SELECT pg_advisory_lock(%s)", (_GLOBAL_LOCK,))
+                    try:
+                        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None:
+                            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                    finally:
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (_GLOBAL_LOCK,))
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open PostgreSQL database {self.path}: {exc}".strip(), path=self.path) from exc
+
+        def configure(conn: Any) -> None:
+            conn.execute(f'SET search_path TO "{self.schema}", public')
+            if read_only:
+                conn.execute("SET default_transaction_read_only = on")
+            _register_vector(conn)
+
+        self._pool = ConnectionPool(
+            conninfo, min_size=1, max_size=max(2, pool_size), kwargs={"autocommit": True},
+            configure=configure, open=False, timeout=timeout, name="engramdb",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except Exception as exc:  # the pool reports a failed first connection as its own error
+            self._pool.close()
+            raise StoreError(f"cannot connect to {self.path}: {exc}", path=self.path) from exc
+        self._pid = os.getpid()
+        tables = {r[0] for r in self._q(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", (self.schema,)
+        )}
+        if tables and "schema_migrations" not in tables:
+            self._pool.close()
+            raise MigrationError(
+                f"schema {self.schema} of {self.path} holds tables that are not engramdb's "
+                f"({', '.join(sorted(tables)[:5])}); it was left untouched",
+                path=self.path,
+            )
+        self.migrate()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _held(self) -> _Conn | None:
+        return getattr(self._local, "conn", None)
+
+    def _check_process(self) -> None:
+        if os.getpid() != self._pid:
+            raise StoreError(
+                "this PostgreSQL memory was opened before the process forked: open it again in the child",
+                path=self.path,
+            )
+
+    @contextmanager
+    def _tx(self, user_id: str | None = None) -> Iterator[Any]:
+        """A write transaction. It holds an advisory lock until it ends: the user's (and the
+        global one shared) for a user's writes, the global one exclusive otherwise; so writers
+        to one user serialise, as SQLite's single writer does, and users do not wait on each other."""
+        if self.read_only:
+            raise StoreError(f"cannot write to {self.path}: {self.read_only}", path=self.path)
+        if self._held() is not None:
+            raise StoreError("a write cannot start inside another transaction of the same thread")
+        self._check_process()
+        psycopg = self._psycopg
+        try:
+            with self._pool.connection() as raw:
+                with raw.transaction():
+                    if user_id is None:
+                        raw.execute("SELECT pg_advisory_xact_lock(%s)", (_GLOBAL_LOCK,))
+                    else:
+                        raw.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_GLOBAL_LOCK,))
+                        raw.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_id,))
+                    self._local.conn = _Conn(raw)
+                    try:
+                        yield self._local.conn
+                    finally:
+                        self._local.conn = None
+        except psycopg.Error as exc:
+            raise StoreError(f"write failed on {self.path}: {exc}", path=self.path) from exc
+
+    def transaction(self, user_id: str | None = None) -> Any:
+        return self._tx(user_id)
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[None]:
+        """Reads inside see one snapshot (REPEATABLE READ): another process's commit does not
+        land between them."""
+        if self._held() is not None:
+            yield
+            return
+        self._check_process()
+        try:
+            with self._pool.connection() as raw:
+                with raw.transaction():
+                    raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    self._local.conn = _Conn(raw)
+                    try:
+                        yield
+                    finally:
+                        self._local.conn = None
+        except self._psycopg.Error as exc:
+            raise StoreError(f"read failed on {self.path}: {exc}", path=self.path) from exc
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        held = self._held()
+        try:
+            if held is not None:
+                return held.execute(sql, params).fetchall()
+            self._check_process()
+            with self._pool.connection() as raw:
+                return _Conn(raw).execute(sql, params).fetchall()
+        except (self._psycopg.Error, OverflowError) as exc:
+            raise StoreError(f"query failed on {self.path}: {exc}", path=self.path) from exc
+
+    def close(self) -> None:
+        if os.getpid() == self._pid:
+            self._pool.close()
+
+    # -- migrations --------------------------------------------------------------------------
+
+    def applied(self) -> list[str]:
+        if not self.read_only:
+            with self._tx() as c:
+                c.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        try:
+            return [r[0] for r in self._q("SELECT name FROM schema_migrations ORDER BY name")]
+        except StoreError as exc:
+            raise MigrationError(f"{self.path} has no engramdb schema in {self.schema}", path=self.path) from exc
+
+    def migrate(self) -> None:
+        done = set(self.applied())
+        unknown = done - {m.name for m in MIGRATIONS}
+        if unknown:
+            raise MigrationError(
+                f"{self.path} was written by a newer engramdb (migrations {sorted(unknown)}); upgrade engramdb",
+                path=self.path,
+            )
+        if self.read_only and len(done) < len(MIGRATIONS):
+            raise MigrationError(f"{self.path} needs upgrading to schema {MIGRATIONS[-1].name}, but {self.read_only}")
+        for m in MIGRATIONS:
+            if m.name in done:
+                continue
+            try:
+                with self._tx() as c:  # exclusive: two processes starting at once migrate once
+                    if c.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (m.name,)).fetchone():
+                        continue
+                    for stmt in m.statements(self.dialect):
+                        pg = ddl(stmt)
+                        if pg is not None:
+                            c.raw.execute(pg)
+                    if m.backfill is not None:
+                        m.backfill(c, self.dialect)
+                    c.execute("INSERT INTO schema_migrations VALUES (?, ?)", (m.name, iso(now_utc())))
+            except StoreError as exc:
+                raise MigrationError(f"migration {m.name} failed on {self.path}: {exc.__cause__ or exc}", path=self.path) from exc
+
+    # -- what differs from a file ------------------------------------------------------------
+
+    def record_uses(self, user_id: str, uses: dict[str, tuple[float, float]]) -> int:
+        return self._record_uses(user_id, uses) if uses else 0
+
+    def checkpoint(self) -> bool:
+        """Nothing to do: the server owns its files (VACUUM reclaims deleted rows' space)."""
+        return True
+
+    def data_files(self) -> list[Path]:
+        """None this process can read: a deletion's residue check reads the tables only."""
+        return []
+
+    @property
+    def index_dir(self) -> Path | None:
+        """Recall indexes of this database are cached on this machine, under the user's cache
+        folder (``ENGRAMDB_INDEX_CACHE`` overrides it), named by the database and schema. A
+        cached index is checked against the database before it is trusted, like a file's."""
+        root = os.environ.get("ENGRAMDB_INDEX_CACHE") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "engramdb", "indexes"
+        )
+        parts = urlsplit(self._conninfo)
+        where = f"{parts.hostname}:{parts.port}:{parts.path}:{parts.query}:{self.schema}:{self.store_id()}"
+        return Path(root) / hashlib.sha256(where.encode()).hexdigest()[:24]
+
+    def stats(self, user_id: str | None = None) -> StoreStats:
+        s = super().stats(user_id)
+        size = self._q(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind = 'r'",
+            (self.schema,),
+        )[0][0]
+        return dataclasses.replace(s, size_bytes=int(size))
