@@ -51,7 +51,8 @@ def db_option(fn: F) -> F:
         envvar="ENGRAMDB_PATH",
         default=default_db,
         show_default="$ENGRAMDB_PATH or ~/.local/share/engramdb/memory.db",
-        help="SQLite file holding the memory (':memory:' for a throwaway one).",
+        help="SQLite file holding the memory (':memory:' for a throwaway one), or a PostgreSQL URL "
+        "(postgresql://user@host/db[?schema=NAME]).",
     )(fn)
 
 
@@ -503,6 +504,51 @@ def reembed(db: str, embedder: str) -> None:
         n = mem.reembed(progress=lambda done, total: prog.update(task, completed=done, total=total))
         model = mem.embedder.model_id if mem.embedder else embedder
     err_console.print(f"re-embedded {n} texts with {model}")
+
+
+@main.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("--json", "as_json", is_flag=True, help="Print the verification as JSON.")
+@handle_errors
+def migrate(src: str, dst: str, as_json: bool) -> None:
+    """Copy the memory at SRC into the new, empty DST, and verify the copy.
+
+    Either may be a SQLite file or a PostgreSQL URL: SQLite -> PostgreSQL to scale out, and
+    back. Every row travels with its id (episodes, times, facts with their history, change
+    logs, journals, keys, policies, working memory); the copy is one transaction, then each
+    table's row count and checksum are compared with the source's.
+    """
+    from .memory import open_store
+    from .store.copy import TABLES, copy
+
+    if src == dst:
+        raise InputError("SRC and DST are the same memory", field="dst")
+    if "://" not in src and not Path(src).expanduser().exists():
+        raise NotFoundError(f"no memory file at {src}", path=src)
+    source = open_store(os.path.expanduser(src) if "://" not in src else src)
+    try:
+        target = open_store(os.path.expanduser(dst) if "://" not in dst else dst)
+        try:
+            total = sum(int(source.query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in TABLES)
+            with progress_bar() as prog:
+                tasks = {stage: prog.add_task(stage, total=total * (1 if stage == "copying" else 2))
+                         for stage in ("copying", "verifying")}
+                report = copy(source, target, on_rows=lambda stage, table, n: prog.update(
+                    tasks[stage], advance=n, description=f"{stage} {table}"))
+        finally:
+            target.close()
+    finally:
+        source.close()
+    if as_json:
+        console.print_json(data={"source": report.source, "destination": report.destination, "verified": report.verified,
+                                 "tables": {t.table: {"rows": t.rows, "sha256": t.checksum} for t in report.tables}})
+        return
+    table = Table("table", "rows", "sha256", title=f"{report.source} -> {report.destination}")
+    for t in report.tables:
+        table.add_row(t.table, str(t.rows), t.checksum[:16])
+    console.print(table)
+    err_console.print(f"copied and verified {report.rows} rows in {len(report.tables)} tables")
 
 
 @main.command(name="import")

@@ -147,6 +147,16 @@ class Store(Protocol):
     def semantic(self) -> SemanticStore:
         """The semantic-memory store sharing this store's database (capability ``semantic``)."""
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read query written in the stores' shared SQL (SQLite's dialect; a backend
+        translates it): for tools that read every table (``engramdb migrate``), never for callers' SQL."""
+
+    def transaction(self, user_id: str | None = None) -> ContextManager[Any]:
+        """A write transaction yielding a connection that runs the shared SQL."""
+
+    def applied(self) -> list[str]:
+        """Names of the schema migrations applied."""
+
     def close(self) -> None: ...
 
     def read_transaction(self) -> ContextManager[None]:
