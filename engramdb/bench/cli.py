@@ -20,7 +20,8 @@ def _default_cache() -> str:
 
 
 def _run(kind: str, path: str, config: str, corpus: str, split: str, budgets: tuple[int, ...], report: str | None, output: str | None,
-         limit: int | None, jobs: int, cache: str, no_cache: bool, llm_base_url: str | None, llm_model: str | None) -> None:
+         limit: int | None, jobs: int, cache: str, no_cache: bool, llm_base_url: str | None, llm_model: str | None,
+         db: str | None = None) -> None:
     budgets = tuple(sorted(set(budgets))) or runner.DEFAULT_BUDGETS
     if any(b < 1 for b in budgets):
         raise InputError("--budget must be positive", field="budget")
@@ -45,6 +46,7 @@ def _run(kind: str, path: str, config: str, corpus: str, split: str, budgets: tu
             cache=None if no_cache else cache,
             progress=lambda done, total: prog.update(task, completed=done, total=total),
             llm=llm,
+            db=db,
         )
     R.print_summary(doc, _cli.console)
     if output:
@@ -73,6 +75,8 @@ def _bench_command(kind: str, help_text: str) -> click.Command:
     @click.option("--output", "-o", default=None, type=_cli.SafePath(dir_okay=False), help="Write per-question results as JSON here.")
     @click.option("--limit", default=None, type=int, help="Only the first N questions.")
     @click.option("--jobs", "-j", default=1, show_default=True, help="Parallel worker processes.")
+    @click.option("--db", default=None, help="Run on this backend: a PostgreSQL URL (each worker gets a schema of it, "
+                  "dropped afterwards). Default: SQLite files in a temporary folder.")
     @click.option("--cache", default=_default_cache, show_default="~/.cache/engramdb/embeddings.sqlite", help="Shared embedding cache file.")
     @click.option("--no-cache", is_flag=True, help="Do not use the shared embedding cache (cold run).")
     @click.option("--llm-base-url", default=None, envvar="ENGRAMDB_LLM_BASE_URL", help="OpenAI-compatible endpoint for end-to-end QA.")
@@ -193,6 +197,39 @@ def forgetting_cmd(path: str, keep: float, seed: int, split: str, limit: int | N
     if s["evidence_archived"]:
         _cli.console.print(f"  with the question as cue ({s['evidence_archived']} questions): pointed@5 "
                            f"{s['question_recognised@5']:.3f}, known and pointed {s['question_known_and_recognised@5']:.3f}")
+    if output:
+        Path(output).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        _cli.err_console.print(f"results: {output}")
+
+
+@bench.command(name="writers")
+@click.option("--db", default=None, help="The memory: a SQLite file or a PostgreSQL URL (default: a temporary file).")
+@click.option("--writers", "n_writers", default=4, show_default=True, help="Writer processes.")
+@click.option("--adds", default=1000, show_default=True, help="Adds per writer.")
+@click.option("--readers", default=2, show_default=True, help="Reader processes.")
+@click.option("--embedder", default="default", show_default=True, help="default (the real model), hash, or none.")
+@click.option("--output", "-o", default=None, type=_cli.SafePath(dir_okay=False), help="Write the results as JSON here.")
+@_cli.handle_errors
+def writers_cmd(db: str | None, n_writers: int, adds: int, readers: int, embedder: str, output: str | None) -> None:
+    """Many processes on one memory: writers add, readers search for what was acknowledged;
+    errors, lost writes, and how long until a reader sees a write."""
+    import json
+    import tempfile
+
+    from . import writers
+
+    if n_writers < 1 or adds < 1 or readers < 0:
+        raise InputError("--writers ≥ 1, --adds ≥ 1 and --readers ≥ 0", field="writers")
+    emb = None if embedder == "none" else embedder
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = writers.run(db or str(Path(tmp) / "writers.db"), writers=n_writers, adds=adds, readers=readers, embedder=emb)
+    lag = doc["lag_ms"]
+    _cli.console.print(
+        f"{doc['target']}: {doc['writers']} writers x {doc['adds_each']} adds, {doc['readers']} readers: "
+        f"{doc['acknowledged']} acknowledged, {doc['stored']} stored, {doc['lost']} lost, {doc['duplicates']} duplicated, "
+        f"{doc['write_errors'] + doc['read_errors']} errors; {doc['adds_per_second']} adds/s; a reader saw a write "
+        f"p50 {lag['p50']} ms, p95 {lag['p95']} ms, max {lag['max']} ms after it was acknowledged "
+        f"({doc['lag_checked']} checked, {doc['unseen']} never seen)", markup=False)
     if output:
         Path(output).write_text(json.dumps(doc, indent=1), encoding="utf-8")
         _cli.err_console.print(f"results: {output}")

@@ -306,9 +306,29 @@ _WorkerArgs = tuple[Conversation, str, str, tuple[int, ...], "str | None", "int 
 
 
 def _worker(args: _WorkerArgs) -> ConversationResult:
-    conv, workdir, config, budgets, cache, threads, llm, dataset = args
-    db = os.path.join(workdir, f"worker-{os.getpid()}.db")
-    return run_conversation(conv, db, config, budgets, cache, threads, llm, dataset)
+    conv, where, config, budgets, cache, threads, llm, dataset = args
+    return run_conversation(conv, _place(where, f"worker-{os.getpid()}"), config, budgets, cache, threads, llm, dataset)
+
+
+def _place(where: str, name: str) -> str:
+    """A worker's memory: a file in the work folder, or a schema of the PostgreSQL database
+    (``where`` is then the URL with a run tag, see :func:`run`)."""
+    if where.startswith(("postgres://", "postgresql://")):
+        url, tag = where.rsplit("#", 1)
+        return url + ("&" if "?" in url else "?") + f"schema={tag}_{name.replace('-', '_')}"
+    return os.path.join(where, f"{name}.db")
+
+
+def _drop_schemas(where: str) -> None:
+    """Drop the schemas a PostgreSQL run made (they hold only benchmark data)."""
+    url, tag = where.rsplit("#", 1)
+    from ..store.postgres import parse_url
+
+    import psycopg
+
+    with psycopg.connect(parse_url(url)[0], autocommit=True) as conn:
+        for (name,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (tag + "\\_%",)).fetchall():
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 def run(
@@ -325,8 +345,10 @@ def run(
     workdir: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     llm: Chat | None = None,
+    db: str | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; returns the full result document (JSON-serialisable)."""
+    """Run the benchmark; returns the full result document (JSON-serialisable). ``db``: a
+    PostgreSQL URL to run on instead of SQLite files."""
     memory_kwargs(config)  # fail fast on a bad config name
     convs = load_dataset(kind, path, corpus, split)
     excluded = excluded_counts(convs)
@@ -336,14 +358,17 @@ def run(
     tmp = tempfile.TemporaryDirectory(prefix="engramdb-bench-") if workdir is None else None
     wd = workdir or (tmp.name if tmp else ".")
     Path(wd).mkdir(parents=True, exist_ok=True)
+    if db is not None:
+        if not db.startswith(("postgres://", "postgresql://")):
+            raise InputError("--db takes a PostgreSQL URL (SQLite runs use temporary files)", field="db")
+        wd = f"{db}#bench_{os.getpid()}_{int(started)}"
     results: list[ConversationResult] = []
     total = sum(len(c.questions) for c in convs)
     done = 0
     try:
         if jobs <= 1:
             for conv in convs:
-                db = os.path.join(wd, "bench.db")
-                results.append(run_conversation(conv, db, config, budgets, cache, None, llm, kind))
+                results.append(run_conversation(conv, _place(wd, "bench"), config, budgets, cache, None, llm, kind))
                 done += len(conv.questions)
                 if progress:
                     progress(done, total)
@@ -360,9 +385,12 @@ def run(
     finally:
         if tmp is not None:
             tmp.cleanup()
+        if db is not None:
+            _drop_schemas(wd)
     results.sort(key=lambda r: r.user_id)
     wall = time.time() - started
-    return document(kind, path, config, budgets, results, wall, jobs, corpus=corpus, split=split, excluded=excluded)
+    return document(kind, path, config, budgets, results, wall, jobs, corpus=corpus, split=split, excluded=excluded,
+                    backend="sqlite" if db is None else "postgresql")
 
 
 def excluded_counts(convs: list[Conversation]) -> dict[str, int]:
@@ -403,6 +431,7 @@ def document(
     corpus: str = "all",
     split: str = "all",
     excluded: dict[str, int] | None = None,
+    backend: str = "sqlite",
 ) -> dict[str, Any]:
     questions = [q for r in results for q in r.questions]
     turns = sum(r.turns for r in results)
@@ -422,6 +451,7 @@ def document(
             "machine": f"{platform.machine()} {os.cpu_count()} cores",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "jobs": jobs,
+            "backend": backend,
         },
         "cost": {
             "wall_seconds": round(wall, 2),
