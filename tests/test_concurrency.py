@@ -3,6 +3,8 @@ wrote, and what is read is always a whole state (real SQLite, the real embedding
 
 from __future__ import annotations
 
+from typing import Callable
+
 import multiprocessing as mp
 import random
 import threading
@@ -49,12 +51,12 @@ def _work(mem: Memory, seed: int, ops: int, users: list[str], own: str, errors: 
             errors.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}")
 
 
-def test_threads_sharing_one_memory_never_fail(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+def test_threads_sharing_one_memory_never_fail(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
     threads_n, ops = 8, 1250  # 10,000 operations
     users = ["shared-a", "shared-b"]
     errors: list[str] = []
     checks = [0]
-    with Memory(tmp_path / "t.db", embedder=real_embedder) as mem:
+    with Memory(store_at("t"), embedder=real_embedder) as mem:
         for u in users + [f"own-{i}" for i in range(threads_n)]:
             mem.add(_text(random.Random(u)), user_id=u)
         threads = [
@@ -67,7 +69,7 @@ def test_threads_sharing_one_memory_never_fail(tmp_path: Path, real_embedder: On
         assert errors == [], errors[:5]
         assert checks[0] > 5000
         # consistent: every user's index equals one built afresh from the file
-        with Memory(tmp_path / "t.db", embedder=real_embedder) as fresh:
+        with Memory(store_at("t"), embedder=real_embedder) as fresh:
             for u in users + ["own-0"]:
                 q = "what about the jazz concert?"
                 got = [(h.episode_ids, round(h.score, 6)) for h in mem.search(q, user_id=u, limit=20)]
@@ -81,8 +83,8 @@ def _process(path: str, seed: int, ops: int, out: "mp.Queue[list[str]]") -> None
     out.put(errors)
 
 
-def test_processes_sharing_one_file_never_fail(tmp_path: Path) -> None:
-    path = str(tmp_path / "p.db")
+def test_processes_sharing_one_file_never_fail(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    path = store_at("p")
     with Memory(path, embedder=None) as mem:
         for u in ("shared-a", "shared-b"):
             mem.add("I talked about hiking in the Alps.", user_id=u)

@@ -4,6 +4,8 @@ derived row goes, the text leaves the file's bytes, and a receipt can be checked
 
 from __future__ import annotations
 
+from typing import Callable
+
 import json
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 
 from engramdb import DeletionReceipt, HashEmbedder, Memory, NotFoundError
 from engramdb.cli import main
+from conftest import table_names
 
 
 def _fill(m: Memory) -> None:
@@ -24,14 +27,13 @@ def _fill(m: Memory) -> None:
 
 
 def _everywhere(m: Memory, path: Path, token: str) -> bool:
-    rows = any(token in repr(r) for (t,) in m.store.query("SELECT name FROM sqlite_master WHERE type = 'table'")
-               for r in m.store.query(f"SELECT * FROM {t}"))
-    data = any(token.encode() in f.read_bytes() for f in (path, Path(str(path) + "-wal")) if f.exists())
+    rows = any(token in repr(r) for t in table_names(path) for r in m.store.query(f"SELECT * FROM {t}"))
+    data = any(token.encode() in f.read_bytes() for f in m.store.data_files() if f.exists())
     return rows or data
 
 
-def test_forget_a_session_then_before_a_time_then_the_user(tmp_path: Path) -> None:
-    path = tmp_path / "f.db"
+def test_forget_a_session_then_before_a_time_then_the_user(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    path = store_at("f")
     with Memory(path, embedder=HashEmbedder()) as m:
         _fill(m)
         m.search("locker code", user_id="dana")
@@ -51,8 +53,8 @@ def test_forget_a_session_then_before_a_time_then_the_user(tmp_path: Path) -> No
         assert m.verify_deleted(r) == {"episodes_present": 0, "probes": len(r.probes), "in_rows": 0, "in_file_bytes": 0}
 
 
-def test_a_query_shows_what_would_go_then_deletes_on_confirmation(tmp_path: Path) -> None:
-    with Memory(tmp_path / "q.db", embedder=HashEmbedder()) as m:
+def test_a_query_shows_what_would_go_then_deletes_on_confirmation(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("q"), embedder=HashEmbedder()) as m:
         _fill(m)
         preview = m.forget(user_id="dana", query="Vexhollow77 locker code")
         assert preview.dry_run and not preview.clean and preview.episode_ids
@@ -66,8 +68,8 @@ def test_a_query_shows_what_would_go_then_deletes_on_confirmation(tmp_path: Path
             m.forget(user_id="eli", episode_ids=[m.list(user_id="dana")[0].id])  # not eli's
 
 
-def test_a_receipt_is_checked_again_later_and_keeps_no_text(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
+def test_a_receipt_is_checked_again_later_and_keeps_no_text(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    path = store_at("r")
     with Memory(path, embedder=HashEmbedder()) as m:
         _fill(m)
         r = m.delete(m.list(user_id="dana")[0].id, user_id="dana")
@@ -85,8 +87,8 @@ def test_a_receipt_is_checked_again_later_and_keeps_no_text(tmp_path: Path) -> N
     assert bad.exit_code == 1
 
 
-def test_cli_forget_prints_the_receipt(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+def test_cli_forget_prints_the_receipt(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    path = store_at("c")
     with Memory(path, embedder=HashEmbedder()) as m:
         _fill(m)
     r = CliRunner().invoke(main, ["forget", "--db", str(path), "--user", "dana", "--session", "s1",
@@ -96,8 +98,8 @@ def test_cli_forget_prints_the_receipt(tmp_path: Path) -> None:
     assert doc["clean"] and doc["removed"]["episodes"] == 2 and json.loads((tmp_path / "r.json").read_text()) == doc
 
 
-def test_a_query_forget_keeps_no_query_text_and_takes_the_top_hits_only(tmp_path: Path) -> None:
-    with Memory(tmp_path / "t.db", embedder=HashEmbedder()) as m:
+def test_a_query_forget_keeps_no_query_text_and_takes_the_top_hits_only(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("t"), embedder=HashEmbedder()) as m:
         _fill(m)
         r = m.forget(user_id="dana", query="Vexhollow77 locker", dry_run=False, limit=1)
         assert len(r.episode_ids) == 1 and r.clean

@@ -47,12 +47,12 @@ BAD_CALLS: list[tuple[str, Callable[[Memory], object], type[EngramError]]] = [
 
 
 @pytest.mark.parametrize("what, call, error", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
-def test_bad_input_is_typed_and_changes_nothing(mem: Memory, tmp_path: Path, what: str, call: Callable[[Memory], object],
+def test_bad_input_is_typed_and_changes_nothing(store_at: Callable[[str], str], mem: Memory, tmp_path: Path, what: str, call: Callable[[Memory], object],
                                                 error: type[EngramError]) -> None:
-    before = fingerprint(tmp_path / "h.db")
+    before = fingerprint(store_at("h"))
     with pytest.raises(error):
         call(mem)
-    assert fingerprint(tmp_path / "h.db") == before
+    assert fingerprint(store_at("h")) == before
 
 
 def test_a_bytes_query_that_is_utf8_is_a_query(mem: Memory) -> None:
@@ -173,14 +173,14 @@ def test_read_commands_refuse_a_missing_file(tmp_path: Path) -> None:
     assert r.exit_code == 0 and missing.exists()
 
 
-def test_stats_count_sessions_per_user_and_name_the_model(tmp_path: Path) -> None:
+def test_stats_count_sessions_per_user_and_name_the_model(store_at: Callable[[str], str], tmp_path: Path) -> None:
     from engramdb import HashEmbedder
 
-    with Memory(tmp_path / "s.db", embedder=HashEmbedder()) as m:
+    with Memory(store_at("s"), embedder=HashEmbedder()) as m:
         for user in ("a", "b"):
             for sid in ("session_1", "session_2"):
                 m.add("hello there", user_id=user, session_id=sid)
-    with Memory(tmp_path / "s.db", embedder=None) as m:  # opened without a model, as the CLI does
+    with Memory(store_at("s"), embedder=None) as m:  # opened without a model, as the CLI does
         s = m.stats()
         assert s.sessions == 4 and s.embedder == "hash-bow-64"
 
@@ -194,25 +194,25 @@ def test_ids_of_another_user_are_not_found(mem: Memory) -> None:
     assert mem.get(eid, user_id="u").id == eid
 
 
-def test_fact_and_change_ids_of_another_user_are_not_found(tmp_path: Path) -> None:
-    with Memory(tmp_path / "i.db", embedder=None) as m:
+def test_fact_and_change_ids_of_another_user_are_not_found(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("i"), embedder=None) as m:
         m.add("I live in Lisbon.", user_id="ana")
         m.add("I live in Porto.", user_id="ben")
         [fact] = m.facts(user_id="ana")
         [change] = [c for c in m.changes(user_id="ana") if c.fact_id == fact.id]
-        before = fingerprint(tmp_path / "i.db")
+        before = fingerprint(store_at("i"))
         with pytest.raises(NotFoundError):
             m.history(fact.id, user_id="ben")
         with pytest.raises(NotFoundError):
             m.undo(change.id, user_id="ben")
-        assert fingerprint(tmp_path / "i.db") == before
+        assert fingerprint(store_at("i")) == before
         assert [f.object for f in m.history(fact.id, user_id="ana")] == ["Lisbon"]
-    r = CliRunner().invoke(main, ["get", "--db", str(tmp_path / "i.db"), "--user", "ben", fact.sources[0]])
+    r = CliRunner().invoke(main, ["get", "--db", store_at("i"), "--user", "ben", fact.sources[0]])
     assert r.exit_code == 3, r.output
 
 
-def test_export_then_import_is_exact_and_idempotent(tmp_path: Path) -> None:
-    src, dst, dump = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "a.jsonl"
+def test_export_then_import_is_exact_and_idempotent(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    src, dst, dump = store_at("a"), store_at("b"), tmp_path / "a.jsonl"
     with Memory(src, embedder=None) as m:
         m.add([{"role": "user", "name": "Ana", "content": "Yesterday I adopted a kitten.", "metadata": {"turn": 1},
                 "timestamp": "2023-05-08T10:00:00"}, "We named her Pixel."], user_id="u", session_id="s1")
@@ -327,7 +327,7 @@ def test_a_deleted_memory_leaves_no_trace_in_the_file(tmp_path: Path) -> None:
             assert b"Quixotrel42" not in f.read_bytes(), f"the text is still in the bytes of {f.name}"
 
 
-def test_kill_during_bulk_adds_and_consolidation_loses_nothing_acknowledged(tmp_path: Path) -> None:
+def test_kill_during_bulk_adds_and_consolidation_loses_nothing_acknowledged(store_at: Callable[[str], str], tmp_path: Path) -> None:
     # A writer adds batches (each add stores its episodes, then consolidates them) and prints the
     # ids of every acknowledged add; it is killed at some point in that loop, several times over.
     import os
@@ -339,7 +339,7 @@ def test_kill_during_bulk_adds_and_consolidation_loses_nothing_acknowledged(tmp_
 
     from engramdb import HashEmbedder
 
-    path = tmp_path / "k.db"
+    path = store_at("k")
     script = textwrap.dedent(f"""
         from engramdb import HashEmbedder, Memory
         with Memory({str(path)!r}, embedder=HashEmbedder()) as m:

@@ -3,6 +3,8 @@ recognition of what was archived, restore, and repeats merged (real SQLite, real
 
 from __future__ import annotations
 
+from typing import Callable
+
 import json
 import math
 from datetime import datetime, timedelta, timezone
@@ -68,28 +70,28 @@ def test_given_importance_is_kept_and_estimates_vary(mem: Memory) -> None:
     assert eps[ids[0]].stability > eps[ids[1]].stability
 
 
-def test_search_and_context_record_use_and_reinforce_counts(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
-    with Memory(tmp_path / "m.db", embedder=real_embedder) as m:
+def test_search_and_context_record_use_and_reinforce_counts(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    with Memory(store_at("m"), embedder=real_embedder) as m:
         ids = _story(m)
         [hit] = m.search("what is the name of the greyhound I adopted?", user_id="u", limit=1, now="2024-04-01")
         assert hit.episode_ids == [ids[0]] and 0 < hit.signals["strength"] < 1
         m.context("who did my sister get engaged to?", user_id="u", budget_tokens=60, now="2024-04-02")
         m.reinforce([ids[3]], user_id="u", at="2024-04-03")
-    with Memory(tmp_path / "m.db", embedder=real_embedder) as m:  # batched uses were written on close
+    with Memory(store_at("m"), embedder=real_embedder) as m:  # batched uses were written on close
         eps = {e.id: e for e in m.list(user_id="u")}
         assert eps[ids[0]].uses == 1 and eps[ids[3]].uses >= 1 and eps[ids[2]].uses >= 1
         assert eps[ids[0]].stability > initial_stability(eps[ids[0]].importance)
         with pytest.raises(NotFoundError):
             m.reinforce(["ep_nope"], user_id="u")
-    with Memory(tmp_path / "n.db", embedder=real_embedder, track_use=False) as m:
+    with Memory(store_at("n"), embedder=real_embedder, track_use=False) as m:
         _story(m)
         m.search("what is the name of the greyhound I adopted?", user_id="u")
-    with Memory(tmp_path / "n.db", embedder=real_embedder) as m:
+    with Memory(store_at("n"), embedder=real_embedder) as m:
         assert all(e.uses == 0 for e in m.list(user_id="u"))
 
 
-def test_capacity_archives_the_weakest_recognise_and_restore(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
-    db = tmp_path / "m.db"
+def test_capacity_archives_the_weakest_recognise_and_restore(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    db = store_at("m")
     with Memory(db, embedder=real_embedder) as m, Memory(db, embedder=real_embedder) as other:
         ids = _story(m)
         assert ids[0] in other.search("greyhound", user_id="u")[0].episode_ids  # other holds an index
@@ -115,8 +117,8 @@ def test_capacity_archives_the_weakest_recognise_and_restore(tmp_path: Path, rea
             m.restore([gone], user_id="someone-else")
 
 
-def test_archive_below_ttl_dry_run_and_kept_policies(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
-    db = tmp_path / "m.db"
+def test_archive_below_ttl_dry_run_and_kept_policies(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    db = store_at("m")
     with Memory(db, embedder=real_embedder) as m:
         ids = _story(m)
         assert m.maintain(user_id="u").policy is None  # no policy: nothing happens
@@ -151,8 +153,8 @@ def test_the_same_message_stored_twice_is_one_episode_seen_twice(mem: Memory) ->
     assert c != a and len(mem.search("bees", user_id="u")) == 2
 
 
-def test_cli_policy_maintain_recognise_restore(tmp_path: Path) -> None:
-    db = str(tmp_path / "c.db")
+def test_cli_policy_maintain_recognise_restore(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    db = store_at("c")
     env = {"ENGRAMDB_PATH": db, "COLUMNS": "200"}
 
     def run(*args: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from engramdb import (
     NotFoundError,
     RecallOptions,
     ScopeError,
+    StoreError,
     TimestampError,
     UnknownUserError,
     Weights,
@@ -29,11 +32,11 @@ from engramdb import (
 from engramdb.index.lexical import decode_terms, query_keys
 from engramdb.store.schema import schema_version
 from engramdb.validate import MAX_CONTENT_CHARS, MAX_MESSAGES_PER_ADD
+from conftest import sql_rows
 
 
-def _count(path: Path, table: str) -> int:
-    with sqlite3.connect(path) as c:
-        return int(c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+def _count(path: Path | str, table: str) -> int:
+    return int(sql_rows(path, f"SELECT COUNT(*) FROM {table}")[0][0])  # type: ignore[call-overload]
 
 
 def test_add_returns_ids_and_keeps_everything_verbatim(mem: Memory) -> None:
@@ -218,10 +221,10 @@ def test_unknown_user_is_typed_error(mem: Memory, call: str) -> None:
         (42, {"user_id": "u"}, InputError),
     ],
 )
-def test_bad_input_is_typed_and_leaves_store_unchanged(
+def test_bad_input_is_typed_and_leaves_store_unchanged(store_at: Callable[[str], str], 
     tmp_path: Path, messages: object, kwargs: dict, error: type[EngramError]
 ) -> None:
-    db = tmp_path / "m.db"
+    db = store_at("m")
     with Memory(db, embedder=HashEmbedder()) as m:  # fake embedder: this test is about validation
         m.add("already here", user_id="u")
         before = (_count(db, "episodes"), _count(db, "units"), _count(db, "vectors"))
@@ -263,8 +266,8 @@ def test_bad_limit_is_typed_error(mem: Memory, limit: object) -> None:
         mem.search("hello", user_id="u", limit=limit)  # type: ignore[arg-type]
 
 
-def test_delete_removes_from_every_index(tmp_path: Path, real_embedder: object) -> None:
-    db = tmp_path / "m.db"
+def test_delete_removes_from_every_index(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
+    db = store_at("m")
     with Memory(db, embedder=real_embedder) as m:  # type: ignore[arg-type]
         [keep] = m.add("The zebra crossing near the school was repainted", user_id="u")
         [gone] = m.add("My passport number is X1234567 and it expires in 2030", user_id="u")
@@ -276,16 +279,15 @@ def test_delete_removes_from_every_index(tmp_path: Path, real_embedder: object) 
             m.delete(gone)
         assert all(e.id != gone for h in m.search("passport number expires", user_id="u") for e in h.episodes)
         assert [e.id for e in m.list(user_id="u")] == [keep]
-    with sqlite3.connect(db) as c:
-        _, keys, _, _ = decode_terms([r[0] for r in c.execute("SELECT terms FROM units")])
-        assert query_keys("passport")[0] not in set(keys.tolist())
-        assert c.execute("SELECT COUNT(*) FROM units").fetchone()[0] == 1
-        assert c.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 1  # the deleted text's vector is gone
-        assert c.execute("SELECT COUNT(*) FROM episodes WHERE content LIKE '%passport%'").fetchone()[0] == 0
+    _, keys, _, _ = decode_terms([r[0] for r in sql_rows(db, "SELECT terms FROM units")])  # type: ignore[misc]
+    assert query_keys("passport")[0] not in set(keys.tolist())
+    assert sql_rows(db, "SELECT COUNT(*) FROM units")[0][0] == 1
+    assert sql_rows(db, "SELECT COUNT(*) FROM vectors")[0][0] == 1  # the deleted text's vector is gone
+    assert sql_rows(db, "SELECT COUNT(*) FROM episodes WHERE content LIKE '%passport%'")[0][0] == 0
 
 
-def test_index_stays_current_across_instances(tmp_path: Path, real_embedder: object) -> None:
-    db = tmp_path / "m.db"
+def test_index_stays_current_across_instances(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
+    db = store_at("m")
     with Memory(db, embedder=real_embedder) as a, Memory(db, embedder=real_embedder) as b:  # type: ignore[arg-type]
         a.add("I play the cello in an orchestra", user_id="u")
         assert b.search("cello", user_id="u")
@@ -295,8 +297,8 @@ def test_index_stays_current_across_instances(tmp_path: Path, real_embedder: obj
         assert all(e.id != eid for h in b.search("violin sister", user_id="u") for e in h.episodes)
 
 
-def test_embeddings_are_cached_by_content(tmp_path: Path, real_embedder: object) -> None:
-    with Memory(tmp_path / "m.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+def test_embeddings_are_cached_by_content(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
+    with Memory(store_at("m"), embedder=real_embedder) as m:  # type: ignore[arg-type]
         m.add(["The sky was grey all day", "Trains were late again"], user_id="u1")
         assert m.embedded_texts == 2
         m.add(["I like green tea"], user_id="u1")  # the message and its fact key ("user likes green tea")
@@ -316,15 +318,15 @@ def test_shared_embedding_cache_across_files(tmp_path: Path, real_embedder: obje
         assert b.search("mountains", user_id="u")[0].signals["dense"] > 0
 
 
-def test_lexical_only_memory_needs_no_model(tmp_path: Path) -> None:
-    with Memory(tmp_path / "m.db", embedder=None) as m:
+def test_lexical_only_memory_needs_no_model(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("m"), embedder=None) as m:
         m.add(["The red bicycle is in the garage", "I bought apples"], user_id="u")
         [hit, *_] = m.search("where is the bicycle", user_id="u")
         assert "bicycle" in hit.text and hit.signals["dense"] == 0
 
 
-def test_reopen_keeps_data_and_schema(tmp_path: Path, real_embedder: object) -> None:
-    db = tmp_path / "m.db"
+def test_reopen_keeps_data_and_schema(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
+    db = store_at("m")
     with Memory(db, embedder=real_embedder) as m:  # type: ignore[arg-type]
         m.add("persisted across opens", user_id="u")
     with Memory(db, embedder=real_embedder) as m:  # type: ignore[arg-type]
@@ -332,8 +334,8 @@ def test_reopen_keeps_data_and_schema(tmp_path: Path, real_embedder: object) -> 
         assert m.stats().schema_version == schema_version() == "0011_core_memory"
 
 
-def test_acknowledged_add_survives_a_killed_process(tmp_path: Path) -> None:
-    db = tmp_path / "crash.db"
+def test_acknowledged_add_survives_a_killed_process(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    db = store_at("crash")
     script = textwrap.dedent(
         f"""
         import os, sys
@@ -364,9 +366,17 @@ def test_export_yields_every_episode(demo_mem: Memory) -> None:
     assert exported[0].to_dict()["metadata"] == {"turn_id": "s1:0"}
 
 
-def test_postgres_url_is_a_clear_error() -> None:
-    with pytest.raises(EngramError, match="PostgreSQL"):
-        Memory("postgresql://user@localhost/db")
+def test_an_unreachable_postgres_is_a_store_error_without_the_password() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreError, match="PostgreSQL") as info:
+        Memory("postgresql://ann:s3cret@127.0.0.1:1/db?connect_timeout=2")
+    assert "s3cret" not in str(info.value) and "ann:***@127.0.0.1:1" in str(info.value)
+
+
+def test_a_postgres_schema_name_must_be_an_identifier() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreError, match="schema"):
+        Memory("postgresql://ann@127.0.0.1:1/db?schema=x;drop")
 
 
 def test_missing_directory_is_store_error(tmp_path: Path) -> None:
@@ -381,7 +391,7 @@ def test_not_a_database_is_typed_error(tmp_path: Path) -> None:
         Memory(bad, embedder=None)
 
 
-def test_a_speakers_next_turn_is_recalled_with_their_last(tmp_path: Path) -> None:
+def test_a_speakers_next_turn_is_recalled_with_their_last(store_at: Callable[[str], str], tmp_path: Path) -> None:
     # In a dialogue a person's next turn goes on from their last, with the other's reply in
     # between: it gains from it ("thread"), across separate writes and only within a session.
     turns = [
@@ -389,7 +399,7 @@ def test_a_speakers_next_turn_is_recalled_with_their_last(tmp_path: Path) -> Non
         ("Ben", "Nice, when does it start?"),
         ("Ana", "Every Tuesday evening, the teacher is a retired sculptor."),
     ]
-    with Memory(tmp_path / "t.db", embedder=None) as m:
+    with Memory(store_at("t"), embedder=None) as m:
         m.add([{"role": "user", "name": n, "content": c} for n, c in turns], user_id="u", session_id="s1")
         m.add([{"role": "user", "name": "Ben", "content": "Cool."},
                {"role": "user", "name": "Ana", "content": "Anyway, my car broke down again yesterday."}],

@@ -3,6 +3,8 @@ out of recall, facts and prompts until a reviewer releases it; untrusted text ma
 
 from __future__ import annotations
 
+from typing import Callable
+
 import json
 from pathlib import Path
 
@@ -95,8 +97,8 @@ def test_release_recalls_it_and_draws_its_facts(mem: Memory) -> None:
     assert len([f for f in mem.facts(user_id="u") if f.predicate == "lives_in"]) == 1
 
 
-def test_manual_quarantine_hides_facts_and_reaches_another_process(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
-    db = tmp_path / "m.db"
+def test_manual_quarantine_hides_facts_and_reaches_another_process(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    db = store_at("m")
     with Memory(db, embedder=real_embedder) as a, Memory(db, embedder=real_embedder) as b:
         [eid] = a.add("I live in Lisbon and work as a nurse.", user_id="u")
         assert eid in b.search("where do I live?", user_id="u")[0].episode_ids  # b holds an index
@@ -136,8 +138,8 @@ def test_context_marks_untrusted_sources_within_budget(mem: Memory) -> None:
     assert small.tokens <= 40
 
 
-def test_source_and_writer_are_recorded_and_checked(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
-    db = tmp_path / "m.db"
+def test_source_and_writer_are_recorded_and_checked(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    db = store_at("m")
     with Memory(db, embedder=real_embedder) as m:
         m.add("seed", user_id="u")
         ids = m.add(
@@ -166,19 +168,19 @@ def test_import_writer_is_held_to_the_untrusted_threshold(mem: Memory) -> None:
     assert mem.get(kept).status == "active" and mem.get(held).status == "quarantined"
 
 
-def test_guard_off_stores_everything_active(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
-    with Memory(tmp_path / "m.db", embedder=real_embedder, guard=None) as m:
+def test_guard_off_stores_everything_active(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    with Memory(store_at("m"), embedder=real_embedder, guard=None) as m:
         [eid] = m.add(INJECTION, user_id="u", source="tool")
         assert m.get(eid).status == "active" and m.quarantined(user_id="u") == []
 
 
-def test_export_import_keeps_source_writer_and_quarantine(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
-    with Memory(tmp_path / "a.db", embedder=real_embedder) as a:
+def test_export_import_keeps_source_writer_and_quarantine(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    with Memory(store_at("a"), embedder=real_embedder) as a:
         a.add([{"content": "I keep bees.", "role": "user"}, {"content": INJECTION, "role": "tool"}], user_id="u", writer="key:x")
         [manual] = a.add("An ordinary sentence I want hidden.", user_id="u")
         a.quarantine(manual, user_id="u")
         rows = [e.to_dict() for e in a.export(user_id="u")]
-    with Memory(tmp_path / "b.db", embedder=real_embedder) as b:
+    with Memory(store_at("b"), embedder=real_embedder) as b:
         for r in rows:
             msg = {k: r[k] for k in ("id", "role", "name", "timestamp", "recorded_at", "metadata", "source", "writer", "status")}
             b.add({**msg, "content": r["text"]}, user_id="u")

@@ -3,6 +3,8 @@ delete repair, profile, segments — real SQLite, the real embedding model where
 
 from __future__ import annotations
 
+from typing import Callable
+
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from engramdb.index.lexical import query_keys
 from engramdb.recall.fusion import Weights
 from engramdb.recall.search import RecallOptions
 from engramdb.semantic import FactDraft, Known
+from conftest import sql_rows
 
 CASES = load_cases(Path(__file__).parent / "fixtures" / "facts_cases.json")
 
@@ -69,14 +72,14 @@ def test_facts_are_told_in_the_third_person_and_whole() -> None:
     assert texts("I like reading about the history of medieval castles built across northern France.") == [
         "user likes reading about the history"]
 
-def test_supersession_decisions_meet_the_bar(tmp_path: Path) -> None:
+def test_supersession_decisions_meet_the_bar(store_at: Callable[[str], str], tmp_path: Path) -> None:
     n = iter(range(10_000))
     acc, errors = score_supersession(CASES, lambda: Memory(tmp_path / f"s{next(n)}.db", embedder=HashEmbedder()))
     assert acc >= 0.90, errors
 
 
-def test_the_same_sentence_said_again_is_one_statement_with_both_sources(tmp_path: Path) -> None:
-    with Memory(tmp_path / "m.db", embedder=None) as m:
+def test_the_same_sentence_said_again_is_one_statement_with_both_sources(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("m"), embedder=None) as m:
         m.add([{"role": "user", "content": "I went hiking with my dad.  It was cold."}], user_id="u", session_id="a")
         m.add([{"role": "user", "content": "I went hiking with my dad! I went hiking."}], user_id="u", session_id="b")
         said = {f.object: f for f in m.facts(user_id="u", kinds=["statement"])}
@@ -85,10 +88,10 @@ def test_the_same_sentence_said_again_is_one_statement_with_both_sources(tmp_pat
         assert said["I went hiking"].sources == (second,)  # a shorter sentence is another statement
 
 
-def test_a_like_after_a_negated_like_in_one_batch_supersedes_the_dislike(tmp_path: Path) -> None:
+def test_a_like_after_a_negated_like_in_one_batch_supersedes_the_dislike(store_at: Callable[[str], str], tmp_path: Path) -> None:
     # "I don't like olives" is added as a dislike; the view of current facts within the same
     # consolidation must hold it as one, or the like that follows merges into it.
-    with Memory(tmp_path / "m.db", embedder=None) as m:
+    with Memory(store_at("m"), embedder=None) as m:
         m.add([{"role": "user", "content": "I don't like olives."}, {"role": "user", "content": "I love olives now."}],
               user_id="u", session_id="s")
         facts = {(f.predicate, f.status): f for f in m.facts(user_id="u", status=None)}
@@ -208,13 +211,13 @@ def test_deleting_the_source_episode_repairs_facts(smem: Memory) -> None:
     assert all(f.object != "Munich" for f in smem.facts(user_id="u", status=None))
 
 
-def test_a_restated_fact_keys_every_mention(tmp_path: Path) -> None:
+def test_a_restated_fact_keys_every_mention(store_at: Callable[[str], str], tmp_path: Path) -> None:
     def keyed(m: Memory) -> list[str]:
         rows = m.store._q("SELECT e.id FROM units u JOIN episodes e ON e.rowid = u.episode_rowid "  # type: ignore[attr-defined]
                           "JOIN facts f ON f.rowid = u.fact_rowid WHERE f.kind != 'statement' ORDER BY e.rowid", ())
         return [r[0] for r in rows]
 
-    with Memory(tmp_path / "k.db", embedder=None) as m:
+    with Memory(store_at("k"), embedder=None) as m:
         first = m.add("I live in Porto.", user_id="u")[0]
         again = m.add("As I said, I live in Porto.", user_id="u")[0]
         [fact] = m.facts(user_id="u")
@@ -237,10 +240,10 @@ def test_fact_keys_recall_their_source_episode_with_provenance(smem: Memory) -> 
     assert "from episode" in str(why)
 
 
-def test_fact_keys_recall_pastimes_asked_for_in_other_words(tmp_path: Path, real_embedder: object) -> None:
+def test_fact_keys_recall_pastimes_asked_for_in_other_words(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
     # "What hobbies…" shares no word with "Went hiking…"; the key "Deborah does hiking" is close
     # to the question, so the episode comes up — and without keys it does not.
-    with Memory(tmp_path / "h.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+    with Memory(store_at("h"), embedder=real_embedder) as m:  # type: ignore[arg-type]
         m.add([{"role": "user", "name": n, "content": c} for n, c in [
             ("Deborah", "My neighbor lent me his hiking poles, so kind of him."),
             ("Jolene", "That's sweet of him!"),
@@ -269,8 +272,8 @@ def test_profile_groups_current_facts(smem: Memory) -> None:
     assert {f.object for f in prof["user"]["preferences"]} == {"hiking in the Alps"}  # a doing keeps where it is done
 
 
-def test_profile_gathers_pastimes_and_things_in_use(tmp_path: Path) -> None:
-    with Memory(tmp_path / "p.db", embedder=None) as m:
+def test_profile_gathers_pastimes_and_things_in_use(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("p"), embedder=None) as m:
         m.add([
             {"role": "user", "name": "Deborah", "content": "Had a blast biking with my neighbor last week!"},
             {"role": "user", "name": "Jolene", "content": "Nice! I've been wanting to do some birdwatching."},
@@ -314,10 +317,10 @@ COMMUTE = [
 ]
 
 
-def test_advice_questions_recall_the_askers_preferences_first(tmp_path: Path, real_embedder: object) -> None:
+def test_advice_questions_recall_the_askers_preferences_first(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
     # Both user turns are about the commute; only one says what the user likes, and that is
     # what a suggestion should build on.
-    with Memory(tmp_path / "c.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+    with Memory(store_at("c"), embedder=real_embedder) as m:  # type: ignore[arg-type]
         m.add([{"role": r, "content": c} for r, c in COMMUTE], user_id="u", session_id="s")
         assert ("likes", "listening to history podcasts on their commute") in {(f.predicate, f.object) for f in m.facts(user_id="u")}
         q = "Can you suggest some things to do during my commute?"
@@ -332,20 +335,16 @@ def test_advice_questions_recall_the_askers_preferences_first(tmp_path: Path, re
         assert [h.episode_ids for h in m.search(q2, user_id="u", limit=3)] == [h.episode_ids for h in same]
 
 
-def test_a_named_speakers_statement_is_embedded_with_the_name(tmp_path: Path) -> None:
+def test_a_named_speakers_statement_is_embedded_with_the_name(store_at: Callable[[str], str], tmp_path: Path) -> None:
     # Like the passages of a named speaker's message, a statement key carries the name into
     # its vector, so "what does John do for exercise?" can find "I'm doing kickboxing".
     import hashlib
-    import sqlite3
-
-    with Memory(tmp_path / "n.db", embedder=HashEmbedder()) as m:
+    with Memory(store_at("n"), embedder=HashEmbedder()) as m:
         m.add([{"role": "user", "name": "John", "content": "I'm doing kickboxing these days."},
                {"role": "user", "content": "I'm doing pottery these days."}], user_id="u", session_id="s")
         said = {f.object: f for f in m.facts(user_id="u", kinds=["statement"])}
         assert set(said) == {"I'm doing kickboxing these days", "I'm doing pottery these days"}
-    con = sqlite3.connect(tmp_path / "n.db")
-    hashes = dict(con.execute("SELECT f.object, u.vector_hash FROM units u JOIN facts f ON f.rowid = u.fact_rowid"))
-    con.close()
+    hashes = dict(sql_rows(store_at("n"), "SELECT f.object, u.vector_hash FROM units u JOIN facts f ON f.rowid = u.fact_rowid"))
 
     def sha(t: str) -> str:
         return hashlib.sha256(t.encode("utf-8")).hexdigest()
@@ -360,14 +359,14 @@ def test_segments_cover_sessions(smem: Memory) -> None:
     assert all(s.summary and s.episode_ids for s in segs)
 
 
-def test_hypotheticals_and_questions_make_no_facts(tmp_path: Path) -> None:
-    with Memory(tmp_path / "h.db", embedder=None) as m:
+def test_hypotheticals_and_questions_make_no_facts(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("h"), embedder=None) as m:
         m.add(["If I moved to Paris I would learn French.", "Should I quit my job at Acme?"], user_id="u")
         assert m.facts(user_id="u", status=None) == []
 
 
-def test_consolidation_can_be_deferred_and_run_later(tmp_path: Path) -> None:
-    with Memory(tmp_path / "d.db", embedder=None, consolidate_on_add=False) as m:
+def test_consolidation_can_be_deferred_and_run_later(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("d"), embedder=None, consolidate_on_add=False) as m:
         m.add("I live in Oslo.", user_id="u")
         assert m.facts(user_id="u") == []
         report = m.consolidate(user_id="u")
@@ -375,8 +374,8 @@ def test_consolidation_can_be_deferred_and_run_later(tmp_path: Path) -> None:
         assert m.consolidate(user_id="u").episodes == 0  # idempotent
 
 
-def test_entities_with_aliases(tmp_path: Path) -> None:
-    with Memory(tmp_path / "e.db", embedder=None) as m:
+def test_entities_with_aliases(store_at: Callable[[str], str], tmp_path: Path) -> None:
+    with Memory(store_at("e"), embedder=None) as m:
         m.add(["My wife Elena is a teacher.", "I have a dog named Rex.", "I work at Siemens."], user_id="u")
         ents = {e.name: e for e in m.entities(user_id="u")}
         assert ents["Elena"].kind == "person" and "user's wife" in ents["Elena"].aliases
@@ -395,10 +394,10 @@ TRIP_AND_REVIEW = [
 ]
 
 
-def test_segment_key_lifts_turns_of_the_exchange_the_question_is_about(tmp_path: Path, real_embedder: object) -> None:
+def test_segment_key_lifts_turns_of_the_exchange_the_question_is_about(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
     # One session, two topics: consolidation splits it into segments, and each segment is a
     # key over its pooled text. "The hotel is in Alfama" never says Lisbon; its segment does.
-    with Memory(tmp_path / "s.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+    with Memory(store_at("s"), embedder=real_embedder) as m:  # type: ignore[arg-type]
         m.add([{"role": r, "content": c} for r, c in TRIP_AND_REVIEW], user_id="u", session_id="s1")
         assert [len(s.episode_ids) for s in m.segments(user_id="u")] == [3, 4]
         q = "Where is the hotel we booked for Lisbon?"
@@ -426,10 +425,10 @@ WEDDINGS = [
 ]
 
 
-def test_statement_key_recalls_a_sentence_buried_in_a_long_message(tmp_path: Path, real_embedder: object) -> None:
+def test_statement_key_recalls_a_sentence_buried_in_a_long_message(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
     # No pattern knows "got back from X's wedding"; the sentence itself is kept as a statement,
     # a key of its own, where the message around it (a meal plan request) would bury it.
-    with Memory(tmp_path / "w.db", embedder=real_embedder) as m:  # type: ignore[arg-type]
+    with Memory(store_at("w"), embedder=real_embedder) as m:  # type: ignore[arg-type]
         m.add([{"role": r, "content": c} for r, c in WEDDINGS], user_id="u", session_id="s")
         said = {f.object: f for f in m.facts(user_id="u", kinds=["statement"])}
         roommate = "I just got back from my college roommate's wedding in Portland"
@@ -447,13 +446,13 @@ def test_statement_key_recalls_a_sentence_buried_in_a_long_message(tmp_path: Pat
             m.facts(user_id="u", kinds=["gossip"])
 
 
-def test_segment_key_honours_as_of(tmp_path: Path, real_embedder: object) -> None:
+def test_segment_key_honours_as_of(store_at: Callable[[str], str], tmp_path: Path, real_embedder: object) -> None:
     # Consolidated later, one segment holds turns recorded before and after the as-of time: its
     # pooled text would speak for the later turn, so as of the earlier time it lends nothing.
     from datetime import datetime, timezone
 
     turns = [{"role": r, "content": c} for r, c in TRIP_AND_REVIEW]
-    with Memory(tmp_path / "s.db", embedder=real_embedder, consolidate_on_add=False) as m:  # type: ignore[arg-type]
+    with Memory(store_at("s"), embedder=real_embedder, consolidate_on_add=False) as m:  # type: ignore[arg-type]
         m.add(turns[:2], user_id="u", session_id="s1")
         cut = datetime.now(timezone.utc)
         m.add(turns[2:], user_id="u", session_id="s1")
@@ -467,27 +466,24 @@ def test_segment_key_honours_as_of(tmp_path: Path, real_embedder: object) -> Non
         assert now[lisbon].signals["segment"] > 0.5 and then[lisbon].signals["segment"] == 0.0
 
 
-def test_segment_documents_equal_their_stored_passages_pooled(tmp_path: Path) -> None:
+def test_segment_documents_equal_their_stored_passages_pooled(store_at: Callable[[str], str], tmp_path: Path) -> None:
     # A segment's key is pooled from the terms and vectors the scope already holds — in chunks
     # as they were loaded, joined after many small appends; it must equal pooling the member
     # passages as stored.
-    import sqlite3
-
     import numpy as np
 
     from engramdb.index.lexical import LexicalIndex, decode_terms, pool_postings
 
-    with Memory(tmp_path / "m.db", embedder=HashEmbedder()) as m:
+    with Memory(store_at("m"), embedder=HashEmbedder()) as m:
         for i in range(40):
             m.add([f"Turn {i}: we talked about topic{i % 5} and the weather in town.", f"Reply {i} on topic{i % 5}."],
                   user_id="u", session_id=f"s{i % 4}")
             m.search("weather", user_id="u")  # each add reaches the index as its own append
         scope = m._recall.index("u")
         assert 0 < len(scope._terms) < 40 and scope.n_segments > 4
-        con = sqlite3.connect(tmp_path / "m.db")
         blobs, groups, vecs = [], [], []
         for g, rowid in enumerate(scope.seg_rowid.tolist()):
-            for terms, vec in con.execute(
+            for terms, vec in sql_rows(store_at("m"), 
                 "SELECT u.terms, v.vector FROM segments s JOIN episodes e ON e.user_id = s.user_id "
                 "AND e.session_id IS s.session_id AND e.seq BETWEEN s.first_seq AND s.last_seq "
                 "JOIN units u ON u.episode_rowid = e.rowid AND u.fact_rowid IS NULL "
@@ -495,7 +491,6 @@ def test_segment_documents_equal_their_stored_passages_pooled(tmp_path: Path) ->
                 blobs.append(terms)
                 groups.append(g)
                 vecs.append(np.frombuffer(vec, dtype=np.float32) if vec else None)
-        con.close()
         n = scope.n_segments
         doc, key, tf, length = decode_terms(blobs)
         lengths = np.zeros(n, dtype=np.float32)
@@ -514,7 +509,7 @@ def test_segment_documents_equal_their_stored_passages_pooled(tmp_path: Path) ->
         assert np.allclose(sims, (centroid @ probe)[pos], atol=1e-5)
 
 
-def test_segment_keys_stay_current_across_writes_and_deletes(tmp_path: Path) -> None:
+def test_segment_keys_stay_current_across_writes_and_deletes(store_at: Callable[[str], str], tmp_path: Path) -> None:
     # The index built piece by piece (add, search, add more, search) equals one built at once;
     # deleting an episode takes its words out of its segment's key and out of the summary.
     names = ["Anna", "Boris", "Clara", "Dmitri"]
@@ -523,7 +518,7 @@ def test_segment_keys_stay_current_across_writes_and_deletes(tmp_path: Path) -> 
         m.add([f"{names[i]} came over to plan the garden.", f"{names[i]} planted tulips and roses.",
                f"On Sunday {names[i]} saw the zebra exhibit at the zoo."], user_id="u", session_id=f"s{i}")
 
-    with Memory(tmp_path / "a.db", embedder=HashEmbedder()) as a, Memory(tmp_path / "b.db", embedder=HashEmbedder()) as b:
+    with Memory(store_at("a"), embedder=HashEmbedder()) as a, Memory(store_at("b"), embedder=HashEmbedder()) as b:
         for i in range(2):
             session(a, i)
         a.search("zebra", user_id="u")  # the index exists now; the next sessions are appended to it
@@ -556,10 +551,10 @@ def test_segment_keys_stay_current_across_writes_and_deletes(tmp_path: Path) -> 
         assert len(s0) == 2 and all(h.signals["segment"] > 0 for h in s0)  # the rest of s0 keeps its key
 
 
-def test_a_question_naming_a_speaker_is_helped_by_their_keys_only(tmp_path: Path) -> None:
+def test_a_question_naming_a_speaker_is_helped_by_their_keys_only(store_at: Callable[[str], str], tmp_path: Path) -> None:
     # "What does Ana love?" is not answered by what Ben said he loves: his keys ("Ben likes
     # sailing…") neither stand in nor corroborate; his words still count as text.
-    with Memory(tmp_path / "k.db", embedder=None) as m:
+    with Memory(store_at("k"), embedder=None) as m:
         m.add([{"role": "user", "name": n, "content": c} for n, c in [
             ("Ana", "I love hiking in the mountains."),
             ("Ben", "I love sailing on the lake."),
@@ -584,11 +579,11 @@ def test_a_question_naming_a_speaker_is_helped_by_their_keys_only(tmp_path: Path
         assert bread.signals["facts"] > 0
 
 
-def test_advice_recalls_the_tastes_told_together_and_the_named_speakers_only(tmp_path: Path) -> None:
+def test_advice_recalls_the_tastes_told_together_and_the_named_speakers_only(store_at: Callable[[str], str], tmp_path: Path) -> None:
     # The tastes a person tells in one conversation go together: asked for advice, each of the
     # user's preferences in a session gains from the best other one there (its "thread"), past
     # the assistant's replies; not across sessions, and not for a question asking no advice.
-    with Memory(tmp_path / "t.db", embedder=None) as m:
+    with Memory(store_at("t"), embedder=None) as m:
         m.add([{"role": "user", "content": "I enjoy listening to podcasts during my commute."},
                {"role": "assistant", "content": "Great, here are a few shows you could try on the way."},
                {"role": "user", "content": "I'm really into history, especially ancient Rome."},
@@ -612,7 +607,7 @@ def test_advice_recalls_the_tastes_told_together_and_the_named_speakers_only(tmp
         assert by_first_words("How long is my commute?")["I'm really"].signals["thread"] == 0
 
     # "Any novels for Ana?" is answered from Ana's tastes, not Ben's.
-    with Memory(tmp_path / "n.db", embedder=None) as m:
+    with Memory(store_at("n"), embedder=None) as m:
         m.add([{"role": "user", "name": "Ana", "content": "I love mystery novels."},
                {"role": "user", "name": "Ben", "content": "I love sci-fi novels."}], user_id="u", session_id="s")
         named = {h.text.split()[2]: h for h in m.search("Can you recommend some novels for Ana?", user_id="u", limit=2)}

@@ -3,6 +3,8 @@ real model. The API tests run against both Memory and Client, so the two never d
 
 from __future__ import annotations
 
+from typing import Callable
+
 import socket
 import threading
 import time
@@ -136,8 +138,8 @@ def test_http_errors_are_json_with_status_and_bodies_are_limited(served: Any) ->
     assert httpx.get(srv.url + "/openapi.json").json()["info"]["title"] == "engramdb"
 
 
-def test_tenants_are_namespaces_and_keys_are_needed(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
-    with Memory(tmp_path / "t.db", embedder=real_embedder) as mem:
+def test_tenants_are_namespaces_and_keys_are_needed(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    with Memory(store_at("t"), embedder=real_embedder) as mem:
         _, acme = create_key(mem.store, "acme", "bot")
         beta_id, beta = create_key(mem.store, "beta")
         srv = Server(mem)
@@ -217,10 +219,10 @@ def test_working_memory_blocks_edit_undo_and_lead_the_context(api: Any, request:
     assert api.core(user_id=u) == {}
 
 
-def test_load_many_clients_two_tenants_no_errors_no_leaks(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+def test_load_many_clients_two_tenants_no_errors_no_leaks(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
     from engramdb.bench import load
 
-    doc = load.run(tmp_path / "load.db", clients=8, seconds=6, users=12, embedder=real_embedder)
+    doc = load.run(store_at("load"), clients=8, seconds=6, users=12, embedder=real_embedder)
     assert doc["errors"] == 0, doc["error_examples"]
     assert doc["leaks"] == 0
     assert all(v["n"] > 0 for v in doc["latency_ms"].values())
