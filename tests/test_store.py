@@ -48,7 +48,7 @@ def test_upgrade_from_fts5_schema_backfills_terms_and_recalls(tmp_path: Path) ->
     db = tmp_path / "old.db"
     _old_file(db, "0003_semantic")
     with Memory(db, embedder=None) as m:
-        assert m.stats().schema_version == schema_version() == "0011_core_memory"
+        assert m.stats().schema_version == schema_version() == "0012_link_users"
         [hit] = m.search("who keeps bees?", user_id="u", limit=1)
         assert hit.episodes[0].id == "ep_1" and hit.signals["bm25"] > 0
         m.add("Bees again: the hive swarmed", user_id="u")
@@ -109,3 +109,26 @@ def test_every_write_is_journaled_per_user(tmp_path: Path) -> None:
         assert [k for _, k in entries] == ["add", "consolidate", "delete"]
         assert [s for s, _ in entries] == list(range(start + 1, start + 4)) and store.user_version("u") == start + 3
         assert store.journal("someone else", 0) == []
+
+
+def test_upgrade_to_link_users_backfills_the_owner_of_every_link(tmp_path: Path) -> None:
+    # 0012 puts user_id on the two link tables (so a database can be distributed by user):
+    # rows written before it get their fact's and entity's owner.
+    db = tmp_path / "old.db"
+    _old_file(db, "0011_core_memory")
+    with sqlite3.connect(db) as c:
+        c.execute(
+            "INSERT INTO facts(rowid, id, user_id, subject, predicate, object, text, kind, category, confidence, "
+            "recorded_at, extractor) VALUES (1, 'fact_1', 'u', 'user', 'keeps', 'bees', 'user keeps bees', 'fact', "
+            "'hobbies', 0.8, '2026-01-01T00:00:00+00:00', 'rules')"
+        )
+        c.execute("INSERT INTO fact_sources VALUES (1, 1)")
+        c.execute("INSERT INTO entities(rowid, id, user_id, name, kind) VALUES (1, 'ent_1', 'u', 'bees', 'thing')")
+        c.execute("INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid) VALUES (1, 1, 1)")
+    with Memory(db, embedder=None) as m:
+        assert [f.sources for f in m.facts(user_id="u")] == [("ep_1",)]
+        assert [(e.name, e.facts) for e in m.entities(user_id="u")] == [("bees", 1)]
+        m.add("I also keep two goats.", user_id="u")
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT DISTINCT user_id FROM fact_sources").fetchall() == [("u",)]
+        assert c.execute("SELECT DISTINCT user_id FROM entity_links").fetchall() == [("u",)]

@@ -89,7 +89,7 @@ class FactStore:
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for fr, eid in self.s.query(
-                f"SELECT fs.fact_rowid, e.id FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid "
+                f"SELECT fs.fact_rowid, e.id FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid AND e.user_id = fs.user_id "
                 f"WHERE fs.fact_rowid IN ({marks}) ORDER BY e.seq",
                 chunk,
             ):
@@ -124,16 +124,16 @@ class FactStore:
         # A fact stands on the episodes it was drawn from: one drawn only from quarantined
         # episodes is not known until a reviewer releases one of them.
         sql += (
-            " AND EXISTS (SELECT 1 FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid"
-            " WHERE fs.fact_rowid = facts.rowid AND e.status <> 'quarantined')"
+            " AND EXISTS (SELECT 1 FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid AND e.user_id = fs.user_id"
+            " WHERE fs.fact_rowid = facts.rowid AND fs.user_id = facts.user_id AND e.status <> 'quarantined')"
         )
         if episode_ids is not None:
             marks = ",".join("?" * len(episode_ids)) or "NULL"
             sql += (
                 " AND rowid IN (SELECT fs.fact_rowid FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid"
-                f" WHERE e.id IN ({marks}))"
+                f" AND e.user_id = fs.user_id WHERE fs.user_id = ? AND e.id IN ({marks}))"
             )
-            params += list(episode_ids)
+            params += [user_id, *episode_ids]
         return self._facts(self.s.query(sql + " ORDER BY rowid", params))
 
     def get(self, fact_id: str, user_id: str | None = None) -> Fact:
@@ -221,7 +221,10 @@ class FactStore:
                 if d.action == "merge":
                     assert d.merge_into
                     frow = c.execute("SELECT rowid FROM facts WHERE id = ?", (d.merge_into,)).fetchone()[0]
-                    cur = c.execute("INSERT OR IGNORE INTO fact_sources VALUES (?, ?)", (frow, ep_rowid))
+                    cur = c.execute(
+                        "INSERT OR IGNORE INTO fact_sources(fact_rowid, episode_rowid, user_id) VALUES (?, ?, ?)",
+                        (frow, ep_rowid, user_id),
+                    )
                     if cur.rowcount:
                         sources_added.append(d.merge_into)
                         # The restatement is keyed too: the key must not recall only the first mention.
@@ -246,7 +249,10 @@ class FactStore:
                              dr.category, dr.confidence, valid_from, now, "rules"),
                         )
                         frow = int(cur.lastrowid or 0)
-                        c.execute("INSERT INTO fact_sources VALUES (?, ?)", (frow, ep_rowid))
+                        c.execute(
+                            "INSERT INTO fact_sources(fact_rowid, episode_rowid, user_id) VALUES (?, ?, ?)",
+                            (frow, ep_rowid, user_id),
+                        )
                         created.append(new_id)
                         for name, kind, alias in _entities_of(dr):
                             self._link_entity(c, user_id, name, kind, alias, ep_rowid, frow)
@@ -344,12 +350,15 @@ class FactStore:
             erow, aliases = row[0], json.loads(row[1])
             if alias and alias not in aliases:
                 c.execute("UPDATE entities SET aliases = ? WHERE rowid = ?", (json.dumps(aliases + [alias]), erow))
-        c.execute("INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid) VALUES (?, ?, ?)", (erow, ep_rowid, frow))
+        c.execute(
+            "INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid, user_id) VALUES (?, ?, ?, ?)",
+            (erow, ep_rowid, frow, user_id),
+        )
 
     def entities(self, user_id: str) -> list[Entity]:
         rows = self.s.query(
             "SELECT en.id, en.name, en.kind, en.aliases, COUNT(DISTINCT l.fact_rowid), COUNT(DISTINCT l.episode_rowid) "
-            "FROM entities en LEFT JOIN entity_links l ON l.entity_rowid = en.rowid WHERE en.user_id = ? "
+            "FROM entities en LEFT JOIN entity_links l ON l.entity_rowid = en.rowid AND l.user_id = en.user_id WHERE en.user_id = ? "
             "GROUP BY en.rowid ORDER BY en.name",
             (user_id,),
         )
@@ -361,9 +370,9 @@ class FactStore:
         # Semantic memory: facts drawn only from this episode go (reopening what they
         # superseded); facts with other sources keep those, and keep a key on one of them.
         for frow, fid in c.execute(
-            "SELECT f.rowid, f.id FROM facts f JOIN fact_sources fs ON fs.fact_rowid = f.rowid "
-            "WHERE fs.episode_rowid = ?",
-            (ep_rowid,),
+            "SELECT f.rowid, f.id FROM facts f JOIN fact_sources fs ON fs.fact_rowid = f.rowid AND fs.user_id = f.user_id "
+            "WHERE fs.user_id = ? AND fs.episode_rowid = ?",
+            (owner, ep_rowid),
         ).fetchall():
             other = c.execute(
                 "SELECT episode_rowid FROM fact_sources WHERE fact_rowid = ? AND episode_rowid != ? LIMIT 1",

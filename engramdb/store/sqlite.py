@@ -311,8 +311,8 @@ class SQLiteStore:
         with the name in front)."""
         rows = self._q(
             "SELECT DISTINCT u.vector_hash, u.text, e.name, u.fact_rowid IS NULL, f.kind FROM units u "
-            "JOIN episodes e ON e.rowid = u.episode_rowid LEFT JOIN facts f ON f.rowid = u.fact_rowid "
-            "WHERE u.vector_hash IS NOT NULL"
+            "JOIN episodes e ON e.rowid = u.episode_rowid AND e.user_id = u.user_id "
+            "LEFT JOIN facts f ON f.rowid = u.fact_rowid AND f.user_id = u.user_id WHERE u.vector_hash IS NOT NULL"
         )
         out: dict[str, str] = {}
         for vhash, text, name, passage, kind in rows:
@@ -432,7 +432,7 @@ class SQLiteStore:
         )[0][0]
         index = self._q(
             "SELECT COALESCE(SUM(LENGTH(v.vector)), 0) + COALESCE(SUM(LENGTH(u.terms)), 0) FROM units u "
-            "JOIN episodes e ON e.rowid = u.episode_rowid LEFT JOIN vectors v ON v.hash = u.vector_hash "
+            "JOIN episodes e ON e.rowid = u.episode_rowid AND e.user_id = u.user_id LEFT JOIN vectors v ON v.hash = u.vector_hash "
             "WHERE e.user_id = ? AND e.status = 'archived'",
             (user_id,),
         )[0][0]
@@ -442,7 +442,7 @@ class SQLiteStore:
         """Give archived episodes without one their code: the sign bits of their first passage's
         vector (48 bytes for 384 dimensions). Returns how many were made."""
         rows = self._q(
-            "SELECT e.rowid, v.vector FROM episodes e JOIN units u ON u.episode_rowid = e.rowid AND u.ord = 0 "
+            "SELECT e.rowid, v.vector FROM episodes e JOIN units u ON u.episode_rowid = e.rowid AND u.user_id = e.user_id AND u.ord = 0 "
             "JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
             "WHERE e.user_id = ? AND e.status = 'archived' AND e.code IS NULL",
             (model, user_id),
@@ -588,7 +588,8 @@ class SQLiteStore:
     def flagged(self, user_id: str, limit: int) -> list[tuple[Episode, float, tuple[str, ...], datetime]]:
         rows = self._q(
             f"SELECT {', '.join('e.' + c.strip() for c in EPISODE_COLS.split(','))}, f.score, f.reasons, f.flagged_at "
-            "FROM episodes e JOIN flags f ON f.episode_rowid = e.rowid WHERE e.user_id = ? AND e.status = 'quarantined' "
+            "FROM episodes e JOIN flags f ON f.episode_rowid = e.rowid AND f.user_id = e.user_id "
+            "WHERE e.user_id = ? AND e.status = 'quarantined' "
             "ORDER BY e.seq LIMIT ?",
             (user_id, limit),
         )
@@ -896,9 +897,9 @@ class SQLiteStore:
         units = self._q(
             "SELECT u.rowid, u.episode_rowid, v.vector, u.fact_rowid IS NOT NULL, u.terms, u.speaker, "
             "f.kind IS 'statement', f.kind IS 'preference' FROM units u "
-            "JOIN episodes e ON e.rowid = u.episode_rowid "
+            "JOIN episodes e ON e.rowid = u.episode_rowid AND e.user_id = u.user_id "
             "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
-            "LEFT JOIN facts f ON f.rowid = u.fact_rowid "
+            "LEFT JOIN facts f ON f.rowid = u.fact_rowid AND f.user_id = u.user_id "
             f"WHERE u.user_id = ? AND u.rowid > ? {tier}ORDER BY u.rowid",
             (model or "", user_id, after_unit),
         )
@@ -906,7 +907,7 @@ class SQLiteStore:
         eps = self._q(
             "SELECT e.rowid, e.session_id, e.occurred_ts, e.recorded_ts, e.seq, MIN(t.start_ts), MAX(t.end_ts), "
             "COALESCE(NULLIF(e.name, ''), NULLIF(e.role, ''), ''), e.role IS 'assistant' "
-            "FROM episodes e LEFT JOIN episode_times t ON t.episode_rowid = e.rowid "
+            "FROM episodes e LEFT JOIN episode_times t ON t.episode_rowid = e.rowid AND t.user_id = e.user_id "
             f"WHERE e.user_id = ? AND e.seq > ? {tier}GROUP BY e.rowid ORDER BY e.seq",
             (user_id, after_seq),
         )
