@@ -29,9 +29,22 @@ def test_first_screen_has_install_and_test_commands() -> None:
 
 def test_python_quick_start_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    [code] = [b for b in _blocks("python") if "Memory(" in b]
+    [code] = [b for b in _blocks("python") if "Memory(" in b and "postgresql://" not in b]
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "memory.db").exists()
+
+
+def test_postgres_quick_start_runs(postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import _with_schema, drop_schemas
+
+    [code] = [b for b in _blocks("python") if "postgresql://" in b]
+    example = re.search(r'"(postgresql://[^"]+)"', code).group(1)  # type: ignore[union-attr]
+    schema = "t_readme_quick_start"
+    exec(compile(code.replace(example, _with_schema(postgres_url, schema)), "README.md", "exec"), {})
+    try:
+        assert "Lisbon" in capsys.readouterr().out
+    finally:
+        drop_schemas(postgres_url, [schema])
 
 
 def test_cli_quick_start_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
