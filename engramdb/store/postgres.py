@@ -395,6 +395,15 @@ class PostgresStore(SQLiteStore):
 
     # -- what differs from a file ------------------------------------------------------------
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of this memory's tables (after a bulk load)."""
+        self._check_process()
+        with self._pool.connection() as raw:
+            for (table,) in raw.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (self.schema,)
+            ).fetchall():
+                raw.execute(f'ANALYZE "{self.schema}"."{table}"')
+
     def record_uses(self, user_id: str, uses: dict[str, tuple[float, float]]) -> int:
         return self._record_uses(user_id, uses) if uses else 0
 
