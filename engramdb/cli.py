@@ -693,16 +693,18 @@ def maintain(db: str, user_id: str | None, archive_below: float | None, max_acti
 @db_option
 @user_option(required=False)
 @_policy_options
+@click.option("--namespace", default=None, help="For every user whose id starts with NAMESPACE/ (a served tenant's name).")
 @click.option("--clear", is_flag=True, help="Remove the kept policy.")
 @handle_errors
 def policy(db: str, user_id: str | None, archive_below: float | None, max_active: int | None, ttl_days: float | None,
-           clear: bool) -> None:
-    """Keep a retention policy for a user (or, without --user, the default for all), or show it."""
+           namespace: str | None, clear: bool) -> None:
+    """Keep a retention policy for a user, a namespace of users, or (with neither) the default for
+    all; or show the one that applies."""
     given = _policy_of(archive_below, max_active, ttl_days)
     with _open(db, embedder=None, create=given is not None) as mem:
         if clear or given is not None:
-            mem.set_policy(None if clear else given, user_id=user_id)
-        kept = mem.policy(user_id=user_id)
+            mem.set_policy(None if clear else given, user_id=user_id, namespace=namespace)
+        kept = mem.policy(user_id=user_id, namespace=namespace)
     click.echo(json.dumps(kept.to_dict() if kept else None))
 
 

@@ -188,13 +188,18 @@ class Client:
         data = self._call("POST", f"/v1/users/{self._path(user_id)}/maintain", json={k: v for k, v in body.items() if v is not None})
         return load(MaintenanceReport, data)  # type: ignore[no-any-return]
 
-    def policy(self, *, user_id: str) -> Policy | None:
-        data = self._call("GET", f"/v1/users/{self._path(user_id)}/policy")["policy"]
+    def policy(self, *, user_id: str | None = None) -> Policy | None:
+        """The user's policy (their own, else their tenant's default); without ``user_id``, the
+        tenant's default."""
+        path = "/v1/policy" if user_id is None else f"/v1/users/{self._path(user_id)}/policy"
+        data = self._call("GET", path)["policy"]
         return None if data is None else Policy.from_dict(data)
 
-    def set_policy(self, policy: Policy | None, *, user_id: str) -> None:
+    def set_policy(self, policy: Policy | None, *, user_id: str | None = None) -> None:
+        """Keep a policy for the user; without ``user_id``, for every user of the tenant without one."""
         body = {"policy": policy.to_dict() if isinstance(policy, Policy) else policy}
-        self._call("PUT", f"/v1/users/{self._path(user_id)}/policy", json=body)
+        path = "/v1/policy" if user_id is None else f"/v1/users/{self._path(user_id)}/policy"
+        self._call("PUT", path, json=body)
 
     def recognise(
         self, query: str, *, user_id: str, limit: int = 5, threshold: float = 0.6, include_active: bool = False

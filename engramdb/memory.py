@@ -608,23 +608,44 @@ class Memory:
             raise NotFoundError(f"no episode {missing[0]!r} for user {user!r}", id=missing[0])
         return self.store.record_uses(user, {i: (when, 1.0) for i in ids})
 
-    def set_policy(self, policy: Policy | None, *, user_id: str | None = None) -> None:
-        """Keep ``policy`` for the user (``user_id=None``: for every user without their own);
-        ``maintain`` applies it. ``None`` removes it."""
+    def set_policy(self, policy: Policy | None, *, user_id: str | None = None, namespace: str | None = None) -> None:
+        """Keep ``policy`` for the user, or for a namespace: every user whose id starts with
+        ``namespace + "/"`` (a served tenant's users are ``tenant/…``) and has no policy of their
+        own; with neither, for every user without one. ``maintain`` applies it; ``None`` removes it."""
         if policy is not None and not isinstance(policy, Policy):
             raise InputError(f"policy must be a Policy, not {type(policy).__name__}", field="policy")
-        key = "*" if user_id is None else check_id(user_id, "user_id", required=True)
-        assert key is not None
-        self.store.set_policy(key, None if policy is None else json.dumps(policy.to_dict()))
+        self.store.set_policy(self._policy_keys(user_id, namespace)[0], None if policy is None else json.dumps(policy.to_dict()))
 
-    def policy(self, *, user_id: str | None = None) -> Policy | None:
-        """The policy ``maintain`` applies to the user: their own, else the default, else None."""
-        keys = ["*"] if user_id is None else [check_id(user_id, "user_id", required=True) or "", "*"]
-        for key in keys:
+    def policy(self, *, user_id: str | None = None, namespace: str | None = None) -> Policy | None:
+        """The policy ``maintain`` applies to the user (or to a namespace's users): their own, else
+        the nearest enclosing namespace's (``a/b/*`` before ``a/*``), else the default, else None."""
+        for key in self._policy_keys(user_id, namespace):
             text = self.store.get_policy(key)
             if text is not None:
                 return Policy.from_dict(json.loads(text))
         return None
+
+    @staticmethod
+    def _policy_keys(user_id: str | None, namespace: str | None) -> builtins.list[str]:
+        """Where a policy may be kept for a user or namespace, nearest first: the user's id,
+        ``ns/*`` for each enclosing namespace, ``*``."""
+        if user_id is not None and namespace is not None:
+            raise InputError("give user_id or namespace, not both", field="namespace")
+        if namespace is not None:
+            ns = check_id(namespace, "namespace", required=True) or ""
+            if "*" in ns or ns.endswith("/"):
+                raise InputError("a namespace is a user-id prefix without '*' or a trailing '/'", field="namespace")
+            own, path = [], ns
+        elif user_id is not None:
+            uid = check_id(user_id, "user_id", required=True) or ""
+            own, path = [uid], uid.rsplit("/", 1)[0] if "/" in uid else ""
+        else:
+            return ["*"]
+        keys = own
+        while path:
+            keys.append(path + "/*")
+            path = path.rsplit("/", 1)[0] if "/" in path else ""
+        return keys + ["*"]
 
     def maintain(
         self, *, user_id: str, policy: Policy | None = None, now: str | datetime | None = None, dry_run: bool = False

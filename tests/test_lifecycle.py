@@ -144,6 +144,29 @@ def test_archive_below_ttl_dry_run_and_kept_policies(store_at: Callable[[str], s
         assert m.policy(user_id="u") == Policy(max_active=100)
 
 
+def test_a_namespace_policy_covers_its_users_the_nearest_one_wins(store_at: Callable[[str], str]) -> None:
+    with Memory(store_at("n"), embedder=None) as m:
+        m.set_policy(Policy(max_active=100))  # everyone's default
+        m.set_policy(Policy(max_active=10), namespace="acme")
+        m.set_policy(Policy(max_active=5), namespace="acme/support")
+        m.set_policy(Policy(max_active=1), user_id="acme/support/ann")
+        assert m.policy(user_id="acme/support/ann") == Policy(max_active=1)
+        assert m.policy(user_id="acme/support/bob") == Policy(max_active=5)
+        assert m.policy(user_id="acme/bob") == m.policy(namespace="acme") == Policy(max_active=10)
+        assert m.policy(user_id="acme") == m.policy(user_id="acmeX/bob") == Policy(max_active=100)
+        for i in range(3):
+            m.add(f"Note {i} about the billing ticket.", user_id="acme/carl")
+        report = m.maintain(user_id="acme/carl", policy=None)  # the namespace's kept policy applies
+        assert report.policy == Policy(max_active=10) and not report.archived
+        m.set_policy(Policy(max_active=2), namespace="acme")
+        assert len(m.maintain(user_id="acme/carl").archived) == 1
+        for bad in ("acme/", "acme/*", ""):
+            with pytest.raises(InputError):
+                m.set_policy(Policy(max_active=1), namespace=bad)
+        with pytest.raises(InputError):
+            m.policy(user_id="u", namespace="acme")
+
+
 def test_the_same_message_stored_twice_is_one_episode_seen_twice(mem: Memory) -> None:
     msg = {"content": "I keep bees on the roof.", "timestamp": "2024-05-01T09:00:00", "metadata": {"turn": 1}}
     [a] = mem.add(msg, user_id="u", session_id="s")

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
-from engramdb import AuthError, Client, InputError, LimitError, Memory, NotFoundError, OnnxEmbedder, UnknownUserError
+from engramdb import AuthError, Client, InputError, LimitError, Memory, NotFoundError, OnnxEmbedder, Policy, UnknownUserError
 from engramdb.cli import main
 from engramdb.server.app import create_app
 from engramdb.server.keys import create_key
@@ -166,6 +166,12 @@ def test_tenants_are_namespaces_and_keys_are_needed(store_at: Callable[[str], st
                 with pytest.raises(InputError):
                     b.stats()  # store-wide counts would tell about other tenants
                 assert a.get(eid).text == "I adopted a cat named Pixel"
+                # A tenant's default policy covers its users only, and a user's own comes first.
+                a.set_policy(Policy(max_active=50))
+                assert a.policy() == a.policy(user_id="u1") == Policy(max_active=50)
+                assert b.policy() is None and b.policy(user_id="u1") is None
+                a.set_policy(Policy(ttl=30), user_id="u1")
+                assert a.policy(user_id="u1") == Policy(ttl=30) and a.policy() == Policy(max_active=50)
             for key in (None, "edb_wrong"):
                 with Client(srv.url, api_key=key) as nobody, pytest.raises(AuthError):
                     nobody.search("cat", user_id="u1")

@@ -337,6 +337,25 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
         kept = memory.policy(user_id=t.inside(user_id))
         return out({"policy": kept.to_dict() if kept else None}, t)
 
+    @app.get("/v1/policy")
+    def get_default_policy(request: Request) -> JSONResponse:
+        """The tenant's default policy (its namespace's; keyless: the store's default)."""
+        t = tenant(request)
+        kept = memory.policy(namespace=t.name) if t.name else memory.policy()
+        return out({"policy": kept.to_dict() if kept else None}, t)
+
+    @app.put("/v1/policy")
+    async def set_default_policy(request: Request) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("policy",))
+        if t.name:
+            memory.set_policy(_policy(data.get("policy")), namespace=t.name)
+            kept = memory.policy(namespace=t.name)
+        else:
+            memory.set_policy(_policy(data.get("policy")))
+            kept = memory.policy()
+        return out({"policy": kept.to_dict() if kept else None}, t)
+
     @app.post("/v1/users/{user_id}/recognise")
     async def recognise(request: Request, user_id: str) -> JSONResponse:
         t = tenant(request)
