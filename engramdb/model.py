@@ -106,6 +106,9 @@ class Fact:
     ``valid_from``/``valid_to``: when it held in the world; ``recorded_at``/``superseded_at``:
     when memory learned and retired it. ``status`` is current, superseded or retracted;
     ``superseded_by`` names the fact that replaced it. ``sources`` are episode ids.
+    ``strength``: as strong as its strongest source episode now (0..1, :mod:`engramdb.lifecycle`):
+    it decays with time since they were last used and grows when they are recalled (a hit made
+    by the fact's key cites its source). ``sightings``: how many times it was told.
     """
 
     id: str
@@ -126,6 +129,7 @@ class Fact:
     strength: float = 1.0
     qualifier: str = ""
     sources: tuple[str, ...] = ()
+    sightings: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return _dump(self)

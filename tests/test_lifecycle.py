@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engramdb import Episode, InputError, Memory, NotFoundError, OnnxEmbedder, Policy
+from engramdb import Episode, Fact, InputError, Memory, NotFoundError, OnnxEmbedder, Policy
 from engramdb.cli import main
 from engramdb.lifecycle import estimate_importance, initial_stability, reinforced, retrievability
 
@@ -88,6 +88,28 @@ def test_search_and_context_record_use_and_reinforce_counts(store_at: Callable[[
         m.search("what is the name of the greyhound I adopted?", user_id="u")
     with Memory(store_at("n"), embedder=real_embedder) as m:
         assert all(e.uses == 0 for e in m.list(user_id="u"))
+
+
+def test_a_fact_is_as_strong_as_its_strongest_source(store_at: Callable[[str], str]) -> None:
+    said = "I adopted a greyhound named Rex."
+
+    def fact(m: Memory) -> Fact:
+        [f] = [f for f in m.facts(user_id="u", kinds=["statement"]) if f.object == said.rstrip(".")]
+        return f
+
+    with Memory(store_at("f"), embedder=None) as m:
+        [old] = m.add(said, user_id="u", timestamp="2025-01-01T10:00:00")
+        episode = m.get(old)
+        assert fact(m).sources == (old,) and fact(m).sightings == 1
+        assert fact(m).strength == pytest.approx(episode.strength, abs=1e-6) and fact(m).strength < 0.5  # long unused
+        m.reinforce([old], user_id="u")  # recalled now: stronger, and so is what it says
+        assert fact(m).strength > 0.99 and fact(m).strength == pytest.approx(m.get(old).strength, abs=1e-6)
+    with Memory(store_at("g"), embedder=None) as m:
+        [old] = m.add(said, user_id="u", timestamp="2025-01-01T10:00:00")
+        weak = fact(m).strength
+        [again] = m.add(said, user_id="u")  # told again, now: a second, fresh source
+        assert fact(m).sources == (old, again) and fact(m).sightings == 2
+        assert fact(m).strength > 0.99 > weak
 
 
 def test_capacity_archives_the_weakest_recognise_and_restore(store_at: Callable[[str], str], tmp_path: Path, real_embedder: OnnxEmbedder) -> None:

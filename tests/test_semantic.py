@@ -221,7 +221,7 @@ def test_a_restated_fact_keys_every_mention(store_at: Callable[[str], str], tmp_
         first = m.add("I live in Porto.", user_id="u")[0]
         again = m.add("As I said, I live in Porto.", user_id="u")[0]
         [fact] = m.facts(user_id="u")
-        assert fact.strength == 2 and keyed(m) == [first, again]  # the merge keys the restatement
+        assert fact.sightings == 2 and keyed(m) == [first, again]  # the merge keys the restatement
         m.delete(first)
         assert keyed(m) == [again]  # the fact lives on with its other source, keyed there
         m.add("Porto is where I live.", user_id="u")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime
 from typing import Any, Sequence
@@ -12,6 +13,7 @@ import numpy as np
 from ..encode.text import first_sentence
 from ..errors import InputError, NotFoundError
 from ..index.lexical import encode_terms
+from ..lifecycle import DAY, initial_stability, retrievability
 from ..model import Change, Entity, Episode, Fact, Segment
 from ..semantic import STATEMENT, Decision, FactDraft, Known
 from ..timeutil import iso, now_utc
@@ -84,22 +86,28 @@ class FactStore:
 
     def _facts(self, rows: list[Any]) -> list[Fact]:
         sources: dict[int, list[str]] = {}
+        strength: dict[int, float] = {}
         ids = [r[0] for r in rows]
+        now = time.time()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for fr, eid in self.s.query(
-                f"SELECT fs.fact_rowid, e.id FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid AND e.user_id = fs.user_id "
+            for fr, eid, stab, imp, last in self.s.query(
+                "SELECT fs.fact_rowid, e.id, e.stability, e.importance, COALESCE(e.last_used_ts, e.occurred_ts) "
+                "FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid AND e.user_id = fs.user_id "
                 f"WHERE fs.fact_rowid IN ({marks}) ORDER BY e.seq",
                 chunk,
             ):
                 sources.setdefault(fr, []).append(eid)
+                s = float(stab) if stab is not None else initial_stability(float(imp))
+                strength[fr] = max(strength.get(fr, 0.0), float(retrievability((now - last) / DAY, s)))
         return [
             Fact(
                 id=r[1], user_id=r[2], subject=r[3], predicate=r[4], qualifier=r[5], object=r[6], text=r[7],
                 kind=r[8], category=r[9], confidence=r[10], valid_from=_dt(r[11]), valid_to=_dt(r[12]),
                 recorded_at=datetime.fromisoformat(r[13]), superseded_at=_dt(r[14]), superseded_by=r[15],
-                status=r[16], strength=r[17], sources=tuple(sources.get(r[0], ())),
+                status=r[16], strength=round(strength.get(r[0], 0.0), 6), sightings=int(r[17]),
+                sources=tuple(sources.get(r[0], ())),
             )
             for r in rows
         ]
