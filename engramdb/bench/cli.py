@@ -228,8 +228,10 @@ def writers_cmd(db: str | None, n_writers: int, adds: int, readers: int, embedde
         f"{doc['target']}: {doc['writers']} writers x {doc['adds_each']} adds, {doc['readers']} readers: "
         f"{doc['acknowledged']} acknowledged, {doc['stored']} stored, {doc['lost']} lost, {doc['duplicates']} duplicated, "
         f"{doc['write_errors'] + doc['read_errors']} errors; {doc['adds_per_second']} adds/s; a reader saw a write "
-        f"p50 {lag['p50']} ms, p95 {lag['p95']} ms, max {lag['max']} ms after it was acknowledged "
-        f"({doc['lag_checked']} checked, {doc['unseen']} never seen)", markup=False)
+        f"p50 {lag['p50']} ms, p95 {lag['p95']} ms, max {lag['max']} ms after it was acknowledged, "
+        f"{doc['lag_within_1s']:.1%} within 1 s "
+        f"({doc['lag_checked']} checked; {doc['unseen']} not found by their reader, of which "
+        f"{doc['unseen_by_a_fresh_process_too']} not by a fresh process either: {doc['not_visible']} not visible)", markup=False)
     if output:
         Path(output).write_text(json.dumps(doc, indent=1), encoding="utf-8")
         _cli.err_console.print(f"results: {output}")
