@@ -184,7 +184,7 @@ def test_supersession_keeps_history_with_validity(smem: Memory) -> None:
 def test_duplicates_merge_and_strengthen(smem: Memory) -> None:
     smem.add("I still live in Munich.", user_id="u", timestamp="2023-04-01")
     [munich] = [f for f in smem.facts(user_id="u") if f.predicate == "lives_in"]
-    assert munich.strength == 2 and len(munich.sources) == 2
+    assert munich.sightings == 2 and len(munich.sources) == 2
 
 
 def test_undo_reverts_a_supersession(smem: Memory) -> None:
