@@ -351,12 +351,14 @@ def test_kill_during_bulk_adds_and_consolidation_loses_nothing_acknowledged(stor
                 i += 1
     """)
     acknowledged: list[str] = []
-    for wait in (0.4, 0.9, 1.5):
+    for wait in (0.1, 0.5, 1.0):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the loop is running (a loaded machine starts slowly)
         time.sleep(wait)
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        acknowledged += out.split()
+        acknowledged += (first + out).split()
     assert acknowledged, "the writer acknowledged nothing before it was killed"
     with Memory(path, embedder=HashEmbedder()) as m:
         have = {e.id for e in m.list(user_id="u")}
