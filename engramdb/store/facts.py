@@ -17,7 +17,7 @@ from ..lifecycle import DAY, initial_stability, retrievability
 from ..model import Change, Entity, Episode, Fact, Segment
 from ..semantic import STATEMENT, Decision, FactDraft, Known
 from ..timeutil import iso, now_utc
-from .sqlite import EPISODE_COLS, SQLiteStore
+from .sql import EPISODE_COLS, SQLStore
 
 _FACT_COLS = (
     "rowid, id, user_id, subject, predicate, qualifier, object, text, kind, category, confidence, valid_from, "
@@ -51,9 +51,9 @@ def _dt(v: str | None) -> datetime | None:
 
 
 class FactStore:
-    """Facts, changes and segments of a :class:`SQLiteStore` (same file, same transactions)."""
+    """Facts, changes and segments of a :class:`SQLStore` (same file, same transactions)."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SQLStore) -> None:
         self.s = store
 
     # -- reads -------------------------------------------------------------------------------
@@ -374,7 +374,7 @@ class FactStore:
 
     def forget_episode(self, c: Any, ep_rowid: int, owner: str) -> None:
         """Repair what was derived from an episode about to be deleted (inside the delete's
-        transaction, :meth:`SQLiteStore.delete_episode`'s ``before``)."""
+        transaction, :meth:`SQLStore.delete_episode`'s ``before``)."""
         # Semantic memory: facts drawn only from this episode go (reopening what they
         # superseded); facts with other sources keep those, and keep a key on one of them.
         for frow, fid in c.execute(

@@ -1,7 +1,7 @@
 """PostgreSQL + pgvector backend: the same schema, queries and semantics as the SQLite backend,
 for memories shared by many processes on many machines.
 
-One store's SQL is written once, in the SQLite dialect (:mod:`engramdb.store.sqlite`,
+One store's SQL is written once, in the SQLite dialect (:mod:`engramdb.store.sql`,
 :mod:`engramdb.store.facts`); :func:`translate` rewrites each statement for PostgreSQL once
 and caches it. Rankings are computed above the store from the same rows, so both backends
 rank alike (benchmarks/README.md, "PostgreSQL", measures it).
@@ -22,7 +22,6 @@ missing; default ``public``), so one database can hold several memories.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import os
@@ -37,11 +36,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..errors import MigrationError, MissingDependencyError, StoreError
-from ..model import StoreStats
 from ..timeutil import iso, now_utc
 from .base import PERSISTENT_INDEX, SEMANTIC
-from .schema import MIGRATIONS, schema_version
-from .sqlite import SQLiteStore
+from .schema import MIGRATIONS
+from .sql import SQLStore
 
 #: Tables whose inserts report the new row's id (``cursor.lastrowid`` in the shared SQL).
 _RETURNS_ROWID = ("episodes", "facts", "entities")
@@ -215,7 +213,7 @@ def redact(url: str) -> str:
     return urlunsplit(parts)
 
 
-class PostgresStore(SQLiteStore):
+class PostgresStore(SQLStore):
     """A memory in PostgreSQL with pgvector. Thread-safe: a pool of connections, one per
     concurrent call; a thread's transaction keeps its connection until it ends."""
 
@@ -404,9 +402,6 @@ class PostgresStore(SQLiteStore):
             ).fetchall():
                 raw.execute(f'ANALYZE "{self.schema}"."{table}"')
 
-    def record_uses(self, user_id: str, uses: dict[str, tuple[float, float]]) -> int:
-        return self._record_uses(user_id, uses) if uses else 0
-
     def checkpoint(self) -> bool:
         """Nothing to do: the server owns its files (VACUUM reclaims deleted rows' space)."""
         return True
@@ -427,11 +422,9 @@ class PostgresStore(SQLiteStore):
         where = f"{parts.hostname}:{parts.port}:{parts.path}:{parts.query}:{self.schema}:{self.store_id()}"
         return Path(root) / hashlib.sha256(where.encode()).hexdigest()[:24]
 
-    def stats(self, user_id: str | None = None) -> StoreStats:
-        s = super().stats(user_id)
-        size = self._q(
+    def _size_bytes(self) -> int:
+        return int(self._q(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n "
             "ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind = 'r'",
             (self.schema,),
-        )[0][0]
-        return dataclasses.replace(s, size_bytes=int(size))
+        )[0][0])
