@@ -1,4 +1,5 @@
-"""Semantic-memory storage on SQLite: facts with sources, change log with undo, segments."""
+"""Semantic-memory storage in the shared SQL (SQLite or PostgreSQL): facts with sources, change
+log with undo, entities, segments."""
 
 from __future__ import annotations
 
