@@ -9,8 +9,8 @@ rank alike (benchmarks/README.md, "PostgreSQL", measures it).
 - Vectors live in a pgvector ``vector`` column; full-text terms, gists and codes in ``bytea``.
 - Text columns compare bytewise (``COLLATE "C"``), as SQLite's do: listings sort the same.
 - Writers serialise on a transaction-level advisory lock: per user for a user's writes, and
-  exclusive for the few writes that span users (migrations, key changes, re-embedding).
-  Readers never wait.
+  exclusive for the few writes that span users (deletions, which collect vectors users may
+  share; migrations; keys; re-embedding). Readers never wait.
 - Other processes' writes reach this process's recall indexes through the per-user journal
   (one indexed read per search), exactly as with SQLite files shared by processes.
 - Every table carries ``user_id`` (or is global and small: meta, keys, migrations), and no
@@ -61,7 +61,8 @@ class VectorBytes(bytes):
 @functools.lru_cache(maxsize=4096)
 def translate(sql: str) -> tuple[str, bool]:
     """One statement of the shared SQL (SQLite dialect) in PostgreSQL's, and whether it returns
-    the new row id (``RETURNING rowid``). Pure and cached: each distinct statement is parsed once."""
+    the new row id (``RETURNING rowid``). Pure and cached: each distinct statement is parsed once.
+    The shared SQL keeps ``?`` and ``IS`` out of string literals (values travel as parameters)."""
     out = sql.replace("%", "%%")
     conflict = ""
     m = re.match(r"\s*INSERT OR (IGNORE|REPLACE) INTO (\w+)\s*(\(([^)]*)\))?", out)
