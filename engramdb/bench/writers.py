@@ -5,9 +5,7 @@ each message carrying a unique token, and log every acknowledged add with the ti
 acknowledged. ``readers`` processes follow those logs: again and again they take the newest
 acknowledged message and search its token until it comes back among the top 10 (through their
 own recall index, which learns of other processes' writes from the journal), and record the lag.
-(Among the top 10, not first: thousands of near-identical messages tie on meaning, and whether
-the token alone puts its message first is a ranking question, not a visibility one.) Afterwards every acknowledged
-id must be in the store, once. Reported: errors, lost writes, adds per second, the readers'
+Afterwards every acknowledged id must be in the store, once. Reported: errors, lost writes, adds per second, the readers'
 lag p50 / p95 / max, and the writes a reader never found within ``GIVE_UP`` seconds: if a fresh
 process does not find them either, that is ranking (the token does not lift the message into the
 top 10 among thousands of near-identical ones), not visibility; ``not_visible`` counts the rest.
