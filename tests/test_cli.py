@@ -15,8 +15,8 @@ FIX = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture
-def run(tmp_path: Path):  # type: ignore[no-untyped-def]
-    db = str(tmp_path / "cli.db")
+def run(store_at):  # type: ignore[no-untyped-def]
+    db = store_at("cli")  # a file, or a PostgreSQL URL: every command takes either
 
     def _run(*args: str, ok: bool = True, env: dict[str, str] | None = None) -> click.testing.Result:
         res = CliRunner().invoke(main, list(args), env={"ENGRAMDB_PATH": db, "COLUMNS": "200", **(env or {})})

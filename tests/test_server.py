@@ -8,6 +8,7 @@ from typing import Callable
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner
+from conftest import BACKENDS, _with_schema, drop_schemas
 
 from engramdb import AuthError, Client, InputError, LimitError, Memory, NotFoundError, OnnxEmbedder, Policy, UnknownUserError
 from engramdb.cli import main
@@ -45,20 +47,33 @@ class Server:
         self.thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, real_embedder: OnnxEmbedder) -> Iterator[tuple[Server, Memory]]:
-    mem = Memory(tmp_path_factory.mktemp("srv") / "served.db", embedder=real_embedder)
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           real_embedder: OnnxEmbedder) -> Iterator[tuple[Server, Memory]]:
+    """A server of one Memory per backend (a file, or a schema of the test PostgreSQL)."""
+    schema = None
+    if request.param == "sqlite":
+        target = str(tmp_path_factory.mktemp("srv") / "served.db")
+    else:
+        base = request.getfixturevalue("postgres_url")
+        schema = f"t_served_{uuid.uuid4().hex[:10]}"
+        target = _with_schema(base, schema)
+    mem = Memory(target, embedder=real_embedder)
     srv = Server(mem, require_keys=False, max_body=1_000_000)
     yield srv, mem
     srv.stop()
     mem.close()
+    if schema is not None:
+        drop_schemas(request.getfixturevalue("postgres_url"), [schema])
 
 
 @pytest.fixture(params=["memory", "client"])
-def api(request: pytest.FixtureRequest, tmp_path: Path, real_embedder: OnnxEmbedder, served: Any) -> Iterator[Any]:
-    """The same calls on a Memory, and on a Client of a served Memory (users made unique per test)."""
+def api(request: pytest.FixtureRequest, real_embedder: OnnxEmbedder, served: Any) -> Iterator[Any]:
+    """The same calls on a Memory, and on a Client of a served Memory (users made unique per
+    test), on each backend: the direct Memory shares the served one's store."""
+    srv, mem = served
     if request.param == "memory":
-        with Memory(tmp_path / "direct.db", embedder=real_embedder) as m:
+        with Memory(mem.store.url if hasattr(mem.store, "url") else mem.store.path, embedder=real_embedder) as m:
             yield m
     else:
         srv, _ = served
