@@ -31,6 +31,19 @@ def real_embedder() -> OnnxEmbedder:
 BACKENDS = ["sqlite", "postgres"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """PostgreSQL memories cache recall indexes per machine (~/.cache/engramdb/indexes): the
+    tests' go to a folder of their own, not the user's cache."""
+    old = os.environ.get("ENGRAMDB_INDEX_CACHE")
+    os.environ["ENGRAMDB_INDEX_CACHE"] = str(tmp_path_factory.mktemp("index-cache"))
+    yield
+    if old is None:
+        os.environ.pop("ENGRAMDB_INDEX_CACHE", None)
+    else:
+        os.environ["ENGRAMDB_INDEX_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("ENGRAMDB_TEST_POSTGRES")

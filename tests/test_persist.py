@@ -133,3 +133,32 @@ def test_damaged_snapshot_is_rebuilt(tmp_path: Path, save_small: None) -> None:
     assert snapshot.load(tmp_path / "d.db.idx", "u", "hash-bow-64", store_id) is None
     with Memory(path, embedder=HashEmbedder()) as mem:
         assert _ranking(mem, "u") == before
+
+
+def test_a_postgres_memory_opens_the_index_this_machine_cached(postgres_url: str, tmp_path: Path, save_small: None,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # A database has no folder beside it: its indexes are cached on this machine, and a fresh
+    # Memory opens them, checked against the database, instead of rebuilding (real PostgreSQL).
+    import uuid
+
+    from conftest import _with_schema, drop_schemas
+
+    monkeypatch.setenv("ENGRAMDB_INDEX_CACHE", str(tmp_path / "cache"))
+    schema = f"t_cache_{uuid.uuid4().hex[:10]}"
+    url = _with_schema(postgres_url, schema)
+    try:
+        with Memory(url, embedder=HashEmbedder()) as mem:
+            _fill(mem, "u", 90)
+            before = _ranking(mem, "u")
+        assert len(list((tmp_path / "cache").glob("*/*/CURRENT"))) == 1
+        with Memory(url, embedder=HashEmbedder(), persist_indexes=False) as other:
+            late = other.add("A late note about topic3 and the lake.", user_id="u")  # another process
+        with Memory(url, embedder=HashEmbedder()) as mem:
+            scope = mem._recall.scope("u")
+            assert scope.units > 0 and scope.saved_units == scope.units  # opened, not rebuilt
+            after = _ranking(mem, "u")
+            assert after != before and any(late[0] in ids for ids, _, _ in after)  # caught up
+            with Memory(url, embedder=HashEmbedder(), persist_indexes=False) as rebuilt:
+                assert _ranking(rebuilt, "u") == after
+    finally:
+        drop_schemas(postgres_url, [schema])
