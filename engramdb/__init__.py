@@ -31,7 +31,7 @@ from .forget import DeletionReceipt
 from .guard import Guard, Verdict
 from .lifecycle import MaintenanceReport, Policy, Recognition
 from .memory import Memory
-from .model import Change, Entity, Episode, Explanation, Fact, Flagged, Hit, Segment, StoreStats
+from .model import Change, Entity, Episode, Explanation, Fact, Flagged, GraphEdge, GraphNode, Hit, Hits, MemoryGraph, Related, Relevance, Segment, StoreStats
 from .plugins import hookimpl
 from .recall.fusion import Weights
 from .recall.packing import Context, pack
@@ -58,15 +58,19 @@ __all__ = [
     "Fact",
     "FactDraft",
     "Flagged",
+    "GraphEdge",
+    "GraphNode",
     "Guard",
     "HashEmbedder",
     "Hit",
+    "Hits",
     "InputError",
     "LLMError",
     "LLMExtractor",
     "LimitError",
     "MaintenanceReport",
     "Memory",
+    "MemoryGraph",
     "MigrationError",
     "MissingDependencyError",
     "NotFoundError",
@@ -75,6 +79,8 @@ __all__ = [
     "Policy",
     "RecallOptions",
     "Recognition",
+    "Related",
+    "Relevance",
     "RuleExtractor",
     "ScopeError",
     "Segment",

@@ -21,7 +21,7 @@ from .errors import InputError, MissingDependencyError, NotFoundError
 from .guard import SOURCES
 from .lifecycle import Policy
 from .memory import Memory
-from .model import Hit
+from .model import Hit, MemoryGraph
 from .timeutil import display
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -314,6 +314,76 @@ def profile(db: str, user_id: str, as_json: bool) -> None:
         console.rule(subject)
         for cat, fs in sorted(cats.items()):
             console.print(f"[bold]{cat}[/]: " + "; ".join(f.text for f in fs), markup=True)
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--around", default=None, help="One entity (name or alias) and what its episodes mention.")
+@click.option("--limit", default=20, show_default=True, help="Entities (and links per entity) shown.")
+@click.option("--dot", "as_dot", is_flag=True, help="Print the graph in Graphviz DOT (pipe to `dot -Tsvg`).")
+@click.option("--rebuild", is_flag=True, help="First find every episode's mentions again (a memory built before the graph).")
+@json_option
+@handle_errors
+def graph(db: str, user_id: str, around: str | None, limit: int, as_dot: bool, rebuild: bool, as_json: bool) -> None:
+    """The memory graph: people, places and things, the episodes that mention them and the
+    facts that name them."""
+    with _open(db, embedder=None) as mem:
+        if rebuild:
+            with progress_bar() as prog:
+                task = prog.add_task("mentions", total=None)
+                edges = mem.rebuild_graph(user_id=user_id, progress=lambda d, t: prog.update(task, completed=d, total=t))
+            err_console.print(f"{edges:,} mention edges")
+        g = mem.graph(user_id=user_id, around=around, limit=limit)
+    if as_json:
+        click.echo(json.dumps(g.to_dict(), indent=1, ensure_ascii=False))
+        return
+    if as_dot:
+        click.echo(_dot(g))
+        return
+    label = {n.id: n for n in g.nodes}
+    for ent in (n for n in g.nodes if n.kind == "entity"):
+        console.print(f"[bold]{ent.label}[/] ({ent.detail})", markup=True, highlight=False)
+        for e in g.edges:
+            if e.target == ent.id and e.source in label:
+                src = label[e.source]
+                console.print(f"  {e.reason:8s} {src.label}", markup=False, highlight=False)
+
+
+def _dot(g: MemoryGraph) -> str:
+    """A memory graph in Graphviz DOT: entities as ellipses, facts as boxes, episodes as notes."""
+    shape = {"entity": "ellipse", "fact": "box", "episode": "note"}
+
+    def q(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = ["graph memory {", "  node [fontname=Helvetica, fontsize=10];"]
+    for n in g.nodes:
+        lines.append(f"  {q(n.id)} [label={q(n.label[:60])}, shape={shape.get(n.kind, 'ellipse')}];")
+    for e in g.edges:
+        lines.append(f"  {q(e.source)} -- {q(e.target)} [label={q(e.reason)}];")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+@main.command()
+@db_option
+@user_option(required=False)
+@click.option("--limit", default=10, show_default=True, help="How many related episodes.")
+@json_option
+@click.argument("episode_id")
+@handle_errors
+def related(db: str, user_id: str | None, limit: int, as_json: bool, episode_id: str) -> None:
+    """Episodes linked to one in the memory graph, and why (shared people and things, facts, segment)."""
+    with _open(db, embedder=None) as mem:
+        found = mem.related(episode_id, user_id=user_id, limit=limit)
+    if as_json:
+        click.echo(json.dumps([{"weight": r.weight, "reasons": list(r.reasons), "episode": r.episode.to_dict()} for r in found],
+                              indent=1, ensure_ascii=False))
+        return
+    for r in found:
+        console.print(f"{r.weight:5.2f}  {r.episode.id}  {' '.join(r.episode.text.split())[:80]}", markup=False, highlight=False)
+        console.print(f"       {'; '.join(r.reasons)}", markup=False, highlight=False)
 
 
 @main.command()

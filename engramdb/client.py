@@ -18,7 +18,7 @@ from .errors import EngramError, MissingDependencyError, StoreError
 from .forget import DeletionReceipt
 from .consolidate.engine import Report
 from .lifecycle import MaintenanceReport, Policy, Recognition
-from .model import CoreBlock, CoreChange, Entity, Episode, Fact, Flagged, Hit, Segment, StoreStats
+from .model import CoreBlock, CoreChange, Entity, Episode, Fact, Flagged, Hit, Hits, MemoryGraph, Related, Relevance, Segment, StoreStats
 from .recall.packing import Context
 from .wire import load
 
@@ -93,10 +93,19 @@ class Client:
     def search(
         self, query: str, *, user_id: str, limit: int = 10, now: str | datetime | None = None,
         as_of: str | datetime | None = None, include_archived: bool = False,
-    ) -> builtins.list[Hit]:
+    ) -> Hits:
         body = {"query": query, "user_id": user_id, "limit": limit, "now": _when(now), "as_of": _when(as_of),
                 "include_archived": include_archived}
-        return load(list[Hit], self._call("POST", "/v1/search", json={k: v for k, v in body.items() if v is not None})["hits"])  # type: ignore[no-any-return]
+        data = self._call("POST", "/v1/search", json={k: v for k, v in body.items() if v is not None})
+        return Hits(load(list[Hit], data["hits"]), load(Relevance, data["relevance"]))
+
+    def related(self, episode_id: str, *, user_id: str | None = None, limit: int = 10) -> builtins.list[Related]:
+        data = self._call("GET", f"/v1/episodes/{self._path(episode_id)}/related", params={"user_id": user_id, "limit": limit})
+        return load(list[Related], data["related"])  # type: ignore[no-any-return]
+
+    def graph(self, *, user_id: str, around: str | None = None, limit: int = 50) -> MemoryGraph:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/graph", params={"around": around, "limit": limit})
+        return load(MemoryGraph, data)  # type: ignore[no-any-return]
 
     def context(
         self, query: str, *, user_id: str, budget_tokens: int = 1000, now: str | datetime | None = None,

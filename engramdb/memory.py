@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from . import graphview
 from .consolidate import engine as consolidation
 from .consolidate.engine import Report
 from .consolidate.extract import Extractor, RuleExtractor
@@ -31,7 +32,10 @@ from .lifecycle import (
     DAY, RECOGNITION_MIX, SURPRISE_WEIGHT, MaintenanceReport, Policy, Recognition, code_similarity,
     estimate_importance, recognition_scores, retrievability,
 )
-from .model import Change, CoreBlock, CoreChange, Entity, Episode, Explanation, Fact, Flagged, Hit, Segment, StoreStats
+from .model import (
+    Change, CoreBlock, CoreChange, Entity, Episode, Explanation, Fact, Flagged, Hit, Hits, MemoryGraph, Related, Segment,
+    StoreStats,
+)
 from .recall.packing import Context, pack
 from .recall.pipeline import Recaller
 from .recall.search import RecallOptions
@@ -43,6 +47,9 @@ from .validate import MAX_ID_CHARS, MAX_QUERY_CHARS, check_count, check_id, chec
 
 #: Most hits one search returns.
 MAX_LIMIT = 1000
+#: What context() tells the LLM when nothing recalled seems relevant (see recall.relevance).
+NOT_RELEVANT = ("Nothing in memory seems relevant to this question (confidence {confidence:.2f}); "
+                "the closest memories follow, and may not bear on it.")
 #: Hits of a search or context recorded as used: the first ten (weight 1/rank² ≥ 0.01).
 USED_RANKS = 10
 
@@ -550,6 +557,37 @@ class Memory:
         """People, places, organisations, pets and products named in the user's facts."""
         return self._semantic().entities(self._known_user(user_id))
 
+    def related(self, episode_id: str, *, user_id: str | None = None, limit: int = 10) -> builtins.list[Related]:
+        """Episodes linked to this one in the memory graph, strongest first, each with its
+        reasons: the people, places and things both mention, a fact drawn from both, the same
+        topic segment. With ``user_id``, an episode of another user is not found."""
+        ep = self.get(episode_id, user_id=user_id)
+        check_count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
+        return graphview.related(self.store, self._semantic(), ep.user_id, ep.id, limit)
+
+    def graph(self, *, user_id: str, around: str | None = None, limit: int = 50) -> MemoryGraph:
+        """The memory graph: entities (people, places, organisations, things; aliases merged),
+        the episodes that mention them and the facts that name them, with each edge's reason.
+        ``around``: one entity (by name or alias) and what its episodes mention; otherwise the
+        ``limit`` entities most episodes mention (and at most ``limit`` links of each)."""
+        user = self._known_user(user_id)
+        check_count(limit, "limit", minimum=1, maximum=MAX_LIMIT)
+        if around is not None:
+            around = check_text(around, field_name="around", limit=256)
+        g = graphview.graph(self.store, self._semantic(), user, around, limit)
+        if around is not None and not g.nodes:
+            raise NotFoundError(f"no entity named {around!r}", id=around)
+        return g
+
+    def rebuild_graph(self, *, user_id: str, progress: Callable[[int, int], None] | None = None) -> int:
+        """Find every consolidated episode's mentions again and replace the user's graph edges
+        with them, in one transaction (for a memory built before the graph, or after its rules
+        changed). Returns the number of mention edges."""
+        user = self._known_user(user_id)
+        if self.store.read_only:
+            raise StoreError(f"cannot rebuild the graph: {self.store.read_only}", reason=self.store.read_only)
+        return consolidation.relink(self._semantic(), user, progress)
+
     def segments(self, *, user_id: str, session_id: str | None = None) -> builtins.list[Segment]:
         """Topic segments of a user's sessions, with extractive summaries."""
         return self._semantic().segments(self._known_user(user_id), check_id(session_id, "session_id", required=False))
@@ -959,7 +997,7 @@ class Memory:
         options: RecallOptions | None = None,
         include_quarantined: bool = False,
         include_archived: bool = False,
-    ) -> builtins.list[Hit]:
+    ) -> Hits:
         """Recall what bears on ``query``, best first.
 
         ``now`` is when the question is asked: the reference for its time expressions
@@ -969,6 +1007,8 @@ class Memory:
         ``include_quarantined``: recall quarantined episodes too (for a reviewer; never for a prompt);
         ``include_archived``: archived ones too (see :meth:`maintain`).
         With ``track_use``, the episodes of the hits returned are recorded as used at ``now``.
+        The result is a list of :class:`Hit` with ``relevance``: whether anything recalled bears
+        on the question at all (``hits.relevant``, ``hits.confidence``).
         """
         hits = self._search(query, user_id, limit, now, as_of, options, include_quarantined, include_archived)
         if self.track_use and hits:
@@ -978,7 +1018,7 @@ class Memory:
     def _search(
         self, query: str, user_id: str, limit: int, now: str | datetime | None, as_of: str | datetime | None,
         options: RecallOptions | None, include_quarantined: bool = False, include_archived: bool = False,
-    ) -> builtins.list[Hit]:
+    ) -> Hits:
         for name, flag in (("include_quarantined", include_quarantined), ("include_archived", include_archived)):
             if not isinstance(flag, bool):
                 raise InputError(f"{name} must be True or False", field=name)
@@ -1021,7 +1061,19 @@ class Memory:
             if count_tokens(head) >= budget_tokens:
                 head = ""
         rest = budget_tokens - (count_tokens(head) + 1 if head else 0)
+        note = ""
+        if hits and not hits.relevant:
+            # Nothing seems to bear on the question: say so, and show only the closest few
+            # rather than padding the prompt with the least bad of the rest.
+            note = NOT_RELEVANT.format(confidence=hits.confidence)
+            if count_tokens(note) + 1 < rest:
+                rest = max(0, int((rest - count_tokens(note) - 1) * opts.abstain_share))
+            else:
+                note = ""
         ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share)
+        if note:
+            text = note + ("\n" + str(ctx) if str(ctx) else "")
+            ctx = Context(text, ctx.episode_ids, count_tokens(text), ctx.hits)
         if head:
             text = head + ("\n\n" + str(ctx) if str(ctx) else "")
             ctx = Context(text, ctx.episode_ids, count_tokens(text), ctx.hits)

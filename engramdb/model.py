@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 from .encode.timex import TimeMention
 
@@ -100,6 +100,43 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Relevance:
+    """Is anything recalled relevant to the question at all? (see :mod:`engramdb.recall.relevance`)
+
+    ``confidence`` in [0, 1]; ``relevant`` when it reaches the threshold; ``coverage`` the
+    rarity-weighted share of the question's words the top hits hold; ``closeness`` the best
+    cosine of the question to a passage of the top hits.
+    """
+
+    confidence: float
+    relevant: bool
+    coverage: float
+    closeness: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _dump(self)
+
+
+class Hits(list[Hit]):
+    """What ``search()`` returns: the hits, best first (a list), and ``relevance``: whether
+    any of them bears on the question (``relevant``, ``confidence``)."""
+
+    relevance: Relevance
+
+    def __init__(self, hits: Iterable[Hit] = (), relevance: Relevance | None = None) -> None:
+        super().__init__(hits)
+        self.relevance = relevance if relevance is not None else Relevance(float(bool(self)), bool(self), 0.0, 0.0)
+
+    @property
+    def relevant(self) -> bool:
+        return self.relevance.relevant
+
+    @property
+    def confidence(self) -> float:
+        return self.relevance.confidence
+
+
+@dataclass(frozen=True)
 class Fact:
     """A semantic statement derived from episodes, bi-temporal and traceable.
 
@@ -157,6 +194,48 @@ class Entity:
     aliases: tuple[str, ...] = ()
     facts: int = 0
     episodes: int = 0
+
+
+@dataclass(frozen=True)
+class Related:
+    """``Memory.related(episode_id)``: an episode linked to the one asked about, how strongly
+    (``weight``), and why (``reasons``: "mentions Deborah", "same fact: …", "same segment")."""
+
+    episode: Episode
+    weight: float
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """A node of the memory graph: an ``entity`` (``label`` its name, ``detail`` its kind and
+    aliases), an ``episode`` (its text, shortened) or a ``fact``."""
+
+    id: str
+    kind: str
+    label: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    """An edge of the memory graph and its reason: ``mentions`` (episode → entity), ``names``
+    (fact → entity), ``source`` (fact → the episode it was drawn from)."""
+
+    source: str
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MemoryGraph:
+    """``Memory.graph()``: entities, episodes and facts, and the edges between them."""
+
+    nodes: tuple[GraphNode, ...]
+    edges: tuple[GraphEdge, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _dump(self)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,11 @@ call("undo", st.tuples(anything, st.one_of(st.none(), users)).map(lambda a: lamb
 call("entities", users.map(lambda u: lambda m: m.entities(user_id=u)))
 call("segments", st.tuples(users, anything).map(lambda a: lambda m: m.segments(user_id=a[0], session_id=a[1])))
 call("why", anything.map(lambda h: lambda m: m.why(h)))
+call("related", st.tuples(anything, st.one_of(st.none(), users), anything).map(
+    lambda a: lambda m: m.related(a[0], user_id=a[1], limit=a[2])))
+call("graph", st.tuples(users, st.one_of(st.none(), anything), anything).map(
+    lambda a: lambda m: m.graph(user_id=a[0], around=a[1], limit=a[2])))
+call("rebuild_graph", users.map(lambda u: lambda m: m.rebuild_graph(user_id=u)))
 call("export", st.one_of(st.none(), users).map(lambda u: lambda m: list(m.export(user_id=u))))
 call("stats", st.one_of(st.none(), users).map(lambda u: lambda m: m.stats(user_id=u)))
 call("consolidate", users.map(lambda u: lambda m: m.consolidate(user_id=u)))

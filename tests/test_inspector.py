@@ -77,6 +77,8 @@ def test_inspector_search_delete_facts_core(tmp_path: Path, real_embedder: OnnxE
             assert "Pixel" in first.find_element(By.CLASS_NAME, "text").text
             assert "relevance" in first.text and "from episode" in first.text  # signals and why()
             browser.save_screenshot(str(SHOTS / "search.png"))
+            first.find_element(By.XPATH, ".//button[text()='related']").click()  # the graph's links of the hit
+            wait.until(lambda d: first.find_element(By.CLASS_NAME, "related").text.strip())
             cat_id = first.get_attribute("data-episode")
             first.find_element(By.CSS_SELECTOR, "button.danger").click()
             wait.until(ec.alert_is_present()).accept()
@@ -90,6 +92,13 @@ def test_inspector_search_delete_facts_core(tmp_path: Path, real_embedder: OnnxE
             wait.until(ec.text_to_be_present_in_element((By.ID, "facts"), "Lisbon"))
             assert "superseded" in browser.find_element(By.ID, "facts").text  # Porto, then Lisbon
             browser.save_screenshot(str(SHOTS / "facts.png"))
+            browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=graph]").click()
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#graphview circle.entity")))
+            assert {"Porto", "Lisbon"} <= set(browser.find_element(By.ID, "graphlist").text.split())
+            browser.find_element(By.LINK_TEXT, "Lisbon").click()  # centre on one entity
+            wait.until(lambda d: d.find_element(By.ID, "around").get_attribute("value") == "Lisbon")
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#graphview rect.episode")))
+            browser.save_screenshot(str(SHOTS / "graph.png"))
             browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=core]").click()
             wait.until(ec.text_to_be_present_in_element((By.ID, "core"), "Nurse"))
             browser.save_screenshot(str(SHOTS / "core.png"))

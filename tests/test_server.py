@@ -132,7 +132,9 @@ def test_client_returns_what_the_served_memory_returns(served: Any) -> None:
     mem.track_use = False  # a search strengthens what it finds: compare two searches of one state
     with Client(srv.url) as c:
         c.add(["I keep bees on the roof.", "The hive swarmed in June."], user_id="same", timestamp="2024-06-01T09:00:00")
-        assert c.search("bees", user_id="same", now="2024-07-01") == mem.search("bees", user_id="same", now="2024-07-01")
+        remote_hits = c.search("bees", user_id="same", now="2024-07-01")
+        local_hits = mem.search("bees", user_id="same", now="2024-07-01")
+        assert remote_hits == local_hits and remote_hits.relevance == local_hits.relevance
         remote = c.context("bees", user_id="same", now="2024-07-01")
         local = mem.context("bees", user_id="same", now="2024-07-01")
         assert remote == local and remote.hits == local.hits and remote.episode_ids == local.episode_ids
@@ -276,3 +278,23 @@ def test_lifecycle_quarantine_and_semantic_calls_on_both(api: Any, request: pyte
     gone = api.forget(user_id=u, session_id="2024-01")
     assert gone.episode_ids == (ids[0],)
     assert [e.id for e in api.export(user_id=u)] == ids[1:] + [bad]
+
+
+def test_graph_related_and_relevance_on_both(api: Any, request: pytest.FixtureRequest) -> None:
+    u = _user(request)
+    [wedding, call, _] = api.add(["My sister Deborah married Tomasz in Porto.", "Deb called me from Lisbon.",
+                                  "I practise the guitar every morning."], user_id=u, session_id="s1")
+    g = api.graph(user_id=u, around="deb")
+    deborah = next(n for n in g.nodes if n.kind == "entity" and n.label == "Deborah")
+    assert "Deb" in deborah.detail
+    assert {e.source for e in g.edges if e.target == deborah.id and e.reason == "mentions"} == {wedding, call}
+    assert any(n.label == "Tomasz" for n in g.nodes)  # what her episodes mention too
+    [linked] = [r for r in api.related(wedding, user_id=u) if r.episode.id == call]
+    assert "mentions Deborah" in linked.reasons and linked.episode.user_id == u
+    with pytest.raises(NotFoundError):
+        api.graph(user_id=u, around="Nobody")
+    with pytest.raises(NotFoundError):
+        api.related(wedding, user_id=u + "-other")
+    asked = api.search("How often do I practise the guitar?", user_id=u)
+    never = api.search("How often do I practise the violin?", user_id=u)
+    assert asked.relevant and not never.relevant and 0 <= never.confidence < asked.confidence <= 1

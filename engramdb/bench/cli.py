@@ -202,6 +202,36 @@ def forgetting_cmd(path: str, keep: float, seed: int, split: str, limit: int | N
         _cli.err_console.print(f"results: {output}")
 
 
+@bench.command(name="exact")
+@click.option("--n", "n", default=3000, show_default=True, help="Memories, each with one unique token.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the generated memories.")
+@click.option("--config", default="default", show_default=True, type=click.Choice(list(runner.CONFIGS)), help="Recall configuration.")
+@click.option("--cache", default=_default_cache, show_default="~/.cache/engramdb/embeddings.sqlite", help="Shared embedding cache file.")
+@click.option("--output", "-o", default=None, type=_cli.SafePath(dir_okay=False), help="Write the results as JSON here.")
+@_cli.handle_errors
+def exact_cmd(n: int, seed: int, config: str, cache: str, output: str | None) -> None:
+    """Exact lookups: N near-identical memories, each with one rare token (a code, an id, a
+    name); how often the memory comes first when a question asks for its token."""
+    import json
+
+    from . import exact
+
+    if n < 2:
+        raise InputError("--n must be at least 2", field="n")
+    Path(cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    with _cli.progress_bar() as prog:
+        task = prog.add_task("exact lookups", total=n)
+        doc = exact.run(n, seed=seed, cache=str(Path(cache).expanduser()), config=config,
+                        progress=lambda done, total: prog.update(task, completed=done, total=total))
+    _cli.console.print(f"{doc['first']} of {doc['n']} first, {doc['top3']} in the top 3; worst ranks {doc['worst']}"
+                       f" ({doc['seconds']} s)", markup=False)
+    for m in doc["misses"][:10]:
+        _cli.console.print(f"  rank {m['rank']:4d}  {m['question']!r}  first: {(m['first'] or '')[:70]!r}", markup=False)
+    if output:
+        Path(output).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        _cli.err_console.print(f"results: {output}")
+
+
 @bench.command(name="writers")
 @click.option("--db", default=None, help="The memory: a SQLite file or a PostgreSQL URL (default: a temporary file).")
 @click.option("--writers", "n_writers", default=4, show_default=True, help="Writer processes.")

@@ -105,3 +105,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     pos = (len(s) - 1) * q
     lo, hi = math.floor(pos), math.ceil(pos)
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
+    """Area under the ROC curve: the chance that a random positive scores above a random
+    negative (ties count half); None without both kinds."""
+    if not positives or not negatives:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))

@@ -51,8 +51,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "passage_tokens": 1_000_000,
         "consolidate_on_add": False,
         "recall": RecallOptions(
-            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0, facts=0, facts_support=0, statements=0, segments=0, preference=0, thread=0),
+            weights=Weights(lexical=1, dense=0, neighbours=0, session=0, time=0, when=0, order=0, facts=0, facts_support=0, statements=0, segments=0, preference=0, thread=0, exact=0, graph=0),
             merge_adjacent=False,
+            facets=False,
         ),
     },
     "lexical-only": {"recall": RecallOptions(weights=Weights(_W.lexical, 0, _W.neighbours, _W.session))},
@@ -71,6 +72,16 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "no-segment-keys": {"recall": RecallOptions(weights=Weights(segments=0))},
     "no-statement-keys": {"recall": RecallOptions(weights=Weights(statements=0))},
     "no-preference": {"recall": RecallOptions(weights=Weights(preference=0))},
+    "no-exact": {"recall": RecallOptions(weights=Weights(exact=0))},
+    "no-facets": {"recall": RecallOptions(facets=False)},
+    "no-graph": {"recall": RecallOptions(weights=Weights(graph=0))},  # the default, named for the ablation table
+    # context(): a quarter of the budget when nothing seems relevant
+    "abstain-0.25": {"recall": RecallOptions(abstain_share=0.25)},
+    # The graph walk on (off by default), and its variants measured on the tuning halves.
+    "graph": {"recall": RecallOptions(weights=Weights(graph=0.2))},
+    "graph-seeded": {"recall": RecallOptions(weights=Weights(graph=0.2), graph_seeds=20, graph_beyond_named=False)},
+    # Without this round's associative recall: no graph walk, no facets, no exact lookups.
+    "no-association": {"recall": RecallOptions(weights=Weights(graph=0, exact=0), facets=False)},
     "any-speaker-keys": {"recall": RecallOptions(named_keys_only=False)},
     # Without the semantic layer (fact, statement and segment keys, the preference boost; all
     # are still built).
@@ -104,6 +115,7 @@ class QuestionResult:
     latency_ms: float
     context_tokens: dict[str, int]
     llm: dict[str, Any] = field(default_factory=dict)
+    relevance: dict[str, Any] = field(default_factory=dict)  # search()'s Relevance
 
 
 @dataclass
@@ -297,6 +309,7 @@ def run_conversation(
                     latency_ms=latency,
                     context_tokens=ctx_tokens,
                     llm=qa,
+                    relevance=hits.relevance.to_dict(),
                 )
             )
         return ConversationResult(conv.user_id, conv.n_messages, ingest, mem.embedded_texts, results)
@@ -468,6 +481,7 @@ def document(
             "peak_rss_mb": round(_peak_rss_mb(), 1),
         },
         "summary": summarise(questions),
+        "abstention": abstention_summary(questions),
         **({"qa": qa_summary(questions)} if any(q.llm for q in questions) else {}),
         "questions": [asdict(q) for q in questions],
     }
@@ -495,6 +509,25 @@ def summarise(questions: Iterable[QuestionResult | dict[str, Any]]) -> dict[str,
             **{k: round(M.mean(r[k] for r in rows if k in r), 4) for k in keys},
         }
     return out
+
+
+def abstention_summary(questions: Iterable[QuestionResult | dict[str, Any]]) -> dict[str, Any]:
+    """How well ``search()``'s relevance tells the questions nothing answers (abstention) from
+    the others: AUROC of 1 - confidence, and accuracy of ``relevant`` at its threshold."""
+    qds = [q if isinstance(q, dict) else asdict(q) for q in questions]
+    qds = [q for q in qds if q.get("relevance")]
+    absent = [1.0 - q["relevance"]["confidence"] for q in qds if q["abstention"]]
+    present = [1.0 - q["relevance"]["confidence"] for q in qds if not q["abstention"]]
+    right = sum(q["relevance"]["relevant"] != q["abstention"] for q in qds)
+    auc = M.auroc(absent, present)
+    return {
+        "n_abstention": len(absent),
+        "n_answerable": len(present),
+        "auroc": round(auc, 4) if auc is not None else None,
+        "accuracy": round(right / len(qds), 4) if qds else None,
+        "abstention_caught": round(sum(q["abstention"] and not q["relevance"]["relevant"] for q in qds) / len(absent), 4) if absent else None,
+        "answerable_kept": round(sum(not q["abstention"] and q["relevance"]["relevant"] for q in qds) / len(present), 4) if present else None,
+    }
 
 
 def qa_summary(questions: Iterable[QuestionResult]) -> dict[str, dict[str, float]]:

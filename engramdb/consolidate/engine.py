@@ -21,6 +21,7 @@ from ..semantic import STATEMENT, Decision, FactDraft, Known
 from ..store.base import SemanticStore
 from .decide import Current, decide
 from .extract import Extractor
+from .mentions import known_from, mentions as find_mentions
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,51 @@ def replay(
     return facts.apply(user_id, steps, 0, vectors, model, hashes, (), first_seq=None) or []
 
 
+def _mentions(
+    facts: SemanticStore, user_id: str, pending: Sequence[tuple[int, int, Episode]]
+) -> list[tuple[int, str, str, str | None]]:
+    """The graph's mention edges of the episodes (quarantined ones name nobody): (episode
+    rowid, entity name, kind, a new alias or None), resolved against the entities known."""
+    names = known_from(facts.entity_names(user_id))
+    for _, _, ep in pending:  # the batch's own words first, so a title's "Keep" is known for a word
+        names.learn_words(ep.text)
+    out = []
+    for rowid, _, ep in pending:
+        if ep.status == "active":
+            out += [(rowid, m.name, m.kind, m.alias) for m in find_mentions(ep.text, speaker_of(ep), names)]
+    return out
+
+
+def relink(
+    facts: SemanticStore, user_id: str, progress: Callable[[int, int], None] | None = None, batch: int = 5000
+) -> int:
+    """Find the mentions of every consolidated episode of the user again and replace the graph's
+    mention edges with them (a memory built before mentions were linked, or after the rules
+    changed). Returns how many edges there are now."""
+    names = known_from(facts.entity_names(user_id, facts_only=True))  # not the mentions being replaced
+    out: list[tuple[int, str, str, str | None]] = []
+    after, done, total = 0, 0, facts.last_seq(user_id)
+    while True:  # first the words the memory writes in lower case, then the mentions
+        rows = facts.consolidated(user_id, after, batch)
+        if not rows:
+            break
+        for _, _, ep in rows:
+            names.learn_words(ep.text)
+        after = rows[-1][1]
+    after = 0
+    while True:
+        rows = facts.consolidated(user_id, after, batch)
+        if not rows:
+            break
+        for rowid, _, ep in rows:
+            if ep.status == "active":
+                out += [(rowid, m.name, m.kind, m.alias) for m in find_mentions(ep.text, speaker_of(ep), names)]
+        after, done = rows[-1][1], done + len(rows)
+        if progress:
+            progress(min(after, total), total)
+    return facts.replace_mentions(user_id, out)
+
+
 def run(
     facts: SemanticStore,
     user_id: str,
@@ -174,7 +220,8 @@ def run(
                 texts = [e.text if ok else "" for (_, _, e), ok in zip(items[a:b], shown[a:b])]
                 best, summary = summary_of(texts, vecs[a:b] * shown[a:b, None]) if dim else (0, texts[0][:300])
                 segs.append((session_id, items[a][1], items[b - 1][1], summary, items[a + best][0]))
-        applied = facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs, first_seq=pending[0][1])
+        applied = facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs, first_seq=pending[0][1],
+                              mentions=_mentions(facts, user_id, pending))
         if applied is None:  # consolidated by another thread or process meanwhile: look again
             continue
         changes += applied

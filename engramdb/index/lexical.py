@@ -238,6 +238,12 @@ class LexicalIndex:
                 out[sp_docs] += SPEAKER_WEIGHT * idf * (K1 + 1) / (1 + norm_sp)
         return out
 
+    def documents(self, key: int) -> np.ndarray:
+        """The documents (positions, ascending) whose text holds the term ``key``."""
+        base, tail = self._postings
+        docs, _ = _postings(key, base, tail, min(self._length.size, self._speaker.size))
+        return np.unique(docs)
+
     def search(self, keys: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k documents by BM25: (positions, scores), best first; only documents that match."""
         s = self.scores(keys)

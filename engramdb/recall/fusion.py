@@ -64,10 +64,15 @@ class Weights:
     segments: float = 0.1  # context from the episode's segment, recalled as one key (its pooled text)
     preference: float = 0.3  # advice questions: boost for episodes a preference was drawn from
     thread: float = 0.15  # the same speaker's previous/next turn in the session (past the other's reply)
+    # Association through the memory graph (PPR from the entities the question names), x the
+    # best score. Off: on the tuning halves it moved nothing on LoCoMo and cost LongMemEval two
+    # multi-session questions (benchmarks/README.md, "Associative recall"); 0.2 turns it on.
+    graph: float = 0.0
+    exact: float = 1.0  # a rare code, id or name of the question held in full: >= 1 puts it first
     method: str = "weighted"  # or "rrf"
 
     def __post_init__(self) -> None:
-        for name in ("lexical", "dense", "neighbours", "thread", "session", "time", "when", "order", "facts", "facts_support", "statements", "segments", "preference"):
+        for name in ("lexical", "dense", "neighbours", "thread", "session", "time", "when", "order", "facts", "facts_support", "statements", "segments", "preference", "exact", "graph"):
             if getattr(self, name) < 0:
                 raise ValueError(f"weight {name} must be >= 0")
         if self.method not in ("weighted", "rrf"):

@@ -8,8 +8,12 @@ facade until the hits are built. The steps:
    changes the arrays under it);
 2. query analysis (time ranges, order, "before/after <event>", advice);
 3. for a before/after question, the event it hangs on, found first;
-4. ranking (:func:`engramdb.recall.search.recall`);
-5. hits: the episodes and the passages each hit shows, read from the store.
+4. ranking (:func:`engramdb.recall.search.recall`), with the memory graph's walk when it is on
+   (:mod:`.graph`);
+5. for a question in several pieces ("which came first, X or Y?"), each piece recalled too,
+   their hits taking turns (:func:`~engramdb.recall.query.facets`);
+6. hits: the episodes and the passages each hit shows, read from the store, and whether any of
+   them is relevant at all (:mod:`.relevance`).
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ import numpy as np
 
 from ..encode.embedders import Embedder
 from ..lifecycle import DAY, retrievability
-from ..model import Episode, Hit
-from ..store.base import Store
+from ..model import Episode, Hit, Hits
+from ..store.base import SEMANTIC, Store
 from . import snapshot
+from .graph import EntityIndex, associations, names_in
 from .packing import excerpt
-from .query import analyse
+from .query import analyse, facets
+from .relevance import assess
 from .scope import ScopeIndex
 from .search import RankedGroup, RecallOptions, recall
 
@@ -58,6 +64,7 @@ class Recaller:
         self._store_id: str | None = None
         self._scopes: OrderedDict[tuple[str, bool], ScopeIndex] = OrderedDict()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._entities: OrderedDict[str, tuple[int | None, EntityIndex]] = OrderedDict()  # user -> (version, index)
         self._lock = threading.Lock()
 
     def scope(self, user: str, archived: bool = False) -> ScopeIndex:
@@ -111,6 +118,7 @@ class Recaller:
         with self._lock:
             self._scopes.pop((user, False), None)
             self._scopes.pop((user, True), None)
+            self._entities.pop(user, None)
             self._query_cache.clear()
         if self._root is not None:
             for model_dir in {snapshot.folder(self._root, user, m) for m in self._models(user)}:
@@ -143,9 +151,10 @@ class Recaller:
         self, user: str, query: str, *, limit: int, asked: datetime, as_of_ts: float | None, options: RecallOptions,
         include_hidden: bool = False,
         include_archived: bool = False,
-    ) -> list[Hit]:
+    ) -> Hits:
         """Hits for ``query`` in the user's memory, best first (arguments already validated);
-        quarantined episodes only with ``include_hidden``, archived ones with ``include_archived``."""
+        quarantined episodes only with ``include_hidden``, archived ones with ``include_archived``;
+        with their :class:`~engramdb.model.Relevance` to the question."""
         opts = options
         dense = opts.weights.dense > 0
         with self.scope(user, include_archived).current(self.store, self._save) as scope:
@@ -173,11 +182,58 @@ class Recaller:
                     qvec = self.query_vector(query) if dense else None
             groups = recall(
                 scope, query, qvec, limit=limit + bool(found), as_of_ts=as_of_ts, analysis=analysis,
-                options=opts, lexical=lexical, include_hidden=include_hidden,
+                options=opts, lexical=lexical, include_hidden=include_hidden, graph=self._graph(scope, query, opts.graph_beyond_named),
             )
             if found:
                 groups = _cite_event(groups, found[0], limit)
-            return self._hits(scope, groups, include_hidden, asked)
+            elif opts.facets:
+                # "which came first, X or Y?", "what do Jon and Gina both like?": each piece
+                # recalled on its own, so none is left out for resembling the question less
+                parts = facets(query, asked)
+                if parts:
+                    per = [
+                        recall(scope, p, self.query_vector(p) if dense else None, limit=limit, as_of_ts=as_of_ts,
+                               analysis=analyse(p, asked), options=opts, include_hidden=include_hidden)
+                        for p in parts
+                    ]
+                    groups = _interleave([groups, *per], limit)
+            return Hits(self._hits(scope, groups, include_hidden, asked), assess(scope, query, groups))
+
+    def _graph(
+        self, scope: ScopeIndex, query: str, beyond: bool = False
+    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+        """The memory graph's associations for recall (see :mod:`.graph`), or None without one."""
+        if SEMANTIC not in self.store.capabilities:
+            return None
+
+        def walk(seeds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+            out = np.zeros(scope.ep_rowid.size)
+            named = self._entity_index(scope).find(names_in(query))
+            if not named and not seeds.size:
+                return out
+            found = associations(self.store.semantic(), scope.user_id, scope.ep_rowid[seeds].tolist(),
+                                 weights.tolist(), named, scope.ep_rowid.size, beyond_named=beyond)
+            if found:
+                pos = scope.positions_of(np.fromiter(found, dtype=np.int64, count=len(found)))
+                mass = np.fromiter(found.values(), dtype=np.float64, count=len(found))
+                out[pos[pos >= 0]] = mass[pos >= 0]
+            return out
+
+        return walk
+
+    def _entity_index(self, scope: ScopeIndex) -> EntityIndex:
+        """The user's entities by name, read again when the memory has changed."""
+        with self._lock:
+            cached = self._entities.get(scope.user_id)
+        if cached is not None and cached[0] == scope.version:
+            return cached[1]
+        index = EntityIndex(self.store.semantic().entity_keys(scope.user_id))
+        with self._lock:
+            self._entities[scope.user_id] = (scope.version, index)
+            self._entities.move_to_end(scope.user_id)
+            while len(self._entities) > MAX_SCOPES:
+                self._entities.popitem(last=False)
+        return index
 
     def _anchor_event(
         self, scope: ScopeIndex, event: str, evec: np.ndarray | None, as_of_ts: float | None, opts: RecallOptions,
@@ -228,6 +284,28 @@ class Recaller:
                     Hit(text="\n".join(passages), score=g.score, episodes=tuple(eps), passages=tuple(passages), signals=signals)
                 )
         return hits
+
+
+def _interleave(ranked: list[list[RankedGroup]], limit: int) -> list[RankedGroup]:
+    """The question's own hits and each facet's, taken in turn (best of each first), an
+    episode once; scores made non-increasing. A facet's hit is marked ``signals["facet"]``
+    (1, 2, ...)."""
+    out: list[RankedGroup] = []
+    seen: set[int] = set()
+    for rank in range(max((len(r) for r in ranked), default=0)):
+        for i, groups in enumerate(ranked):
+            if rank >= len(groups) or len(out) >= limit:
+                continue
+            g = groups[rank]
+            if seen & set(g.episodes):
+                continue
+            seen.update(g.episodes)
+            if out:
+                g.score = min(g.score, out[-1].score)
+            if i:
+                g.signals = {**g.signals, "facet": float(i)}
+            out.append(g)
+    return out
 
 
 def _cite_event(groups: list[RankedGroup], event: RankedGroup, limit: int) -> list[RankedGroup]:

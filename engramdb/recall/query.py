@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timezone
 
 import numpy as np
 
+from ..encode.text import STOPWORDS, query_terms, words
 from ..encode.timex import find_times
 
 _EARLIEST = re.compile(r"\b(first|earliest|initially|originally|to begin with|at the start)\b", re.I)
@@ -51,6 +52,15 @@ _ANCHOR = re.compile(
     re.I,
 )
 _OPEN = 1e12  # seconds: an open end of a half-open range
+# Words that name one thing exactly: a code or id (letters with digits), a long number (not a
+# year), a name (capitalised where a sentence does not begin). Calendar names are time words.
+_RAW_WORD = re.compile(r"[^\W_]+")
+_YEAR_LIKE = re.compile(r"(1[89]|20)\d\d")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n\"(]\s*)$")
+_CALENDAR = frozenset(
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,70 @@ class QueryAnalysis:
         return QueryAnalysis(
             self.ranges + (r,), self.order, self.asks_when, self.time_words, None, self.core, self.asks_advice
         )
+
+
+# Questions that need several pieces, each to be recalled on its own (see :func:`facets`).
+_QUOTED = re.compile(r"[\"'‘“](?P<q>[^\"'’”]{4,}?)[\"'’”](?=[\s,.;:?!)]|$)")
+_BETWEEN = re.compile(r"\bbetween (?P<a>[^?,;]+?) and (?P<b>[^?,;]+)", re.I)
+_EITHER = re.compile(r"(?:[,:–—-]|\bfirst)\s+(?P<a>[^,?:]+?),?\s+or\s+(?P<b>[^?]+)", re.I)
+_SPAN_TO = re.compile(r"\bhow (?:many \w+|long|much time)\b(?P<a>.+?)\b(?:before|after|until|since)\b(?P<b>[^?]+)", re.I)
+_PAIR = re.compile(r"\b(?P<a>[A-Z][\w-]+)(?:'s)? and (?P<b>[A-Z][\w-]+)(?:'s)?(?P<both>\s+both)?\b")
+_BOTH = re.compile(r"\bboth\b", re.I)
+_FIRST = re.compile(r"\b(first|earlier|later|last)\b", re.I)
+
+
+def facets(query: str, now: datetime | None = None) -> tuple[str, ...]:
+    """The pieces a question needs each of, to be recalled one by one, or ``()``.
+
+    - the events it relates: "how many days between X and Y", "which came first, X or Y",
+      "how long did X before Y", "the order of 'X', 'Y' and 'Z'";
+    - the people it asks about together: "what do Jon and Gina both like?" needs what Jon
+      likes and what Gina likes ("what do Jon both like?", "what do Gina both like?").
+
+    A span of dates ("between May 1 and May 9") is a time range, not two events.
+    """
+    quoted = [m.group("q").strip() for m in _QUOTED.finditer(query)]
+    if len(quoted) >= 2:
+        return tuple(dict.fromkeys(quoted))
+    for pattern in (_BETWEEN, _EITHER, _SPAN_TO):
+        m = pattern.search(query)
+        if m:
+            a, b = (m.group(k).strip(" ,.-") for k in ("a", "b"))
+            if len(query_terms(a)) and len(query_terms(b)) and not (now is not None and (find_times(a, now) or find_times(b, now))):
+                # a bare option ("first, Rachel or Alex?") is asked about in the words before it
+                stem = _FIRST.sub("", query[: m.start()]).strip(" ,:-") if pattern is _EITHER else ""
+                return tuple(f"{stem} {x}" if stem and len(query_terms(x)) <= 2 else x for x in (a, b))
+    m = _PAIR.search(query)
+    if m and (m.group("both") or _BOTH.search(query) or " in common" in query):
+        def one(name: str) -> str:
+            return _BOTH.sub("", query[: m.start()] + name + query[m.end() :]).replace("  ", " ").strip()
+        return (one(m.group("a")), one(m.group("b")))
+    return ()
+
+
+def exact_words(query: str) -> tuple[str, ...]:
+    """The words of a question that name one thing exactly, as full-text search sees them
+    (lower-cased, accents removed): codes and ids ("A7X", "tok3x9"), numbers of 4 or more digits
+    other than years, and names (capitalised, not where a sentence begins: "Who is Varkelin?").
+    A question of one content word is a lookup of that word, whatever it is."""
+    terms = query_terms(query)
+    if len(terms) == 1:
+        return (terms[0],)
+    found: list[str] = []
+    for m in _RAW_WORD.finditer(query):
+        raw = m.group(0)
+        for w in words(raw):
+            if w in STOPWORDS or w in _CALENDAR or len(w) < 2:
+                continue
+            has_digit, has_alpha = any(c.isdigit() for c in w), any(c.isalpha() for c in w)
+            if has_digit and has_alpha:
+                found.append(w)
+            elif has_digit:
+                if len(w) >= 4 and not _YEAR_LIKE.fullmatch(w):
+                    found.append(w)
+            elif raw[0].isupper() and not _SENTENCE_START.search(query[: m.start()]):
+                found.append(w)
+    return tuple(dict.fromkeys(found))
 
 
 def _ts(d: date, end: bool = False) -> float:

@@ -250,6 +250,10 @@ class ScopeIndex:
         self.ep_hidden = np.isin(self.ep_rowid, np.asarray(hidden, dtype=np.int64))
         self.version = version
 
+    def positions_of(self, rowids: np.ndarray) -> np.ndarray:
+        """Positions of episodes given their rowids; -1 for one this index does not hold."""
+        return np.array([self._ep_pos.get(r, -1) for r in rowids.tolist()], dtype=np.int64)
+
     def _episode_positions(self, rowids: np.ndarray) -> np.ndarray:
         """Positions of episodes given their rowids (episodes are appended in rowid order)."""
         if rowids.size == 0:

@@ -179,7 +179,7 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
         data["user_id"] = t.inside(data.get("user_id"))
         explain = data.pop("explain", False) is True
         hits = memory.search(data.pop("query", None), **data)
-        found: dict[str, Any] = {"hits": hits}
+        found: dict[str, Any] = {"hits": hits, "relevance": hits.relevance}
         if explain:  # why(): each hit's signals, episodes and the facts drawn from them
             found["why"] = [list(memory.why(h).lines) for h in hits]
         return out(found, t)
@@ -215,6 +215,17 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
     def profile(request: Request, user_id: str) -> JSONResponse:
         t = tenant(request)
         return out({"profile": memory.profile(user_id=t.inside(user_id))}, t)
+
+    @app.get("/v1/users/{user_id}/graph")
+    def graph(request: Request, user_id: str, around: str | None = None, limit: int = 50) -> JSONResponse:
+        t = tenant(request)
+        return out(memory.graph(user_id=t.inside(user_id), around=around, limit=limit), t)
+
+    @app.get("/v1/episodes/{episode_id}/related")
+    def related(request: Request, episode_id: str, user_id: str | None = None, limit: int = 10) -> JSONResponse:
+        t = tenant(request)
+        owner = owned(episode_id, t, user_id)
+        return out({"related": memory.related(episode_id, user_id=owner, limit=limit)}, t)
 
     @app.get("/v1/episodes/{episode_id}")
     def get(request: Request, episode_id: str, user_id: str | None = None) -> JSONResponse:

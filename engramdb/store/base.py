@@ -99,6 +99,12 @@ class SemanticStore(Protocol):
     def pending(self, user_id: str, limit: int = 5000) -> list[tuple[int, int, Episode]]:
         """Episodes not consolidated yet: (rowid, seq, episode), in order."""
 
+    def consolidated(self, user_id: str, after_seq: int, limit: int = 5000) -> list[tuple[int, int, Episode]]:
+        """Episodes consolidated already, past ``after_seq``: (rowid, seq, episode), in order."""
+
+    def replace_mentions(self, user_id: str, mentions: Sequence[tuple[int, str, str, str | None]]) -> int:
+        """Replace the user's mention edges with ``mentions`` in one transaction."""
+
     def current(self, user_id: str, said: Sequence[str]) -> list[Known]:
         """Current facts a consolidation can touch (all facts; the statements in ``said``)."""
 
@@ -117,6 +123,33 @@ class SemanticStore(Protocol):
 
     def entities(self, user_id: str) -> list[Entity]: ...
 
+    def entity_names(self, user_id: str, facts_only: bool = False) -> list[tuple[str, str, list[str]]]:
+        """(name, kind, aliases) of the user's entities: what a consolidation resolves mentions
+        against (``facts_only``: those a fact names, what a rebuild of the mentions starts from)."""
+
+    def entity_keys(self, user_id: str) -> list[tuple[int, str, list[str]]]:
+        """(rowid, name, aliases) of the user's entities (roles aside): what questions are matched against."""
+
+    def graph_edges(
+        self, user_id: str, *, episodes: Sequence[int] = (), entities: Sequence[int] = ()
+    ) -> list[tuple[int, int]]:
+        """(entity rowid, episode rowid) mention edges of the user touching ``episodes`` or
+        ``entities`` (rowids)."""
+
+    def entity_degrees(self, user_id: str, entities: Sequence[int]) -> dict[int, int]:
+        """How many episodes mention each of ``entities`` (rowids)."""
+
+    def related_rows(self, user_id: str, episode_id: str) -> list[tuple[int, str, str, int]]:
+        """(other episode rowid, reason, detail, entity degree) of the episodes linked to one."""
+
+    def graph_rows(
+        self, user_id: str, around: str | None, limit: int
+    ) -> tuple[list[tuple[int, str, str, str, list[str]]], list[tuple[int, int | None, int | None]]]:
+        """Entities and (entity, episode, fact) links of the user's graph, around one entity or its busiest."""
+
+    def fact_labels(self, user_id: str, rowids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """Fact rowid -> (id, text)."""
+
     def apply(
         self,
         user_id: str,
@@ -127,9 +160,11 @@ class SemanticStore(Protocol):
         fact_hashes: dict[str, str],
         segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
         first_seq: int | None = 0,
+        mentions: Sequence[tuple[int, str, str, str | None]] = (),
     ) -> list[str] | None:
         """Store a consolidation's decisions in one transaction (None: another did it first;
-        ``first_seq=None``: episodes released from quarantine, consolidated out of order)."""
+        ``first_seq=None``: episodes released from quarantine, consolidated out of order);
+        ``mentions``: (episode rowid, entity name, kind, a new alias or None) edges of the graph."""
 
     def undo(self, change_id: str, user_id: str | None = None) -> Change: ...
 

@@ -72,6 +72,53 @@ class FactStore:
         )
         return [(r[0], r[15], ep) for r, ep in zip(rows, self.s.episodes_of_rows(rows))]
 
+    def consolidated(self, user_id: str, after_seq: int, limit: int = 5000) -> list[tuple[int, int, Episode]]:
+        """Episodes consolidated already, past ``after_seq``: (rowid, seq, episode), in order."""
+        rows = self.s.query(
+            f"SELECT {EPISODE_COLS} FROM episodes WHERE user_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (user_id, after_seq, self.last_seq(user_id), limit),
+        )
+        return [(r[0], r[15], ep) for r, ep in zip(rows, self.s.episodes_of_rows(rows))]
+
+    def replace_mentions(self, user_id: str, mentions: Sequence[tuple[int, str, str, str | None]]) -> int:
+        """Replace the user's mention edges (not the facts' links) with ``mentions``, in one
+        transaction; entities left without links go. Returns how many edges were written."""
+        with self.s.transaction(user_id) as c:
+            c.execute("DELETE FROM entity_links WHERE user_id = ? AND fact_rowid IS NULL", (user_id,))
+            known = {
+                r[1]: (int(r[0]), json.loads(r[2]))
+                for r in c.execute("SELECT rowid, name, aliases FROM entities WHERE user_id = ?", (user_id,)).fetchall()
+            }
+            taught: set[int] = set()
+            links = []
+            for ep_rowid, name, kind, alias in mentions:
+                if name not in known:
+                    cur = c.execute(
+                        "INSERT INTO entities(id, user_id, name, kind, aliases) VALUES (?, ?, ?, ?, ?)",
+                        ("ent_" + uuid.uuid4().hex, user_id, name, kind, "[]"),
+                    )
+                    known[name] = (int(cur.lastrowid or 0), [])
+                erow, aliases = known[name]
+                if alias and alias not in aliases:
+                    aliases.append(alias)
+                    taught.add(erow)
+                links.append((erow, ep_rowid, user_id))
+            for i in range(0, len(links), 5000):
+                c.executemany(
+                    "INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid, user_id) VALUES (?, ?, NULL, ?)",
+                    links[i : i + 5000],
+                )
+            for erow, aliases in known.values():
+                if erow in taught:
+                    c.execute("UPDATE entities SET aliases = ? WHERE rowid = ?", (json.dumps(aliases), erow))
+            c.execute(
+                "DELETE FROM entities WHERE user_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM entity_links l WHERE l.entity_rowid = entities.rowid)",
+                (user_id,),
+            )
+            self.s.record_change(c, user_id, "consolidate")
+        return len(mentions)
+
     def current(self, user_id: str, said: Sequence[str]) -> list[Known]:
         """The user's current facts a consolidation can touch: all facts, and the statements whose
         sentence is one of ``said`` (a statement merges only with the same sentence; a long
@@ -197,6 +244,7 @@ class FactStore:
         fact_hashes: dict[str, str],
         segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
         first_seq: int | None = 0,
+        mentions: Sequence[tuple[int, str, str, str | None]] = (),
     ) -> list[str] | None:
         """Apply decisions (each with its source episode rowid and episode) in one transaction.
 
@@ -288,6 +336,8 @@ class FactStore:
                      json.dumps({"facts": created, "sources": [[f, ep_rowid] for f in sources_added]})),
                 )
                 change_ids.append(cid)
+            for ep_rowid, name, kind, alias in mentions:
+                self._link_entity(c, user_id, name, kind, alias, ep_rowid, None)
             for session_id, first, last, summary, summary_rowid in segments:
                 c.execute(
                     "INSERT INTO segments(id, user_id, session_id, first_seq, last_seq, summary, summary_episode_rowid) "
@@ -347,7 +397,7 @@ class FactStore:
         return Change(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]), datetime.fromisoformat(now))
 
     @staticmethod
-    def _link_entity(c: Any, user_id: str, name: str, kind: str, alias: str | None, ep_rowid: int, frow: int) -> None:
+    def _link_entity(c: Any, user_id: str, name: str, kind: str, alias: str | None, ep_rowid: int, frow: int | None) -> None:
         row = c.execute("SELECT rowid, aliases FROM entities WHERE user_id = ? AND name = ?", (user_id, name)).fetchone()
         if row is None:
             cur = c.execute(
@@ -363,6 +413,139 @@ class FactStore:
             "INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid, user_id) VALUES (?, ?, ?, ?)",
             (erow, ep_rowid, frow, user_id),
         )
+
+    def entity_names(self, user_id: str, facts_only: bool = False) -> list[tuple[str, str, list[str]]]:
+        sql = "SELECT name, kind, aliases FROM entities WHERE user_id = ?"
+        if facts_only:
+            sql += (" AND EXISTS (SELECT 1 FROM entity_links l WHERE l.entity_rowid = entities.rowid "
+                    "AND l.user_id = entities.user_id AND l.fact_rowid IS NOT NULL)")
+        rows = self.s.query(sql, (user_id,))
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def entity_keys(self, user_id: str) -> list[tuple[int, str, list[str]]]:
+        return [(int(r[0]), r[1], json.loads(r[2])) for r in self.s.query(
+            "SELECT rowid, name, aliases FROM entities WHERE user_id = ? AND name NOT IN ('user', 'assistant', 'system', 'tool')",
+            (user_id,),
+        )]
+
+    def graph_edges(
+        self, user_id: str, *, episodes: Sequence[int] = (), entities: Sequence[int] = ()
+    ) -> list[tuple[int, int]]:
+        out: set[tuple[int, int]] = set()
+        ents = list(entities)
+        for column, ids in (("episode_rowid", list(episodes)), ("entity_rowid", ents)):
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                rows = self.s.query(
+                    f"SELECT DISTINCT entity_rowid, episode_rowid FROM entity_links WHERE user_id = ? AND {column} IN "
+                    f"({', '.join('?' * len(chunk))}) AND episode_rowid IS NOT NULL AND entity_rowid NOT IN "
+                    "(SELECT rowid FROM entities WHERE user_id = ? AND name IN ('user', 'assistant', 'system', 'tool'))",
+                    (user_id, *chunk, user_id),
+                )
+                out.update((int(a), int(b)) for a, b in rows)
+        return sorted(out)
+
+    def entity_degrees(self, user_id: str, entities: Sequence[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        ids = list(entities)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = self.s.query(
+                "SELECT entity_rowid, COUNT(DISTINCT episode_rowid) FROM entity_links WHERE user_id = ? AND entity_rowid IN "
+                f"({', '.join('?' * len(chunk))}) GROUP BY entity_rowid",
+                (user_id, *chunk),
+            )
+            out.update((int(a), int(b)) for a, b in rows)
+        return out
+
+    def related_rows(self, user_id: str, episode_id: str) -> list[tuple[int, str, str, int]]:
+        """(other episode rowid, reason, detail, entity degree or 0) of the episodes linked to one:
+        ``entity`` (they mention the same one, named in detail, with how many episodes do),
+        ``fact`` (a fact drawn from both, its text) and ``segment`` (the same topic segment)."""
+        found = self.s.query("SELECT rowid FROM episodes WHERE id = ? AND user_id = ?", (episode_id, user_id))
+        if not found:
+            return []
+        ep_rowid = int(found[0][0])
+        out: list[tuple[int, str, str, int]] = []
+        for other, name, degree in self.s.query(
+            "SELECT DISTINCT l2.episode_rowid, en.name, (SELECT COUNT(DISTINCT l3.episode_rowid) FROM entity_links l3 "
+            "WHERE l3.entity_rowid = en.rowid AND l3.user_id = en.user_id) FROM entity_links l1 "
+            "JOIN entity_links l2 ON l2.entity_rowid = l1.entity_rowid AND l2.user_id = l1.user_id "
+            "JOIN entities en ON en.rowid = l1.entity_rowid AND en.user_id = l1.user_id "
+            "WHERE l1.user_id = ? AND l1.episode_rowid = ? AND l2.episode_rowid IS NOT NULL AND l2.episode_rowid <> ? "
+            "AND en.name NOT IN ('user', 'assistant', 'system', 'tool')",
+            (user_id, ep_rowid, ep_rowid),
+        ):
+            out.append((int(other), "entity", name, int(degree)))
+        for other, text in self.s.query(
+            "SELECT s2.episode_rowid, f.text FROM fact_sources s1 "
+            "JOIN fact_sources s2 ON s2.fact_rowid = s1.fact_rowid AND s2.user_id = s1.user_id "
+            "JOIN facts f ON f.rowid = s1.fact_rowid AND f.user_id = s1.user_id "
+            "WHERE s1.user_id = ? AND s1.episode_rowid = ? AND s2.episode_rowid <> ?",
+            (user_id, ep_rowid, ep_rowid),
+        ):
+            out.append((int(other), "fact", text, 0))
+        for other, summary in self.s.query(
+            "SELECT e2.rowid, sg.summary FROM episodes e1 JOIN segments sg ON sg.user_id = e1.user_id "
+            "AND sg.session_id IS e1.session_id AND e1.seq BETWEEN sg.first_seq AND sg.last_seq "
+            "JOIN episodes e2 ON e2.user_id = e1.user_id AND e2.session_id IS e1.session_id "
+            "AND e2.seq BETWEEN sg.first_seq AND sg.last_seq WHERE e1.rowid = ? AND e1.user_id = ? AND e2.rowid <> e1.rowid",
+            (ep_rowid, user_id),
+        ):
+            out.append((int(other), "segment", summary, 0))
+        return out
+
+    def graph_rows(
+        self, user_id: str, around: str | None, limit: int
+    ) -> tuple[list[tuple[int, str, str, str, list[str]]], list[tuple[int, int | None, int | None]]]:
+        """The entities (rowid, id, name, kind, aliases) and links (entity rowid, episode rowid,
+        fact rowid) of the user's graph: around the entity named or aliased ``around`` (its links,
+        and the other entities its episodes mention), else the ``limit`` entities most episodes
+        mention; at most ``limit`` links per entity."""
+        ents = {
+            int(r[0]): (int(r[0]), r[1], r[2], r[3], json.loads(r[4]))
+            for r in self.s.query(
+                "SELECT rowid, id, name, kind, aliases FROM entities WHERE user_id = ? "
+                "AND name NOT IN ('user', 'assistant', 'system', 'tool')", (user_id,)
+            )
+        }
+        if around is not None:
+            key = around.strip().lower()
+            focus = [e for e, (_, _, name, _, aliases) in ents.items() if key == name.lower() or key in (a.lower() for a in aliases)]
+        else:
+            focus = [int(r[0]) for r in self.s.query(
+                "SELECT entity_rowid FROM entity_links WHERE user_id = ? GROUP BY entity_rowid "
+                "ORDER BY COUNT(DISTINCT episode_rowid) DESC, entity_rowid LIMIT ?", (user_id, limit)
+            ) if int(r[0]) in ents]
+        links: list[tuple[int, int | None, int | None]] = []
+        for e in focus:
+            links += [(e, r[0], r[1]) for r in self.s.query(
+                "SELECT episode_rowid, fact_rowid FROM entity_links WHERE user_id = ? AND entity_rowid = ? "
+                "ORDER BY episode_rowid DESC LIMIT ?", (user_id, e, limit)
+            )]
+        if around is not None and links:
+            eps = sorted({ep for _, ep, _ in links if ep is not None})
+            for i in range(0, len(eps), 500):
+                chunk = eps[i : i + 500]
+                links += [(int(r[0]), r[1], r[2]) for r in self.s.query(
+                    f"SELECT entity_rowid, episode_rowid, fact_rowid FROM entity_links WHERE user_id = ? AND episode_rowid IN "
+                    f"({', '.join('?' * len(chunk))})", (user_id, *chunk)
+                ) if int(r[0]) in ents and int(r[0]) not in focus]
+        used = {e for e, _, _ in links} | set(focus)
+        return [ents[e] for e in sorted(used) if e in ents], sorted(set(links), key=lambda t: (t[0], t[1] or 0, t[2] or 0))
+
+    def fact_labels(self, user_id: str, rowids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """Fact rowid -> (id, text) of the user's facts ``rowids``."""
+        out: dict[int, tuple[str, str]] = {}
+        ids = list(dict.fromkeys(rowids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            for r in self.s.query(
+                f"SELECT rowid, id, text FROM facts WHERE user_id = ? AND rowid IN ({', '.join('?' * len(chunk))})",
+                (user_id, *chunk),
+            ):
+                out[int(r[0])] = (r[1], r[2])
+        return out
 
     def entities(self, user_id: str) -> list[Entity]:
         rows = self.s.query(

@@ -1,0 +1,188 @@
+"""Who and what an episode mentions: the entity nodes of the memory graph, offline.
+
+A mention is a name as people write one: a run of capitalised words where a sentence does not
+begin ("I met Deborah at St. Mary's Church"), or where it does when the name is already known.
+Each gets a kind from the words around it: a place after "in/at/to/from" or with a place word
+("Church", "Park", "Street"), an organisation with an organisation word ("Inc", "University"),
+else a person when it is one word, a thing otherwise.
+
+Aliases are merged the way a listener merges them:
+
+- a kin word said with a name ("my sister Deborah", "Deborah, my sister") makes "<speaker>'s
+  sister" an alias of Deborah, and later "my sister" alone means her;
+- a short form that begins exactly one known person's name ("Deb" of "Deborah") is that person.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..encode.text import STOPWORDS
+
+KIN = (
+    "sister|brother|mom|mum|mother|dad|father|wife|husband|son|daughter|friend|best friend|boss|partner|"
+    "girlfriend|boyfriend|cousin|aunt|uncle|grandma|grandmother|grandpa|grandfather|niece|nephew|colleague|"
+    "coworker|roommate|neighbor|neighbour|fiance|fiancee|therapist|doctor|coach|teacher|manager"
+)
+_NAME = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
+_KIN_NAME = re.compile(rf"\b[Mm]y (?P<kin>{KIN}),? (?P<name>{_NAME})\b")
+_NAME_KIN = re.compile(rf"\b(?P<name>{_NAME}),? (?:is )?my (?P<kin>{KIN})\b")
+_KIN_ALONE = re.compile(rf"\b[Mm]y (?P<kin>{KIN})\b")
+# A run of capitalised words, joined by "of", "the", "de", "&" or a possessive ("St. Mary's Church").
+_WORD = r"(?:(?:St|Mt|Ft|Dr|Mr|Mrs|Ms|Jr|Sr)\.|[A-Z][\w'’-]*)"
+_RUN = re.compile(rf"\b{_WORD}(?:\s+(?:(?:of|the|de|da|von|van|&)\s+)?{_WORD})*")
+# What may stand between a sentence's boundary and its first word: spaces, quotes, brackets and
+# markdown (bullets, "**bold**", "### ", "1. ").
+_MARKUP = r"[\s*_`#>\"'(\[•\u2022\\-]*"
+_AFTER_BOUNDARY = re.compile(rf"(?:[.!?:;\n\"(\[]|\d[.)]){_MARKUP}$")
+_TEXT_START = re.compile(rf"^{_MARKUP}$")
+_LOWER = re.compile(r"(?<![\w'-])[a-z][a-z'-]+")
+# A markdown heading or a short title line: "### Getting Started", "**Features to Consider:**",
+# "Other Options:" — Title Case there is typography, not names.
+_HEADING = re.compile(r"^[ \t]*(?:#{1,6}[ \t].*|\*\*[^*\n]{1,80}\*\*:?[ \t]*|[^\n.!?]{1,60}:[ \t]*(?:\*\*)?[ \t]*)$", re.M)
+_PLACE_BEFORE = re.compile(r"\b(?:in|at|to|from|near|visit(?:ed|ing)?|around)\s+(?:the\s+)?$", re.I)
+_WORKS_AT = re.compile(r"\b(?:work(?:s|ed|ing)?|job|employed|intern(?:s|ed|ing)?|hired)\s+(?:at|for|by)\s+(?:the\s+)?$", re.I)
+_PLACE_WORDS = frozenset(
+    "church cathedral park street st avenue ave road lake river mountain mountains beach city town village "
+    "county state island bay hotel museum airport station square hall center centre mall market cafe "
+    "restaurant bar library gym school college hospital zoo stadium theater theatre garden gardens".split()
+)
+_ORG_WORDS = frozenset("inc corp corporation company co ltd llc university institute foundation bank group club".split())
+_NOT_NAMES = frozenset(
+    "i i'm i've i'll i'd ok okay yes no oh hey hi hello thanks thank sure wow yeah yep nope well so and but or "
+    "however also please note tip tips step steps example examples overall additionally finally first second "
+    "since instead meanwhile otherwise therefore besides mondays tuesdays wednesdays thursdays fridays saturdays sundays "
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december today tomorrow yesterday mr mrs ms dr".split()
+)
+
+
+@dataclass(frozen=True)
+class Mention:
+    name: str  # the entity's name as known (an alias resolved to it)
+    kind: str  # person | place | organisation | thing
+    alias: str | None = None  # a new alias of it this mention teaches ("user's sister", "Deb")
+
+
+def _clean(run: str) -> str:
+    run = re.sub(r"['’]s$", "", run.strip().rstrip(".,"))
+    return run
+
+
+def _kind(name: str, before: str) -> str:
+    last = name.split()[-1].lower().rstrip(".")
+    if last in _ORG_WORDS or _WORKS_AT.search(before):
+        return "organisation"
+    if last in _PLACE_WORDS or _PLACE_BEFORE.search(before):
+        return "place"
+    return "person" if " " not in name else "thing"
+
+
+@dataclass
+class Names:
+    """The entities a memory knows: name -> kind, alias -> name, and the people's names sorted
+    (to find the one a short form begins)."""
+
+    kind: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    _people: list[str] = field(default_factory=list)
+    #: people known by a relation ("my sister Deborah"): a short form of theirs may begin a sentence
+    related: set[str] = field(default_factory=set)
+    #: words seen in lower case in this memory ("use", "keep"): written capitalised, still words
+    common: set[str] = field(default_factory=set)
+
+    def learn_words(self, text: str) -> None:
+        """Remember the words ``text`` writes in lower case."""
+        self.common.update(_LOWER.findall(text))
+
+    def add(self, name: str, kind: str) -> None:
+        if name not in self.kind:
+            self.kind[name] = kind
+            if kind == "person":
+                bisect.insort(self._people, name)
+
+    def people_starting(self, prefix: str) -> list[str]:
+        """The known people whose name begins with ``prefix`` and is longer (at most 2)."""
+        i = bisect.bisect_right(self._people, prefix)
+        out: list[str] = []
+        while i < len(self._people) and self._people[i].startswith(prefix) and len(out) < 2:
+            out.append(self._people[i])
+            i += 1
+        return out
+
+
+def mentions(text: str, speaker: str, names: Names) -> list[Mention]:
+    """The entities ``text`` (said by ``speaker``) mentions, aliases resolved against ``names``
+    (the entities known so far), which learns the new entities and aliases."""
+    known, aliases = names.kind, names.aliases
+    out: dict[str, Mention] = {}
+    text = _HEADING.sub(lambda h: " " * len(h.group(0)), text)  # "**Features to Consider:**" names no one
+    names.learn_words(text)  # words written in lower case here or before are words
+    for m in list(_KIN_NAME.finditer(text)) + list(_NAME_KIN.finditer(text)):
+        name, kin = m.group("name"), f"{speaker}'s {m.group('kin').lower()}"
+        if name.lower() in _NOT_NAMES:
+            continue
+        taught = kin if aliases.get(kin) != name else None
+        aliases[kin] = name
+        names.add(name, "person")
+        names.related.add(name)
+        out[name] = Mention(name, known[name], taught)
+    for m in _KIN_ALONE.finditer(text):
+        name = aliases.get(f"{speaker}'s {m.group('kin').lower()}")
+        if name and name not in out:
+            out[name] = Mention(name, known.get(name, "person"))
+    for m in _RUN.finditer(text):
+        run = _clean(m.group(0))
+        words = run.split()
+        while words and (words[0].lower() in _NOT_NAMES or words[0].lower() in STOPWORDS):
+            words = words[1:]
+        if not words:
+            continue
+        if _begins_sentence(text, m.start()) and words[0] == m.group(0).split()[0] and len(words) > 1:
+            if aliases.get(" ".join(words), " ".join(words)) not in known:
+                words = words[1:]  # "Consider Goodreads": the first word is the sentence's, the rest a name
+        run = " ".join(words)
+        at_start = _begins_sentence(text, m.start()) and words[0] == m.group(0).split()[0]
+        if " " not in run and run.lower() in names.common and aliases.get(run, run) not in names.related and (
+            at_start or run not in known
+        ):
+            continue  # "Keep" here, "keep" there: a word, capitalised (a sentence's first, a title's)
+        name = aliases.get(run, run)
+        alias: str | None = None
+        if name not in known and " " not in name and len(name) >= 3:
+            longer = names.people_starting(name)
+            if at_start:  # "Use" of "Usenet" begins many sentences; "Deb" of my sister Deborah may
+                longer = [p for p in longer if p in names.related]
+            if len(longer) == 1:  # "Deb" of "Deborah": the one person whose name it begins
+                alias, name = name, longer[0]
+                aliases[alias] = name
+        if at_start and name not in known:
+            continue  # "Great, thanks" begins a sentence; a known name there still counts
+        if len(name) < 2 or name.lower() in STOPWORDS or name.isupper() and len(name) > 6:
+            continue
+        if name in out:
+            continue
+        names.add(name, _kind(name, text[max(0, m.start() - 40) : m.start()]))
+        out[name] = Mention(name, known[name], alias)
+    return list(out.values())
+
+
+def _begins_sentence(text: str, at: int) -> bool:
+    """Whether the word at ``at`` begins a sentence, a line or a list item (markup aside)."""
+    window = text[max(0, at - 24) : at]
+    return bool(_AFTER_BOUNDARY.search(window) or (at <= 24 and _TEXT_START.match(window)))
+
+
+def known_from(entities: Iterable[tuple[str, str, Iterable[str]]]) -> Names:
+    """The :class:`Names` of stored entities (name, kind, aliases)."""
+    names = Names()
+    for name, kind, als in entities:
+        names.add(name, kind)
+        for a in als:
+            names.aliases[a] = name
+            if "'s " in a:  # an alias like "user's sister": someone's relation
+                names.related.add(name)
+    return names

@@ -1,0 +1,206 @@
+"""Associative recall, each mechanism on its own, on small synthetic conversations with the real
+embedding model: aliases merged into one entity, a two-hop question answered through an entity
+the question does not name, a note that evolves when a new episode arrives, the pieces of a
+question about two events gathered one by one, an exact token ranked first, and knowing when
+nothing in memory is relevant. Plus the pure parts: mention finding and Personalized PageRank."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engramdb import Memory, NotFoundError, OnnxEmbedder, RecallOptions, Weights
+from engramdb.consolidate.mentions import Names, mentions
+from engramdb.recall.graph import names_in, ppr
+from engramdb.recall.query import exact_words, facets
+
+
+def _add(mem: Memory, texts: list[str], session: str = "s1", user: str = "u") -> list[str]:
+    return mem.add([{"role": "user", "content": t} for t in texts], user_id=user, session_id=session)
+
+
+def _rank(hits: list, needle: str) -> int | None:
+    return next((i + 1 for i, h in enumerate(hits) if needle in h.text), None)
+
+
+# -- the graph -------------------------------------------------------------------------------
+
+
+def test_aliases_merge_into_one_entity(mem: Memory) -> None:
+    first = _add(mem, ["I had lunch with my sister Deborah at St. Mary's Church."])[0]
+    deb = _add(mem, ["Deb called me yesterday, she sounded happy."], "s2")[0]
+    sister = _add(mem, ["My sister wants to visit Lisbon in May."], "s3")[0]
+    people = {e.name: e for e in mem.entities(user_id="u")}
+    assert "Deb" not in people  # the short form is her, not someone new
+    assert {"user's sister", "Deb"} <= set(people["Deborah"].aliases)
+    assert people["St. Mary's Church"].kind == "place" and people["Lisbon"].kind == "place"
+    g = mem.graph(user_id="u", around="deb")  # found by an alias, case aside
+    around = {e.source for e in g.edges if e.reason == "mentions" and e.target == people["Deborah"].id}
+    assert {first, deb, sister} <= around  # "my sister" alone meant her too
+    with pytest.raises(NotFoundError):
+        mem.graph(user_id="u", around="Nobody")
+    edges = len([e for e in g.edges if e.reason == "mentions"])
+    assert mem.rebuild_graph(user_id="u") >= edges  # found again from the episodes, the same
+    assert {(e.name, e.episodes) for e in mem.entities(user_id="u")} == {(e.name, e.episodes) for e in people.values()}
+
+
+def test_two_hop_question_through_an_entity_it_does_not_name(mem: Memory) -> None:
+    _add(mem, ["My sister Deborah finally married Tomasz last spring.", "I want to visit Lisbon next summer."]
+         + [f"Random note number {i} about gardening and tomatoes." for i in range(8)])
+    _add(mem, [  # months later, among others who work somewhere
+        "My friend Priya works at a bakery downtown.",
+        "Jonas works at the city library, he loves it.",
+        "Work has been hectic for me lately.",
+        "Tomasz works at Acme Robotics as an engineer.",
+        "My neighbour works at the hospital on night shifts.",
+        "Marta works at a bank in the old town.",
+    ], "s2")
+    q = "Where does Deborah's husband work?"
+    with_graph = mem.search(q, user_id="u", limit=5, options=RecallOptions(weights=Weights(graph=0.2)))
+    without = mem.search(q, user_id="u", limit=5)  # the walk is off by default
+    # the answer names Tomasz, whom only the wedding links to Deborah
+    assert (_rank(with_graph, "Acme Robotics") or 99) <= 3
+    assert (_rank(without, "Acme Robotics") or 99) > 3
+    hit = with_graph[_rank(with_graph, "Acme Robotics") - 1]  # type: ignore[operator]
+    assert hit.signals["graph"] > 0 and "graph" in str(mem.why(hit))
+
+
+def test_a_note_evolves_when_a_new_episode_arrives(mem: Memory) -> None:
+    wedding = _add(mem, ["My sister Deborah married Tomasz last spring.", "I live in Porto."])[0]
+    before = next(e for e in mem.entities(user_id="u") if e.name == "Deborah")
+    assert "Deb" not in before.aliases and before.episodes == 1
+    later = _add(mem, ["Deb visited me last week.", "I live in Porto, still."], "s2")
+    after = next(e for e in mem.entities(user_id="u") if e.name == "Deborah")
+    assert "Deb" in after.aliases and after.episodes == 2  # a new alias, a new mention
+    linked = {r.episode.id: r for r in mem.related(wedding, user_id="u")}
+    assert later[0] in linked and "mentions Deborah" in linked[later[0]].reasons
+    porto = [f for f in mem.facts(user_id="u") if "Porto" in f.text]
+    assert len(porto) == 1 and len(porto[0].sources) == 2  # the fact has its second source
+    with pytest.raises(NotFoundError):
+        mem.related(wedding, user_id="someone-else")
+
+
+# -- gathering the pieces of a question ------------------------------------------------------
+
+
+def test_a_question_about_two_events_recalls_each(mem: Memory) -> None:
+    sessions = [
+        ["The kitchen renovation is finally done, new cabinets and all!", "I baked bread in the new oven right away."],
+        ["I'm reading a novel about sailors.", "My cat knocked over a plant again."],
+        ["Work was busy, lots of meetings about the budget.", "I watched a documentary on volcanoes."],
+        ["We took a road trip to the coast last weekend, the cliffs were stunning.", "We stopped at a fish restaurant."],
+        ["Thinking about which renovation comes first: bathroom or hallway?", "Did the first trip or the second trip cost more?"],
+        ["Which came first, the chicken or the egg? My nephew asked me that.", "I started learning Spanish on an app."],
+    ]
+    for i, texts in enumerate(sessions):
+        mem.add([{"role": "user", "content": t, "timestamp": f"2024-0{i + 1}-10T10:00:00"} for t in texts],
+                user_id="u", session_id=f"s{i}")
+    q = "Which happened first, the kitchen renovation or the road trip to the coast?"
+    hits = mem.search(q, user_id="u", limit=3)
+    assert _rank(hits, "kitchen renovation is") and _rank(hits, "road trip to the coast")
+    assert any(h.signals.get("facet") for h in hits)
+    alone = mem.search(q, user_id="u", limit=3, options=RecallOptions(facets=False))
+    assert not (_rank(alone, "kitchen renovation is") and _rank(alone, "road trip to the coast"))
+
+
+def test_facets_of_questions() -> None:
+    assert facets("How many days passed between the wedding and the move to Porto?") == ("the wedding", "the move to Porto")
+    assert facets("Who became a parent first, Rachel or Alex?") == ("Who became a parent Rachel", "Who became a parent Alex")
+    assert facets("What do Jon and Gina both like?") == ("What do Jon like?", "What do Gina like?")
+    assert len(facets("What is the order of: 'I signed up', 'I paid the fee' and 'I got the card'?")) == 3
+    from datetime import datetime
+
+    assert facets("Where was John between August 11 and August 15?", datetime(2023, 9, 1)) == ()  # a time range
+    assert facets("What did Caroline paint?") == ()
+
+
+# -- exact lookups ---------------------------------------------------------------------------
+
+
+def test_exact_tokens_come_first_among_near_identical_memories(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
+    # 500 tickets told in the same words: similarity cannot tell them apart, the code can
+    rng = random.Random(0)
+    codes = []
+    with Memory(tmp_path / "m.db", embedder=real_embedder) as mem:
+        texts = []
+        for _ in range(500):
+            code = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(rng.randint(2, 4))) + f"-{rng.randint(1000, 99999)}"
+            codes.append(code)
+            texts.append(f"The ticket {code} is about the login bug in the {rng.choice(['gym', 'office', 'pool'])} app.")
+        for s in range(0, 500, 25):
+            _add(mem, texts[s : s + 25], f"s{s}")
+        plain = RecallOptions(weights=Weights(exact=0))
+        first = missed = 0
+        for code in codes:
+            q = f"What is the ticket {code} about?"
+            hits = mem.search(q, user_id="u", limit=5)
+            first += _rank(hits, code) == 1 and hits[0].signals["exact"] == 1.0
+            missed += _rank(mem.search(q, user_id="u", limit=5, options=plain), code) != 1
+    assert first == 500
+    assert missed >= 1  # without the rule, similarity puts another ticket first at least once
+
+
+def test_exact_words_of_questions() -> None:
+    assert exact_words("Which order was AB-4821?") == ("ab", "4821")
+    assert exact_words("Who is Varkelin?") == ("varkelin",)
+    assert exact_words("tok3x5q12345") == ("tok3x5q12345",)
+    assert exact_words("What did I buy in May 2023?") == ()  # a month and a year are times, not codes
+    assert exact_words("Where did we go for dinner?") == ()
+
+
+# -- knowing when nothing is relevant --------------------------------------------------------
+
+
+def test_a_question_about_something_never_said_is_not_relevant(mem: Memory) -> None:
+    _add(mem, [
+        "I practise the guitar for an hour every morning before work.",
+        "My favourite band is Radiohead, I saw them live in 2019.",
+        "I've been baking sourdough bread on Sundays.",
+        "We adopted a rescue dog called Biscuit in March.",
+    ])
+    asked = mem.search("How much time do I spend practising the guitar every day?", user_id="u")
+    never = mem.search("How much time do I spend practising the violin every day?", user_id="u")
+    assert asked.relevant and not never.relevant
+    assert asked.confidence > never.confidence
+    ctx = mem.context("How much time do I spend practising the violin every day?", user_id="u", budget_tokens=400)
+    assert str(ctx).startswith("Nothing in memory seems relevant")
+    full = mem.context("How much time do I spend practising the guitar every day?", user_id="u", budget_tokens=400)
+    assert "guitar" in str(full) and "Nothing in memory" not in str(full)
+
+
+# -- pure parts ------------------------------------------------------------------------------
+
+
+def test_mentions_and_aliases_unit() -> None:
+    names = Names()
+    first = mentions("My colleague Aurelio works at Google in Zurich.", "user", names)
+    assert {(m.name, m.kind) for m in first} == {("Aurelio", "person"), ("Google", "organisation"), ("Zurich", "place")}
+    assert names.aliases["user's colleague"] == "Aurelio"
+    assert [m.name for m in mentions("Great, thanks! Aur is funny.", "user", names)] == ["Aurelio"]
+    assert [m.name for m in mentions("My colleague is late again.", "user", names)] == ["Aurelio"]
+    assert mentions("Sure. Yes, I will.", "user", names) == []  # sentence starts are not names
+    names.add("Aurelia", "person")
+    assert [m.name for m in mentions("I saw Aurel today.", "user", names)] == ["Aurel"]  # two it may be: neither
+    assert names_in("Where does my sister's friend Deb live?")[-1] == "user's sister"
+
+
+def test_personalized_pagerank_matches_the_dense_solution() -> None:
+    rng = np.random.default_rng(1)
+    n = 12
+    edges = np.array(sorted({tuple(sorted(rng.choice(n, 2, replace=False))) for _ in range(25)}), dtype=np.int64)
+    restart = np.zeros((n, 2))
+    restart[0, 0], restart[[3, 5], 1] = 1.0, 0.5
+    got = ppr(edges, n, restart, alpha=0.3, iterations=200)
+    adj = np.zeros((n, n))
+    adj[edges[:, 0], edges[:, 1]] = adj[edges[:, 1], edges[:, 0]] = 1.0
+    deg = adj.sum(axis=1)
+    walk = np.divide(adj, deg[:, None], out=np.zeros_like(adj), where=deg[:, None] > 0)
+    for j in range(2):
+        p = restart[:, j]
+        dangling = np.outer(p / p.sum(), (deg == 0).astype(float))  # a stuck walker restarts
+        want = np.linalg.solve(np.eye(n) - 0.7 * (walk.T + dangling), 0.3 * p)
+        assert np.allclose(got[:, j], want, atol=1e-9)
+    assert np.isclose(got.sum(), restart.sum())  # mass is kept
