@@ -314,7 +314,10 @@ def _exact_support(scope: ScopeIndex, query: str, visible: np.ndarray, max_episo
     out = np.zeros(scope.ep_rowid.size)
     holders = []
     for word in exact_words(query):
-        eps = np.unique(scope.unit_ep[scope.lexical.documents(term_key(word))])
+        key = term_key(word)
+        if scope.lexical.speakers_named([key]).size:
+            continue  # a speaker's name says who said it, not which memory ("which pet does Tom have?")
+        eps = np.unique(scope.unit_ep[scope.lexical.documents(key)])
         eps = eps[(eps >= 0) & visible[np.maximum(eps, 0)]]
         if 0 < eps.size <= max_episodes:
             holders.append(eps)
