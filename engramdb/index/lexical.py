@@ -239,10 +239,10 @@ class LexicalIndex:
         return out
 
     def documents(self, key: int) -> np.ndarray:
-        """The documents (positions, ascending) whose text holds the term ``key``."""
+        """The documents (positions, each once, in no particular order) whose text holds ``key``."""
         base, tail = self._postings
         docs, _ = _postings(key, base, tail, min(self._length.size, self._speaker.size))
-        return np.unique(docs)
+        return docs
 
     def search(self, keys: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k documents by BM25: (positions, scores), best first; only documents that match."""

@@ -48,12 +48,14 @@ def assess(scope: ScopeIndex, query: str, groups: list[RankedGroup], *, top: int
     total = 0.0
     member = [np.asarray(g.episodes, dtype=np.int64) for g in shown]
     for key in keys:
-        eps = np.unique(scope.unit_ep[scope.lexical.documents(key)])
-        df = max(eps.size, 1)  # a word never seen here is as telling as the rarest seen, no more
+        eps = scope.unit_ep[scope.lexical.documents(key)]
+        has = np.bincount(eps[eps >= 0], minlength=n) > 0  # the episodes holding it
+        seen = int(np.count_nonzero(has))
+        df = max(seen, 1)  # a word never seen here is as telling as the rarest seen, no more
         idf = max(math.log((n - df + 0.5) / (df + 0.5)) if df < n else 0.0, 0.05)
         total += idf
-        if eps.size:
-            held += idf * np.fromiter((np.isin(m, eps).any() for m in member), dtype=bool, count=len(member))
+        if seen:
+            held += idf * np.fromiter((has[m].any() for m in member), dtype=bool, count=len(member))
     coverage = float(held.max() / total) if total else 1.0
     closeness = max((g.signals.get("cosine", 0.0) for g in shown), default=0.0)
     confidence = 1.0 / (1.0 + math.exp(-SLOPE * (coverage - THRESHOLD)))

@@ -317,7 +317,10 @@ def _exact_support(scope: ScopeIndex, query: str, visible: np.ndarray, max_episo
         key = term_key(word)
         if scope.lexical.speakers_named([key]).size:
             continue  # a speaker's name says who said it, not which memory ("which pet does Tom have?")
-        eps = np.unique(scope.unit_ep[scope.lexical.documents(key)])
+        docs = scope.lexical.documents(key)
+        if docs.size > 500 * max_episodes:  # no word that many passages hold is a rare one
+            continue
+        eps = np.unique(scope.unit_ep[docs])
         eps = eps[(eps >= 0) & visible[np.maximum(eps, 0)]]
         if 0 < eps.size <= max_episodes:
             holders.append(eps)
