@@ -6,11 +6,17 @@ Each gets a kind from the words around it: a place after "in/at/to/from" or with
 ("Church", "Park", "Street"), an organisation with an organisation word ("Inc", "University"),
 else a person when it is one word, a thing otherwise.
 
+Not names: words this memory also writes in lower case ("Keep", "Use" beginning a tip), titles
+("**Features to Consider:**", "### Getting Started"), and the first word of a sentence unless it
+is a name already known ("Deborah called", once Deborah is known). At 100k LongMemEval turns the
+rules without these made "Use", "Consider" and "Keep" the most mentioned people.
+
 Aliases are merged the way a listener merges them:
 
 - a kin word said with a name ("my sister Deborah", "Deborah, my sister") makes "<speaker>'s
   sister" an alias of Deborah, and later "my sister" alone means her;
-- a short form that begins exactly one known person's name ("Deb" of "Deborah") is that person.
+- a short form that begins exactly one known person's name ("Deb" of "Deborah") is that person
+  (at the start of a sentence only for someone known by a relation: "Use" is not "Usenet").
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ _FACT_COLS = (
     "valid_to, recorded_at, superseded_at, superseded_by, status, strength"
 )
 _STATE_COLS = ("status", "valid_to", "superseded_at", "superseded_by", "strength")
+#: Entities named by a role, not a name (a fact's subject "user"): in every episode, in no graph.
+_ROLES = "('user', 'assistant', 'system', 'tool')"
 
 
 _OBJECT_KIND = {
@@ -424,7 +426,7 @@ class FactStore:
 
     def entity_keys(self, user_id: str) -> list[tuple[int, str, list[str]]]:
         return [(int(r[0]), r[1], json.loads(r[2])) for r in self.s.query(
-            "SELECT rowid, name, aliases FROM entities WHERE user_id = ? AND name NOT IN ('user', 'assistant', 'system', 'tool')",
+            f"SELECT rowid, name, aliases FROM entities WHERE user_id = ? AND name NOT IN {_ROLES}",
             (user_id,),
         )]
 
@@ -439,7 +441,7 @@ class FactStore:
                 rows = self.s.query(
                     f"SELECT DISTINCT entity_rowid, episode_rowid FROM entity_links WHERE user_id = ? AND {column} IN "
                     f"({', '.join('?' * len(chunk))}) AND episode_rowid IS NOT NULL AND entity_rowid NOT IN "
-                    "(SELECT rowid FROM entities WHERE user_id = ? AND name IN ('user', 'assistant', 'system', 'tool'))",
+                    f"(SELECT rowid FROM entities WHERE user_id = ? AND name IN {_ROLES})",
                     (user_id, *chunk, user_id),
                 )
                 out.update((int(a), int(b)) for a, b in rows)
@@ -473,7 +475,7 @@ class FactStore:
             "JOIN entity_links l2 ON l2.entity_rowid = l1.entity_rowid AND l2.user_id = l1.user_id "
             "JOIN entities en ON en.rowid = l1.entity_rowid AND en.user_id = l1.user_id "
             "WHERE l1.user_id = ? AND l1.episode_rowid = ? AND l2.episode_rowid IS NOT NULL AND l2.episode_rowid <> ? "
-            "AND en.name NOT IN ('user', 'assistant', 'system', 'tool')",
+            f"AND en.name NOT IN {_ROLES}",
             (user_id, ep_rowid, ep_rowid),
         ):
             out.append((int(other), "entity", name, int(degree)))
@@ -506,7 +508,7 @@ class FactStore:
             int(r[0]): (int(r[0]), r[1], r[2], r[3], json.loads(r[4]))
             for r in self.s.query(
                 "SELECT rowid, id, name, kind, aliases FROM entities WHERE user_id = ? "
-                "AND name NOT IN ('user', 'assistant', 'system', 'tool')", (user_id,)
+                f"AND name NOT IN {_ROLES}", (user_id,)
             )
         }
         if around is not None:
