@@ -554,7 +554,8 @@ class Memory:
         return self._semantic().undo(change_id, check_id(user_id, "user_id", required=False))
 
     def entities(self, *, user_id: str) -> builtins.list[Entity]:
-        """People, places, organisations, pets and products named in the user's facts."""
+        """People, places, organisations, pets, products and things the user's facts and
+        episodes name (the memory graph's nodes; see :meth:`graph`)."""
         return self._semantic().entities(self._known_user(user_id))
 
     def related(self, episode_id: str, *, user_id: str | None = None, limit: int = 10) -> builtins.list[Related]:
@@ -1063,8 +1064,8 @@ class Memory:
         rest = budget_tokens - (count_tokens(head) + 1 if head else 0)
         note = ""
         if hits and not hits.relevant:
-            # Nothing seems to bear on the question: say so, and show only the closest few
-            # rather than padding the prompt with the least bad of the rest.
+            # Nothing seems to bear on the question: say so first, so the model does not take
+            # the closest memories for an answer (and with abstain_share < 1 show fewer of them).
             note = NOT_RELEVANT.format(confidence=hits.confidence)
             if count_tokens(note) + 1 < rest:
                 rest = max(0, int((rest - count_tokens(note) - 1) * opts.abstain_share))
