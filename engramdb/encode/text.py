@@ -27,8 +27,9 @@ tell know think remember mentioned said say told ask asked
 )
 
 
-#: A sentence, roughly: a run up to and including its end mark (or a line's end).
-SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+#: A sentence, roughly: a run up to and including its end mark (or a line's end). A point
+#: between digits is a decimal point, not an end ("I paid $1.5k for it.").
+SENTENCE = re.compile(r"(?:[^.!?\n]|(?<=\d)\.(?=\d))+[.!?]?")
 
 
 def first_sentence(text: str, limit: int = 300) -> str:
