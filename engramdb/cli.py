@@ -232,13 +232,14 @@ def context(db: str, user_id: str, budget: int, now: str | None, as_of: str | No
 @click.option("--end", default=None, help="Period end (ISO 8601).")
 @click.option("--limit", "-n", default=100, show_default=True, help="How many episodes.")
 @click.option("--now", default=None, help="When the query is asked (ISO 8601); default: now.")
+@click.option("--place", default=None, help="Only episodes at this place (see `engramdb places`).")
 @json_option
 @handle_errors
 def timeline(db: str, user_id: str, query: str | None, start: str | None, end: str | None, limit: int,
-             now: str | None, as_json: bool) -> None:
+             now: str | None, place: str | None, as_json: bool) -> None:
     """Episodes in chronological order of what they tell, with resolved dates."""
     with _open(db, embedder="default" if query else None) as mem:
-        eps = mem.timeline(user_id=user_id, query=query, start=start, end=end, limit=limit, now=now)
+        eps = mem.timeline(user_id=user_id, query=query, start=start, end=end, limit=limit, now=now, place=place)
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in eps], indent=1, ensure_ascii=False))
         return
@@ -296,6 +297,113 @@ def facts(db: str, user_id: str, show_all: bool, subject: str | None, statements
     with _open(db, embedder=None) as mem:
         fs = mem.facts(user_id=user_id, status=None if show_all else "current", subject=subject, kinds=kinds)
     _print_facts(fs, as_json)
+
+
+_AGGREGATES = ("list", "count", "sum", "latest", "earliest")
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--subject", default=None, help="Whose: a subject (\"user\", a speaker's name, \"user's sister\").")
+@click.option("--predicate", "-p", default=None,
+              help="What relation: bought, spent, raised, lives_in, works_at, likes, visited, owns, attended, "
+                   "does, says… (an alias such as \"purchased\" or \"lives in\" works too).")
+@click.option("--object", "-o", "obj", default=None,
+              help='A pattern for the object: words (any order, singular or plural), "*" inside a word, '
+                   '"quoted phrase", a|b.')
+@click.option("--entity", default=None, help="Only rows whose subject or object names this entity (or an alias).")
+@click.option("--from", "start", default=None, help="Only what began on or after this time (ISO 8601).")
+@click.option("--to", "end", default=None, help="Only what began on or before this time (ISO 8601).")
+@click.option("--as-of", default=None, help="What held in the world at this time (superseded facts included).")
+@click.option("--amounts", is_flag=True, help="Only rows that carry an amount.")
+@click.option("--aggregate", "-a", type=click.Choice(_AGGREGATES), default="list", show_default=True,
+              help="List the rows, count them, sum their amounts, or give the latest or earliest.")
+@click.option("--unit", default=None, help="With --aggregate sum: add every amount that converts to this unit "
+              "(hours, minutes, days, kg, lb, km, miles…); default: a total per unit.")
+@click.option("--limit", "-n", default=1000, show_default=True, help="At most this many rows.")
+@json_option
+@handle_errors
+def query(db: str, user_id: str, subject: str | None, predicate: str | None, obj: str | None, entity: str | None,
+          start: str | None, end: str | None, as_of: str | None, amounts: bool, aggregate: str, unit: str | None,
+          limit: int, as_json: bool) -> None:
+    """Ask semantic memory like a database: rows with their sources, counted, summed or latest.
+
+    \b
+    engramdb query -u ana -p spent --aggregate sum
+    engramdb query -u ana -p bought -o bike --aggregate latest
+    engramdb query -u ana -o wedding --aggregate count
+    """
+    between = (start, end) if start or end else None
+    with _open(db, embedder=None) as mem:
+        rows = mem.query(user_id=user_id, subject=subject, predicate=predicate, object=obj, entity=entity,
+                         between=between, as_of=as_of, amounts=amounts, limit=limit)
+    picked = rows
+    if aggregate in ("latest", "earliest"):
+        one = getattr(rows, aggregate)
+        picked = type(rows)([one] if one else [])
+    if as_json:
+        out: dict[str, Any] = {"rows": [r.to_dict() for r in picked], "count": len(rows)}
+        if aggregate == "sum":
+            out["total"] = rows.total(unit)
+        click.echo(json.dumps(out, indent=1, ensure_ascii=False))
+        return
+    t = Table()
+    for col in ("when", "subject", "predicate", "object", "amount", "text", "episodes"):
+        t.add_column(col, overflow="fold")
+    for r in picked:
+        amount = f"{r.amount:g} {r.unit}" if r.amount is not None else ""
+        t.add_row(f"{r.valid_from:%Y-%m-%d}" if r.valid_from else "", r.subject, r.predicate, r.object, amount, r.text,
+                  str(len(r.episodes)))
+    console.print(t)
+    if aggregate == "count":
+        console.print(f"[bold]{len(rows)}[/] found")
+    elif aggregate == "sum":
+        total = rows.total(unit)
+        console.print("total: " + (", ".join(f"[bold]{v:g}[/] {u}" for u, v in total.items()) or "no amounts"))
+
+
+@main.command()
+@db_option
+@user_option()
+@click.option("--level", "-l", type=click.Choice(("person", "topic", "session", "segment")), default="person",
+              show_default=True, help="Which level of the tree.")
+@click.option("--query", "-q", default=None, help="Only the nodes that share words with this, best first.")
+@click.option("--limit", "-n", default=50, show_default=True, help="At most this many nodes.")
+@json_option
+@handle_errors
+def summary(db: str, user_id: str, level: str, query: str | None, limit: int, as_json: bool) -> None:
+    """The summary tree: segment → session → topic → person, each node citing what is under it."""
+    with _open(db, embedder=None) as mem:
+        nodes = mem.summary(user_id=user_id, level=level, query=query, limit=limit)
+    if as_json:
+        click.echo(json.dumps([n.to_dict() for n in nodes], indent=1, ensure_ascii=False))
+        return
+    if not nodes:
+        console.print(f"[dim]no {level} summaries yet (add and consolidate episodes first)[/]")
+    for n in nodes:
+        console.rule(f"{n.title}  [dim]({len(n.children)} children, {len(n.episodes)} episodes)[/]")
+        console.print(n.text, markup=False)
+
+
+@main.command()
+@db_option
+@user_option()
+@json_option
+@handle_errors
+def places(db: str, user_id: str, as_json: bool) -> None:
+    """The places of a user's memory, most told first (filter with `timeline --place`)."""
+    with _open(db, embedder=None) as mem:
+        found = mem.places(user_id=user_id)
+    if as_json:
+        click.echo(json.dumps([{"name": p.name, "episodes": p.episodes} for p in found], indent=1, ensure_ascii=False))
+        return
+    t = Table()
+    t.add_column("place")
+    t.add_column("episodes", justify="right")
+    for p in found:
+        t.add_row(p.name, str(p.episodes))
+    console.print(t)
 
 
 @main.command()

@@ -18,8 +18,12 @@ from .errors import EngramError, MissingDependencyError, StoreError
 from .forget import DeletionReceipt
 from .consolidate.engine import Report
 from .lifecycle import MaintenanceReport, Policy, Recognition
-from .model import CoreBlock, CoreChange, Entity, Episode, Fact, Flagged, Hit, Hits, MemoryGraph, Related, Relevance, Segment, StoreStats
+from .model import (
+    CoreBlock, CoreChange, Entity, Episode, Fact, Flagged, Hit, Hits, MemoryGraph, Related, Relevance, Segment, StoreStats,
+    Summary,
+)
 from .recall.packing import Context
+from .structured import Row, Rows
 from .wire import load
 
 try:
@@ -97,7 +101,8 @@ class Client:
         body = {"query": query, "user_id": user_id, "limit": limit, "now": _when(now), "as_of": _when(as_of),
                 "include_archived": include_archived}
         data = self._call("POST", "/v1/search", json={k: v for k, v in body.items() if v is not None})
-        return Hits(load(list[Hit], data["hits"]), load(Relevance, data["relevance"]))
+        hits = load(list[Hit], data["hits"])
+        return Hits(hits, load(Relevance, data["relevance"]), data.get("aggregate"), hits[: int(data.get("instances") or 0)])
 
     def related(self, episode_id: str, *, user_id: str | None = None, limit: int = 10) -> builtins.list[Related]:
         data = self._call("GET", f"/v1/episodes/{self._path(episode_id)}/related", params={"user_id": user_id, "limit": limit})
@@ -116,11 +121,35 @@ class Client:
 
     def timeline(
         self, *, user_id: str, query: str | None = None, start: str | datetime | None = None,
-        end: str | datetime | None = None, limit: int = 100, now: str | datetime | None = None,
+        end: str | datetime | None = None, limit: int = 100, now: str | datetime | None = None, place: str | None = None,
     ) -> builtins.list[Episode]:
         data = self._call("GET", f"/v1/users/{self._path(user_id)}/timeline",
-                          params={"query": query, "start": _when(start), "end": _when(end), "limit": limit, "now": _when(now)})
+                          params={"query": query, "start": _when(start), "end": _when(end), "limit": limit, "now": _when(now),
+                                  "place": place})
         return load(list[Episode], data["episodes"])  # type: ignore[no-any-return]
+
+    def query(
+        self, *, user_id: str, subject: str | None = None, predicate: str | None = None, object: str | None = None,
+        entity: str | None = None, between: tuple[str | datetime | None, str | datetime | None] | None = None,
+        as_of: str | datetime | None = None, known_at: str | datetime | None = None, amounts: bool = False,
+        limit: int = 1000,
+    ) -> Rows:
+        body = {"user_id": user_id, "subject": subject, "predicate": predicate, "object": object, "entity": entity,
+                "between": [_when(b) for b in between] if between is not None else None, "as_of": _when(as_of),
+                "known_at": _when(known_at), "amounts": amounts, "limit": limit}
+        data = self._call("POST", "/v1/query", json={k: v for k, v in body.items() if v is not None})
+        return Rows(load(list[Row], data["rows"]))
+
+    def summary(
+        self, *, user_id: str, level: str = "person", query: str | None = None, limit: int = 50
+    ) -> builtins.list[Summary]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/summary",
+                          params={"level": level, "query": query, "limit": limit})
+        return load(list[Summary], data["nodes"])  # type: ignore[no-any-return]
+
+    def places(self, *, user_id: str) -> builtins.list[Entity]:
+        data = self._call("GET", f"/v1/users/{self._path(user_id)}/places")
+        return load(list[Entity], data["places"])  # type: ignore[no-any-return]
 
     def list(
         self, *, user_id: str, session_id: str | None = None, limit: int | None = None, offset: int = 0

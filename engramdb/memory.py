@@ -21,6 +21,7 @@ import numpy as np
 from . import graphview
 from .consolidate import engine as consolidation
 from .consolidate.engine import Report
+from .consolidate import tree
 from .consolidate.extract import Extractor, RuleExtractor
 from .encode.embedders import Embedder, LazyEmbedder
 from .encode.text import Passage, count_tokens, split_passages
@@ -34,12 +35,15 @@ from .lifecycle import (
 )
 from .model import (
     Change, CoreBlock, CoreChange, Entity, Episode, Explanation, Fact, Flagged, Hit, Hits, MemoryGraph, Related, Segment,
-    StoreStats,
+    StoreStats, Summary,
 )
+from .recall.aggregate import header as instances_header
 from .recall.packing import Context, pack
 from .recall.pipeline import Recaller
 from .recall.search import RecallOptions
-from .semantic import FACT_KINDS
+from . import structured
+from .semantic import FACT_KINDS, PREDICATES, predicate_of
+from .structured import Rows, object_matches, pattern_words, rows_of
 from .store.base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, NewUnit, SemanticStore, Store
 from .store.sqlite import SQLiteStore
 from .timeutil import now_utc, parse_timestamp
@@ -528,6 +532,81 @@ class Memory:
             self._known_user(user_id), status=status, subject=subject, predicate=predicate, kinds=tuple(kinds)
         )
 
+    def query(
+        self,
+        *,
+        user_id: str,
+        subject: str | None = None,
+        predicate: str | None = None,
+        object: str | None = None,
+        entity: str | None = None,
+        between: tuple[str | datetime | None, str | datetime | None] | None = None,
+        as_of: str | datetime | None = None,
+        known_at: str | datetime | None = None,
+        amounts: bool = False,
+        limit: int = 1000,
+    ) -> Rows:
+        """Semantic memory as rows, each with ``text``, ``subject``, ``predicate``, ``object``,
+        ``amount``/``unit``, ``valid_from``/``valid_to`` and the ``episodes`` it was told in.
+
+        ``predicate``: one of :data:`engramdb.semantic.PREDICATES` or an alias ("purchased",
+        "lives in"); ``object``: a pattern (words, ``*``, ``"a phrase"``, ``a|b``; see
+        :mod:`engramdb.structured`); ``entity``: a name the subject or object holds (or an
+        alias of it); ``between=(start, end)``: what began in that period; ``as_of``: what held
+        in the world then (superseded facts included); ``known_at``: what memory held then;
+        ``amounts``: only rows that carry an amount. Without ``as_of``/``known_at``, current
+        facts. Statements (sentences said, ``predicate="says"``) are rows too, unless a typed
+        fact of the same telling stands for them. The result is a list of :class:`Row` with
+        ``total(unit)``, ``latest`` and ``earliest``; ``len()`` counts the things.
+        """
+        user = self._known_user(user_id)
+        for name, value in (("subject", subject), ("object", object), ("entity", entity)):
+            if value is not None:
+                check_text(value, field_name=name, limit=MAX_ID_CHARS)
+        pred = None
+        if predicate is not None:
+            check_text(predicate, field_name="predicate", limit=MAX_ID_CHARS)
+            pred = predicate_of(predicate)
+            if pred is None:
+                raise InputError(
+                    f"unknown predicate {predicate!r}; one of: {', '.join(sorted(PREDICATES))}", field="predicate"
+                )
+        _check_limit(limit)
+        lo = hi = None
+        if between is not None:
+            if not isinstance(between, (tuple, list)) or len(between) != 2:
+                raise InputError("between must be a pair (start, end)", field="between")
+            lo = parse_timestamp(between[0], field="between") if between[0] is not None else None
+            hi = parse_timestamp(between[1], field="between") if between[1] is not None else None
+            if lo and hi and lo > hi:
+                raise InputError("between: start is after end", field="between")
+        t_valid = parse_timestamp(as_of, field="as_of") if as_of is not None else None
+        t_known = parse_timestamp(known_at, field="known_at") if known_at is not None else None
+        if not isinstance(amounts, bool):
+            raise InputError("amounts must be true or false", field="amounts")
+        status = None if (t_valid or t_known) else "current"
+        found = self._semantic().facts(
+            user, status=status, subject=subject, predicate=pred, kinds=tuple(sorted(FACT_KINDS)),
+            object_like=pattern_words(object) if object else (), amounts_only=amounts,
+        )
+        names: builtins.list[str] = []
+        if entity is not None:
+            low = entity.strip().lower()
+            for e in self._semantic().entities(user):
+                if e.name.lower() == low or low in (a.lower() for a in e.aliases):
+                    names = [e.name, *e.aliases]
+                    break
+            names = names or [entity.strip()]
+        kept = [
+            f for f in found
+            if (object is None or object_matches(object, f.object))
+            and (not names or any(object_matches(f'"{n}"', f"{f.subject} {f.object}") for n in names))
+            and (lo is None and hi is None or structured.within(f, lo, hi))
+            and (t_valid is None or structured.valid_at(f, t_valid))
+            and (t_known is None or structured.known_at(f, t_known))
+        ]
+        return Rows(rows_of(kept)[:limit])
+
     def profile(self, *, user_id: str, subject: str | None = None) -> dict[str, dict[str, builtins.list[Fact]]]:
         """Current facts grouped by subject, then by category (identity, work, places…)."""
         out: dict[str, dict[str, builtins.list[Fact]]] = {}
@@ -557,6 +636,47 @@ class Memory:
         """People, places, organisations, pets, products and things the user's facts and
         episodes name (the memory graph's nodes; see :meth:`graph`)."""
         return self._semantic().entities(self._known_user(user_id))
+
+    def summary(
+        self, *, user_id: str, level: str = "person", query: str | None = None, limit: int = 50
+    ) -> builtins.list[Summary]:
+        """The summary tree (MemTree): ``level`` is ``person`` (what is known of each speaker),
+        ``topic`` (what is named in several sessions), ``session`` or ``segment`` (runs of one
+        session about one thing). Each node cites its ``children`` (keys one level down) and
+        its ``episodes``. Extractive and offline; written by the LLM when the memory's
+        extractor is one. Brought up to date on read: only the sessions that changed since the
+        last read (new episodes, or a delete) are summarised again. ``query``: the nodes that
+        share its words, best first (a recall key per level).
+        """
+        user = self._known_user(user_id)
+        if level not in tree.LEVELS:
+            raise InputError(f"level must be one of {', '.join(tree.LEVELS)}", field="level")
+        _check_limit(limit)
+        if query is not None:
+            check_text(query, field_name="query", limit=MAX_QUERY_CHARS)
+        facts = self._semantic()
+        if level == "segment":
+            nodes = [
+                Summary("segment", s.id, f"segment of session {s.session_id or '(none)'}", s.summary, (), s.episodes,
+                        s.last_seq, s.id)
+                for s in facts.tree_segments(user)
+            ]
+        else:
+            if not self.store.read_only:
+                tree.refresh(facts, user, getattr(self.extractor, "summarise", None))
+            nodes = facts.summaries(user, level)
+            if level == "session":
+                order = {s: i for i, s in enumerate(facts.session_spans(user))}
+                nodes.sort(key=lambda n: order.get(n.key or None, len(order)))
+            elif level == "topic":
+                nodes.sort(key=lambda n: (-len(n.children), n.key))
+        return (tree.rank(nodes, query) if query else nodes)[:limit]
+
+    def places(self, *, user_id: str) -> builtins.list[Entity]:
+        """The places of a user's memory, most told first: named places episodes mention, the
+        common places people say they were at ("gym", "home") and places given when adding
+        (``Entity.episodes`` counts the episodes at each; filter with ``timeline(place=…)``)."""
+        return sorted((e for e in self.entities(user_id=user_id) if e.kind == "place"), key=lambda e: (-e.episodes, e.name))
 
     def related(self, episode_id: str, *, user_id: str | None = None, limit: int = 10) -> builtins.list[Related]:
         """Episodes linked to this one in the memory graph, strongest first, each with its
@@ -1048,7 +1168,10 @@ class Memory:
         """Recall packed into at most ``budget_tokens`` tokens: a block for an LLM prompt.
 
         Lines are deduplicated, ordered oldest first and cite date and speaker. The result
-        is a ``str`` that also carries ``episode_ids``, ``tokens`` and ``hits``.
+        is a ``str`` that also carries ``episode_ids``, ``tokens`` and ``hits``. For a question
+        about every instance of something ("how many…", "how much in total…"), the instances
+        recall gathered come first, their lines marked ``#1``…``#n`` under a line that says how
+        many were found (see :attr:`Hits.instances`).
         """
         if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
             raise LimitError("budget_tokens must be a positive integer", field="budget_tokens")
@@ -1071,7 +1194,13 @@ class Memory:
                 rest = max(0, int((rest - count_tokens(note) - 1) * opts.abstain_share))
             else:
                 note = ""
-        ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share)
+        # "how many…?": the instances gathered come first, marked, with how many were found
+        lead = instances_header(hits.aggregate or "", len(hits.instances)) if hits.instances else ""
+        ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share, lead=lead)
+        fit = sum(1 for h in ctx.hits if "instance" in h.signals)
+        if lead and fit < len(hits.instances):  # say so when the budget holds fewer
+            lead += f" only {fit} fit here."
+            ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share, lead=lead)
         if note:
             text = note + ("\n" + str(ctx) if str(ctx) else "")
             ctx = Context(text, ctx.episode_ids, count_tokens(text), ctx.hits)
@@ -1092,22 +1221,30 @@ class Memory:
         end: str | datetime | None = None,
         limit: int = 100,
         now: str | datetime | None = None,
+        place: str | None = None,
     ) -> builtins.list[Episode]:
         """Episodes in chronological order of what they tell (``Episode.event_time``).
 
         With ``query``: the episodes recall finds for it, put in time order — for "what came
         first?" and "what happened before/after?". ``start``/``end`` bound the period (an
-        episode counts if it was said, or mentions a time, inside it).
+        episode counts if it was said, or mentions a time, inside it). ``place``: only the
+        episodes at that place — given it when added, or tagged with it by consolidation (a
+        named place they mention, or "at the gym", "back home"); see :meth:`places`.
         """
         user = self._known_user(user_id)
         _check_limit(limit)
+        if place is not None:
+            check_text(place, field_name="place", limit=MAX_ID_CHARS)
         lo = parse_timestamp(start, field="start") if start is not None else None
         hi = parse_timestamp(end, field="end") if end is not None else None
         if lo and hi and lo > hi:
             raise InputError("start is after end", field="start")
         if query is None:
-            return self.store.timeline(user, lo.timestamp() if lo else None, hi.timestamp() if hi else None, limit)
+            return self.store.timeline(user, lo.timestamp() if lo else None, hi.timestamp() if hi else None, limit, place)
         eps = [e for h in self.search(query, user_id=user, limit=limit, now=now) for e in h.episodes]
+        if place is not None:
+            at = self._semantic().placed_episodes(user, place)
+            eps = [e for e in eps if e.id in at]
 
         def within(e: Episode) -> bool:
             spans = [(e.timestamp.date(), e.timestamp.date())] + [(t.start, t.end) for t in e.times]

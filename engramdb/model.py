@@ -119,13 +119,26 @@ class Relevance:
 
 class Hits(list[Hit]):
     """What ``search()`` returns: the hits, best first (a list), and ``relevance``: whether
-    any of them bears on the question (``relevant``, ``confidence``)."""
+    any of them bears on the question (``relevant``, ``confidence``).
+
+    For a question about every instance of something ("how many weddings…", "how much did I
+    spend in total…"), ``aggregate`` names it (count, sum, list, most) and ``instances`` are
+    the hits that each tell one instance, one per telling (the same thing told twice is one
+    hit citing both), gathered across sessions; each is among the first 10 hits.
+    """
 
     relevance: Relevance
+    aggregate: str | None
+    instances: tuple[Hit, ...]
 
-    def __init__(self, hits: Iterable[Hit] = (), relevance: Relevance | None = None) -> None:
+    def __init__(
+        self, hits: Iterable[Hit] = (), relevance: Relevance | None = None, aggregate: str | None = None,
+        instances: Iterable[Hit] = (),
+    ) -> None:
         super().__init__(hits)
         self.relevance = relevance if relevance is not None else Relevance(float(bool(self)), bool(self), 0.0, 0.0)
+        self.aggregate = aggregate
+        self.instances = tuple(instances)
 
     @property
     def relevant(self) -> bool:
@@ -167,6 +180,8 @@ class Fact:
     qualifier: str = ""
     sources: tuple[str, ...] = ()
     sightings: int = 1
+    amount: float | None = None  # a quantity the fact carries, in ``unit`` (see engramdb.encode.quantity)
+    unit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return _dump(self)
@@ -246,6 +261,26 @@ class Segment:
     session_id: str | None
     episode_ids: tuple[str, ...]
     summary: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A node of the summary tree (``Memory.summary``): its ``level`` (segment, session, topic,
+    person), ``key`` (the segment id, session id, topic name or person), ``title``, ``text``,
+    the keys of its ``children`` one level down and the ids of the ``episodes`` under it."""
+
+    level: str
+    key: str
+    title: str
+    text: str
+    children: tuple[str, ...] = ()
+    episodes: tuple[str, ...] = ()
+    last_seq: int = 0
+    id: str = ""
+    updated_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _dump(self)
 
 
 @dataclass(frozen=True)

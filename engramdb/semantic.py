@@ -22,10 +22,50 @@ CATEGORY = {
     "has_pet": "relationships", "has_relation": "relationships", "relationship_status": "relationships",
     "likes": "preferences", "dislikes": "preferences", "prefers": "preferences", "favorite": "preferences",
     "allergic_to": "preferences", "habit": "preferences",
-    "plans": "plans", "owns": "possessions",
+    "plans": "plans", "owns": "possessions", "bought": "possessions",
+    "spent": "amounts", "raised": "amounts",
     "does": "activities", "attended": "activities",
     "says": "statements",
 }
+#: The predicates of semantic memory: what :meth:`engramdb.Memory.query` accepts (or an alias of one,
+#: see :func:`predicate_of`), with what each says. The object is a thing, a place or a name; a fact
+#: may also carry an amount (``amount``/``unit``, see :mod:`engramdb.encode.quantity`).
+PREDICATES = {
+    "name": "the subject's name", "age": "the subject's age in years", "from": "where the subject comes from",
+    "diet": "vegetarian, vegan…", "birthday": "the subject's birthday",
+    "lives_in": "where the subject lives now (one at a time)", "visited": "a place the subject went to",
+    "works_at": "the subject's employer (one at a time)", "job_title": "the subject's occupation",
+    "studies": "what the subject studies",
+    "has_pet": "a pet, by name (qualifier: the animal)", "has_relation": "a person, by relation (qualifier)",
+    "relationship_status": "married, single…",
+    "likes": "a taste", "dislikes": "a distaste", "prefers": "a preference", "favorite": "a favourite (qualifier: of what)",
+    "allergic_to": "an allergy", "habit": "something done regularly",
+    "plans": "an intention", "owns": "a possession (amount: how many)", "bought": "a purchase (amount: its price)",
+    "spent": "money or time spent on the object", "raised": "money raised or donated for the object",
+    "does": "a pastime practised", "attended": "an event or class attended",
+    "says": "a sentence of the speaker's, verbatim (amount: the first amount in it)",
+}
+_PREDICATE_ALIASES = {
+    "buy": "bought", "buys": "bought", "purchased": "bought", "purchase": "bought", "got": "bought",
+    "live_in": "lives_in", "lives": "lives_in", "lived_in": "lives_in", "moved_to": "lives_in",
+    "work_at": "works_at", "works_for": "works_at", "employer": "works_at", "job": "job_title",
+    "like": "likes", "loves": "likes", "love": "likes", "enjoys": "likes", "dislike": "dislikes", "hates": "dislikes",
+    "visit": "visited", "went_to": "visited", "traveled_to": "visited", "travelled_to": "visited", "been_to": "visited",
+    "spend": "spent", "paid": "spent", "pay": "spent", "cost": "spent", "raise": "raised", "donated": "raised",
+    "own": "owns", "has": "owns", "have": "owns", "attend": "attended", "went": "attended", "do": "does",
+    "said": "says", "statement": "says", "say": "says", "pet": "has_pet", "relation": "has_relation",
+    "plan": "plans", "study": "studies", "favourite": "favorite",
+}
+
+
+def predicate_of(word: str) -> str | None:
+    """The predicate a word names ("lives in", "purchased", "Works-At" -> lives_in, bought,
+    works_at), or None if it names none of :data:`PREDICATES`."""
+    key = "_".join(word.strip().lower().replace("-", " ").split())
+    key = _PREDICATE_ALIASES.get(key, key)
+    return key if key in PREDICATES else None
+
+
 #: The predicate of a statement: a sentence in which the speaker tells of themselves or their
 #: world, kept verbatim (text: the sentence; object: its :func:`said_key`) — see :class:`RuleExtractor`.
 STATEMENT = "says"
@@ -42,6 +82,8 @@ class FactDraft:
     negated: bool = False
     confidence: float = 0.8
     qualifier: str = ""  # e.g. the thing a favourite is of ("favorite" + "color")
+    amount: float | None = None  # a quantity the fact carries, in ``unit`` (normalised, see encode.quantity)
+    unit: str = ""
 
     @property
     def kind(self) -> str:
@@ -68,6 +110,8 @@ class Known:
     predicate: str
     qualifier: str
     object: str
+    amount: float | None = None
+    unit: str | None = ""
 
 
 @dataclass
@@ -77,3 +121,15 @@ class Decision:
     merge_into: str | None = None
     closes: list[str] = field(default_factory=list)  # ids of facts this supersedes/retracts
     new_id: str | None = None  # id of the fact an "add" creates (assigned before storing)
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A segment as the summary tree reads it: its member episode ids and summary."""
+
+    id: str
+    session_id: str | None
+    episodes: tuple[str, ...]
+    summary: str
+    first_seq: int
+    last_seq: int

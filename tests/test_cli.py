@@ -187,3 +187,25 @@ def test_quarantine_list_release_hold_and_import_writer(run, tmp_path: Path) -> 
     assert "1 quarantined for review" in res.stderr
     eps = json.loads(run("list", "--user", "w", "--json").output)
     assert [(e["writer"], e["status"]) for e in eps] == [("import:chats.jsonl", "quarantined"), ("import:chats.jsonl", "active")]
+
+
+def test_query_summary_places_and_timeline_by_place(run) -> None:  # type: ignore[no-untyped-def]
+    run("add", "--user", "u", "--session", "s1", "--time", "2024-03-01T10:00:00", "I spent 2 hours on my sculpture at the studio.")
+    run("add", "--user", "u", "--session", "s2", "--time", "2024-03-08T10:00:00", "I spent 45 minutes on the sculpture.")
+    run("add", "--user", "u", "--session", "s3", "--time", "2024-03-09T10:00:00", "I bought a new bike for $300.")
+    total = json.loads(run("query", "--user", "u", "-p", "spent", "-a", "sum", "--unit", "minutes", "--json").output)
+    assert total["count"] == 2 and total["total"] == {"minutes": 165.0}
+    assert all(r["episodes"] and r["unit"] == "hours" for r in total["rows"])
+    out = run("query", "--user", "u", "-p", "spent", "-a", "sum").output
+    assert "total: 2.75 hours" in out
+    latest = json.loads(run("query", "--user", "u", "--amounts", "-a", "latest", "--json").output)
+    assert [r["object"] for r in latest["rows"]] == ["bike"] and latest["rows"][0]["amount"] == 300.0
+    assert "1 found" in run("query", "--user", "u", "-p", "purchased", "-o", "bike", "-a", "count").output
+    bad = run("query", "--user", "u", "-p", "flies_to", ok=False)
+    assert bad.exit_code != 0 and "unknown predicate" in bad.output + bad.stderr
+    sessions = json.loads(run("summary", "--user", "u", "--level", "session", "--json").output)
+    assert [n["key"] for n in sessions] == ["s1", "s2", "s3"] and all(n["episodes"] for n in sessions)
+    assert "user —" in run("summary", "--user", "u").output  # the person level
+    assert "studio" in run("places", "--user", "u").output
+    at = json.loads(run("timeline", "--user", "u", "--place", "studio", "--json").output)
+    assert [e["session_id"] for e in at] == ["s1"]

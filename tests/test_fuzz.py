@@ -66,8 +66,18 @@ call("release", st.tuples(anything, users).map(lambda a: lambda m: m.release(a[0
 call("quarantine", st.tuples(anything, users).map(lambda a: lambda m: m.quarantine(a[0], user_id=a[1])))
 call("context", st.tuples(anything, users, anything, times).map(
     lambda a: lambda m: m.context(a[0], user_id=a[1], budget_tokens=a[2], now=a[3])))
-call("timeline", st.tuples(users, st.one_of(st.none(), anything), times, times, anything).map(
-    lambda a: lambda m: m.timeline(user_id=a[0], query=a[1], start=a[2], end=a[3], limit=a[4])))
+call("timeline", st.tuples(users, st.one_of(st.none(), anything), times, times, anything, st.one_of(st.none(), anything)).map(
+    lambda a: lambda m: m.timeline(user_id=a[0], query=a[1], start=a[2], end=a[3], limit=a[4], place=a[5])))
+predicates = st.one_of(st.none(), st.sampled_from(["bought", "lives in", "spent", "says"]), anything)
+call("query", st.tuples(users, st.one_of(st.none(), anything), predicates, st.one_of(st.none(), texts, anything),
+                        st.one_of(st.none(), anything), st.one_of(st.none(), st.tuples(times, times), anything), times,
+                        times, anything, anything).map(
+    lambda a: lambda m: m.query(user_id=a[0], subject=a[1], predicate=a[2], object=a[3], entity=a[4], between=a[5],
+                                as_of=a[6], known_at=a[7], amounts=a[8], limit=a[9])))
+call("summary", st.tuples(users, st.one_of(st.sampled_from(["person", "topic", "session", "segment"]), anything),
+                          st.one_of(st.none(), anything), anything).map(
+    lambda a: lambda m: m.summary(user_id=a[0], level=a[1], query=a[2], limit=a[3])))
+call("places", users.map(lambda u: lambda m: m.places(user_id=u)))
 call("list", st.tuples(users, anything, anything, anything, anything).map(
     lambda a: lambda m: m.list(user_id=a[0], session_id=a[1], agent_id=a[2], limit=a[3], offset=a[4])))
 call("get", st.tuples(anything, st.one_of(st.none(), users)).map(lambda a: lambda m: m.get(a[0], user_id=a[1])))
@@ -168,13 +178,15 @@ CLI_COMMANDS = [
     ["add"], ["search"], ["context"], ["timeline"], ["list"], ["get"], ["delete"], ["facts"], ["profile"],
     ["history"], ["undo"], ["changes"], ["stats"], ["export"], ["forget"], ["consolidate"], ["verify-deleted"],
     ["quarantine", "list"], ["quarantine", "release"], ["quarantine", "hold"], ["import", "jsonl"],
-    ["maintain"], ["policy"], ["recognise"], ["restore"],
+    ["maintain"], ["policy"], ["recognise"], ["restore"], ["query"], ["summary"], ["places"],
 ]
 OPTIONS = [
     "--user", "u", "--limit", "-1", "0", "10", "--json", "--session", "s1", "--time", "--now", "--as-of", "--budget",
     "--query", "--before", "--yes", "--source", "tool", "--role", "--meta", "{}", "[1]", "--offset", "--all",
     "--subject", "--statements", "--start", "--end", "-n", "--name", "ep_x", "fact_x", "chg_x",
     "--max-active", "--archive-below", "--ttl-days", "--dry-run", "--clear", "0.5", "nan", "1e308",
+    "--predicate", "bought", "--object", "--aggregate", "sum", "--unit", "hours", "--level", "topic", "--place",
+    "--from", "--to", "--amounts", "--entity",
 ]
 cli_args = st.lists(st.one_of(st.sampled_from(OPTIONS), st.sampled_from(NASTY[:-2]), st.text(max_size=12)), max_size=6)
 

@@ -104,3 +104,38 @@ def test_inspector_search_delete_facts_core(tmp_path: Path, real_embedder: OnnxE
             browser.save_screenshot(str(SHOTS / "core.png"))
         finally:
             srv.stop()
+
+
+def test_inspector_summary_tree_places_and_instances(tmp_path: Path, real_embedder: OnnxEmbedder, browser: Any) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with Memory(tmp_path / "t.db", embedder=real_embedder) as mem:
+        u = "dana"
+        for session, when, text in (
+            ("s1", "2024-03-02T10:00:00", "I spent $200 on a pottery workshop at the community center with my friend Deborah."),
+            ("s2", "2024-04-06T10:00:00", "Deborah and I went to a glazing workshop, I spent $120 on it."),
+            ("s3", "2024-05-11T10:00:00", "I found my blue scarf at the gym this morning."),
+        ):
+            mem.add([{"role": "user", "name": "Dana", "content": text, "timestamp": when}], user_id=u, session_id=session)
+        srv = Server(mem)
+        try:
+            wait = WebDriverWait(browser, 20)
+            browser.get(srv.url + "/")
+            browser.find_element(By.ID, "connect").click()
+            wait.until(ec.text_to_be_present_in_element((By.ID, "timeline"), "scarf"))
+            wait.until(lambda d: len(Select(d.find_element(By.ID, "place")).options) > 1)
+            Select(browser.find_element(By.ID, "place")).select_by_visible_text("gym")  # the timeline at one place
+            wait.until(lambda d: "pottery" not in d.find_element(By.ID, "timeline").text)
+            assert "scarf" in browser.find_element(By.ID, "timeline").text
+
+            browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=summary]").click()
+            wait.until(ec.text_to_be_present_in_element((By.ID, "summary"), "Deborah"))
+            tree = browser.find_element(By.ID, "summary").text
+            assert "PEOPLE" in tree.upper() and "TOPICS" in tree.upper() and "session s1" in tree
+            browser.save_screenshot(str(SHOTS / "summary.png"))
+
+            browser.find_element(By.CSS_SELECTOR, "nav button[data-tab=search]").click()
+            browser.find_element(By.ID, "query").send_keys("How much did I spend on workshops in total?\n")
+            wait.until(ec.presence_of_element_located((By.ID, "instances")))
+            assert "2 possible instances" in browser.find_element(By.ID, "instances").text
+        finally:
+            srv.stop()

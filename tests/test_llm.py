@@ -43,6 +43,10 @@ class _ScriptedChat(BaseHTTPRequestHandler):
             response = prompt.split("Model Response: ")[-1] if "Model Response: " in prompt else prompt.split("Generated answer: ")[-1]
             ok = gold.lower()[:5] in response.lower()
             text = ("yes" if ok else "no") if "yes or no" in prompt else ("CORRECT" if ok else "WRONG")
+        elif prompt.startswith("Summarise"):
+            text = "SUMMARY of " + str(prompt.count("\n- ")) + " notes"
+        elif "Extract facts" in prompt and "Message: I bought" in prompt:
+            text = '[{"subject": "Ana", "predicate": "bought", "object": "bike", "amount": "$300"}]'
         else:
             text = "Pixel" if "Pixel" in prompt else "a beagle" if "beagle" in prompt else "I don't know"
         payload = {"choices": [{"message": {"role": "assistant", "content": text}}]}
@@ -153,3 +157,23 @@ def test_llm_extractor_falls_back_when_the_endpoint_fails(stand_in: str) -> None
     assert [d.object for d in ext.extract("I live in Lisbon.", "Ana", "user")] == ["Lisbon", "I live in Lisbon"]
     with pytest.raises(LLMError):
         LLMExtractor(OpenAICompatible(stand_in, "scripted", retries=0)).extract("I live in Lisbon.", "Ana", "user")
+
+
+def test_llm_extractor_writes_the_summary_tree_and_reads_amounts_fake_llm(stand_in: str, tmp_path: Path) -> None:
+    """With the LLM extractor, tree nodes are written by the (scripted, fake) model from the texts
+    under them; its facts carry amounts; when the endpoint fails, the extract stands."""
+    from engramdb import Memory
+    from engramdb.consolidate.extract import RuleExtractor
+    from engramdb.consolidate.llm import LLMExtractor
+
+    ext = LLMExtractor(OpenAICompatible(stand_in, "scripted", retries=0), fallback=RuleExtractor())
+    [bike] = [d for d in ext.extract("I bought a bike for $300.", "Ana", "user") if d.predicate == "bought"]
+    assert (bike.amount, bike.unit) == (300.0, "USD")
+    with Memory(tmp_path / "t.db", embedder=None, extractor=ext) as mem:
+        mem.add(["I bought a bike for $300.", "I ride it to work every day."], user_id="ana", session_id="s1")
+        [node] = mem.summary(user_id="ana", level="session")
+        assert node.text.startswith("SUMMARY of") and node.episodes
+        _ScriptedChat.fail_with = 500
+        mem.add(["I moved to Lisbon."], user_id="ana", session_id="s2")
+        nodes = mem.summary(user_id="ana", level="session")
+        assert [n.key for n in nodes] == ["s1", "s2"] and nodes[1].text == "I moved to Lisbon."  # the extract

@@ -298,3 +298,26 @@ def test_graph_related_and_relevance_on_both(api: Any, request: pytest.FixtureRe
     asked = api.search("How often do I practise the guitar?", user_id=u)
     never = api.search("How often do I practise the violin?", user_id=u)
     assert asked.relevant and not never.relevant and 0 <= never.confidence < asked.confidence <= 1
+
+
+def test_query_summary_places_and_instances_over_rest(api: Any, request: pytest.FixtureRequest) -> None:
+    u = _user(request)
+    api.add(["I spent $200 on a pottery workshop at the community center."], user_id=u, session_id="s1",
+            timestamp="2024-03-01T10:00:00")
+    api.add(["I spent $120 on a glazing workshop."], user_id=u, session_id="s2", timestamp="2024-04-01T10:00:00")
+    api.add(["I moved to Lisbon."], user_id=u, session_id="s3", timestamp="2024-05-01T10:00:00")
+    rows = api.query(user_id=u, predicate="spent", object="workshop")
+    assert len(rows) == 2 and rows.total() == {"USD": 320.0} and all(r.episodes for r in rows)
+    assert rows.latest is not None and rows.latest.amount == 120.0
+    assert [r.object for r in api.query(user_id=u, predicate="lives in")] == ["Lisbon"]
+    assert len(api.query(user_id=u, predicate="spent", between=("2024-03-15", None))) == 1
+    with pytest.raises(InputError):
+        api.query(user_id=u, predicate="flies_to")
+    assert [n.key for n in api.summary(user_id=u, level="session")] == ["s1", "s2", "s3"]
+    assert {p.name for p in api.places(user_id=u)} >= {"Lisbon", "community center"}
+    assert [e.session_id for e in api.timeline(user_id=u, place="community center")] == ["s1"]
+    hits = api.search("How much did I spend on workshops in total?", user_id=u, now="2024-06-01")
+    assert hits.aggregate == "sum" and len(hits.instances) == 2
+    assert {h.episodes[0].session_id for h in hits.instances} == {"s1", "s2"}
+    with pytest.raises(NotFoundError):
+        api.query(user_id=u + "-nobody")

@@ -35,6 +35,12 @@ def _same_object(a: str, b: str) -> bool:
     return na == nb or (len(min(na, nb, key=len)) >= 3 and (na in nb or nb in na))
 
 
+def _same_amount(k: Known, d: FactDraft) -> bool:
+    """Two tellings of one thing unless both carry an amount and the amounts differ: "$50 on
+    groceries" is not "$30 on groceries"; "a bike" and "a bike for $300" are one purchase."""
+    return k.amount is None or d.amount is None or (k.amount == d.amount and (k.unit or "") == d.unit)
+
+
 def decide(current: list[Known], draft: FactDraft) -> Decision:
     subj = draft.subject.lower()
     same_slot = [
@@ -48,14 +54,15 @@ def decide(current: list[Known], draft: FactDraft) -> Decision:
         if draft.predicate == "likes":
             flipped = FactDraft(
                 draft.subject, "dislikes", draft.object, f"{draft.subject} dislikes {draft.object}",
-                False, draft.confidence, draft.qualifier,
+                False, draft.confidence, draft.qualifier, draft.amount, draft.unit,
             )
             return decide(current, flipped)
         return Decision("ignore", draft)
     for k in same_slot:
         # a statement is its words: only the same sentence again merges ("I went hiking." is not
         # "I went hiking with my dad."); its object is the sentence as said_key() left it
-        if k.object == draft.object if draft.predicate == STATEMENT else _same_object(k.object, draft.object):
+        same = k.object == draft.object if draft.predicate == STATEMENT else _same_object(k.object, draft.object)
+        if same and _same_amount(k, draft):
             return Decision("merge", draft, merge_into=k.id)
     closes = []
     if draft.predicate in SINGLE_VALUED or draft.predicate == "favorite":

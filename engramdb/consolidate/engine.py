@@ -21,7 +21,7 @@ from ..semantic import STATEMENT, Decision, FactDraft, Known
 from ..store.base import SemanticStore
 from .decide import Current, decide
 from .extract import Extractor
-from .mentions import known_from, mentions as find_mentions
+from .mentions import known_from, mentions as find_mentions, place_tags
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def decide_all(
             if d.action == "add":
                 d.new_id = "fact_" + uuid.uuid4().hex
                 new = d.draft  # a negated like is added as a dislike
-                cur.add(Known(d.new_id, new.subject, new.predicate, new.qualifier, new.object))
+                cur.add(Known(d.new_id, new.subject, new.predicate, new.qualifier, new.object, new.amount, new.unit))
             if d.closes:
                 cur.remove(d.closes)
             steps.append((d, ep_rowid, ep))
@@ -153,7 +153,17 @@ def _mentions(
     for rowid, _, ep in pending:
         if ep.status == "active":
             out += [(rowid, m.name, m.kind, m.alias) for m in find_mentions(ep.text, speaker_of(ep), names)]
+            out += [(rowid, p, "place", None) for p in places_of(ep)]
     return out
+
+
+def places_of(ep: Episode) -> list[str]:
+    """An episode's place tags beyond the names it mentions: the place its writer gave
+    (``place``), and the common places its speaker says they are or were at ("at the gym";
+    not in an assistant's advice)."""
+    given = [ep.place.strip()] if ep.place and ep.place.strip() else []
+    said = place_tags(ep.text) if ep.role != "assistant" else []
+    return list(dict.fromkeys(given + said))
 
 
 def relink(
@@ -180,6 +190,7 @@ def relink(
         for rowid, _, ep in rows:
             if ep.status == "active":
                 out += [(rowid, m.name, m.kind, m.alias) for m in find_mentions(ep.text, speaker_of(ep), names)]
+                out += [(rowid, p, "place", None) for p in places_of(ep)]
         after, done = rows[-1][1], done + len(rows)
         if progress:
             progress(min(after, total), total)

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..encode.quantity import Quantity, find_quantities
 from ..encode.text import SENTENCE
 from ..semantic import PREFERENCE_PREDICATES, STATEMENT, FactDraft
 
@@ -114,7 +115,25 @@ _SUBJX = r"(?:\b" + _SUBJ + r"|\band)"
 
 _USUALLY = "{s} usually {o}"  # its object starts with a verb, told in the third person
 
+# An amount as told: "$1,200", "about 300 dollars", "two hours", "a couple of days".
+_AMT = (
+    r"(?P<amt>(?:(?:about|around|roughly|over|almost|nearly|approximately|close to)\s+)?(?:[$€£¥₹]\s?[\d,.]+\d*(?:\s*(?:k|K|thousand|grand))?"
+    r"|[\d,.]*\d(?:\s*(?:k|thousand|grand))?\s*(?:dollars|bucks|euros|pounds|quid|hours?|hrs|minutes|mins|days|weeks|months|years)"
+    r"|(?:an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|a couple of|a few|half an?)\s+"
+    r"(?:hours?|minutes?|days?|weeks?|months?|years?|nights?|dollars|bucks|euros)))"
+)
+_MONEY_FIRST = frozenset({"bought", "spent", "raised"})
+_WHO = r"(?P<subj>I|we|our \w+|me and my \w+|my \w+ and I|my (?P<rel>" + _RELATIONS + r"))"  # who did what an amount tells
+
 _RULES: list[_Rule] = [
+    # amounts: what was spent on what, and raised for whom (the amount is read by find_quantities)
+    _r(r"\b" + _WHO + r"\s+(?:(?:just|recently|also|finally|already)\s+)?(?:bought|purchased|got)\s+(?:(?:a|an|the|my|our|some|this|these)\s+)?(?:new\s+)?"
+       + _OBJ + r"\s+for\s+" + _AMT, "bought", "{s} bought {o} for {a}"),
+    _r(r"(?:\b" + _WHO + r"|\band)\s+(?:(?:just|recently|also)\s+)?spent\s+" + _AMT + r"\s+(?:in|at)\s+" + _CAP_OBJ, "visited", "{s} spent {a} in {o}"),
+    _r(r"(?:\b" + _WHO + r"|\band)\s+(?:(?:just|recently|also|finally|already)\s+)?(?:spent|paid|dropped|invested|put)\s+" + _AMT
+       + r"\s+(?:on|for|into|in|towards?)\s+(?:(?:a|an|the|my|our|some|his|her)\s+)?(?:new\s+)?" + _OBJ, "spent", "{s} spent {a} on {o}"),
+    _r(r"\b" + _WHO + r"\s+(?:(?:just|recently|also|finally|already|have|'ve|’ve)\s+)*(?:raised|collected|donated|gave)\s+" + _AMT
+       + r"\s+(?:for|to|at)\s+(?:(?:a|an|the|my|our|their)\s+)?" + _OBJ, "raised", "{s} raised {a} for {o}"),
     # negations first, so "I don't live in X anymore" is not read as "I live in X"
     _r(r"\b" + _SUBJ + r"\s+(?:don't|do not|doesn't|does not|no longer)\s+lives?\s+in\s+" + _CAP_OBJ, "lives_in", "{s} no longer lives in {o}", True),
     _r(r"\b" + _SUBJ + r"\s+(?:moved|moves) (?:out of|away from)\s+" + _CAP_OBJ, "lives_in", "{s} moved away from {o}", True),
@@ -164,8 +183,8 @@ _RULES: list[_Rule] = [
     _r(r"\b" + _SUBJ + r"\s+(?:prefer|prefers)\s+" + _OBJ, "prefers", "{s} prefers {o}"),
     _r(r"\b" + _SUBJ + r"\s+(?:usually|always|often|regularly|normally)\s+(?P<obj>(?!\w+ed\b)[a-z]+\s+[\w' ]{2,40}?)(?=[,.!;]|$| and | but | when | whenever | if | unless | because )", "habit", _USUALLY),
     # possessions and plans
-    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:(?:bought|purchased)\s+(?:a|an|my|the)|got\s+(?:a new|my new|myself a))\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter|(?:\w+\s+){0,2}results|news|feedback|grades?|scores?|diagnosis|vaccine|shot|haircut|period|hands|day|night|week|weekend|month|year|time|other day|addition|member)\b)" + _OBJ, "owns", "{s} bought {o}"),
-    _r(r"\b" + _SUBJ + r"(?:\s+(?:own|owns)|(?:'ve|’ve| have|'s|’s| has)\s+(?:got|had|owned)|\s+(?:still\s+)?(?:have|has))\s+(?P<det>a|an|my|her|his|two|three|four|several|some)\s+(?!(?:new\s+)?" + _NOT_OWNED + r")(?:new\s+)?" + _OBJ, "owns", "{s} owns {d}{o}"),
+    _r(_SUBJX + r"\s+(?:just\s+|recently\s+|finally\s+)?(?:(?:bought|purchased)\s+(?:a|an|my|the)|got\s+(?:a new|my new|myself a))\s+(?:new\s+)?(?!(?:job|position|role|offer|promotion|raise|chance|call|message|email|letter|(?:\w+\s+){0,2}results|news|feedback|grades?|scores?|diagnosis|vaccine|shot|haircut|period|hands|day|night|week|weekend|month|year|time|other day|addition|member)\b)" + _OBJ, "bought", "{s} bought {o}"),
+    _r(r"\b" + _SUBJ + r"(?:\s+(?:own|owns)|(?:'ve|’ve| have|'s|’s| has)\s+(?:got|had|owned)|\s+(?:still\s+)?(?:have|has))\s+(?P<det>a|an|my|her|his|two|three|four|five|six|seven|eight|nine|ten|several|some|\d{1,3})\s+(?!(?:new\s+)?" + _NOT_OWNED + r")(?:new\s+)?" + _OBJ, "owns", "{s} owns {d}{o}"),
     _r(r"\b" + _SUBJ + _BE + r"\s+(?:planning|going|about)\s+to\s+" + _OBJ, "plans", "{s} plans to {o}"),
     _r(_SUBJX + r"\s+(?:visited|went to|traveled to|travelled to)\s+" + _CAP_OBJ, "visited", "{s} visited {o}"),
 ]
@@ -348,6 +367,34 @@ _STATEMENT_WORDS = (3, 60)
 _STATEMENT_CHARS = 300
 
 
+_KIND_ORDER = {"money": 0, "duration": 1, "weight": 2, "distance": 3, "count": 4}
+
+
+def _amount_for(predicate: str, sentence: str, m: re.Match[str]) -> Quantity | None:
+    """The amount a fact carries: one told in its match or after it in its clause ("I bought a
+    bike for $300"); money first for purchases, spending and fundraising."""
+    if predicate == "plans" or _NOT_YET.search(sentence):
+        return None  # an amount of what has not happened is no amount yet ("going to spend $200")
+    amt = m.groupdict().get("amt")
+    if amt:
+        qs = find_quantities(amt)
+        return qs[0] if qs else None
+    brk = _CLAUSE.search(sentence, m.end())
+    qs = [q for q in find_quantities(sentence[m.start() : brk.start() if brk else len(sentence)])]
+    if predicate in _MONEY_FIRST:
+        qs.sort(key=lambda q: _KIND_ORDER[q.kind])
+    return qs[0] if qs else None
+
+
+def amount_of(sentence: str) -> Quantity | None:
+    """A statement's amount: the first of its amounts, money before time, weight, distance and
+    counts ("I spent $50 on 3 books" carries $50); none in what is yet to happen."""
+    if _NOT_YET.search(sentence):
+        return None
+    qs = find_quantities(sentence)
+    return min(qs, key=lambda q: (_KIND_ORDER[q.kind], q.start)) if qs else None
+
+
 def statement_of(sentence: str) -> str | None:
     """The sentence as a statement of the speaker's (leading link words off), or None: it must be
     in the first person, 3–60 words, not a question or request, and its first clause not a
@@ -381,7 +428,8 @@ def statement_drafts(text: str, speaker: str) -> list[FactDraft]:
         if body is not None:
             key = said_key(body)
             if key and all(d.object != key for d in out):
-                out.append(FactDraft(speaker, STATEMENT, key, body, False, 0.5))
+                q = amount_of(body)
+                out.append(FactDraft(speaker, STATEMENT, key, body, False, 0.5, "", q.value if q else None, q.unit if q else ""))
     return out
 
 
@@ -488,6 +536,9 @@ class RuleExtractor:
         template = rule.template
         if rule.predicate == "favorite" and re.search(r"\bone of\s*$", sentence[: m.start()], re.I):
             template = "one of " + template  # "One of my favorite dishes is lasagna"
-        text = template.format(s=subject, o=_third_person(obj) if rule.template == _USUALLY else obj, q=qualifier, d=det)
-        return FactDraft(subject, rule.predicate, obj, text, rule.negated, 0.8, qualifier)
+        amt = (groups.get("amt") or "").strip()
+        text = template.format(s=subject, o=_third_person(obj) if rule.template == _USUALLY else obj, q=qualifier, d=det, a=amt)
+        q = _amount_for(rule.predicate, sentence, m)
+        return FactDraft(subject, rule.predicate, obj, text, rule.negated, 0.8, qualifier,
+                         q.value if q else None, q.unit if q else "")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Sequence
 
+from ..encode.quantity import find_quantities
 from ..errors import LLMError
 from ..llm.client import OpenAICompatible
 from ..semantic import CATEGORY, STATEMENT, FactDraft
@@ -18,8 +19,19 @@ Message: {text}
 
 Answer with a JSON list only. Each item: {{"subject": "{speaker}" or "{speaker}'s <relation>",
 "predicate": one of {predicates}, "object": short phrase, "qualifier": "" or what a favorite is of /
-the pet kind / the relation, "negated": true if the statement ends or denies it}}.
+the pet kind / the relation, "negated": true if the statement ends or denies it, "amount": the price,
+duration, weight, distance or count told with it as written (e.g. "$300", "2 hours") or ""}}.
 Answer [] when there is nothing."""
+
+SUMMARY_PROMPT = """Summarise these notes from a person's memory as one {level} summary: {what}
+Keep names, places, dates and amounts; at most {words} words; no preamble.
+
+{parts}"""
+_LEVELS = {
+    "session": ("what this conversation was about", 60),
+    "topic": ("what is known about this topic across conversations", 60),
+    "person": ("what is known about this person", 90),
+}
 
 
 class LLMExtractor:
@@ -48,6 +60,13 @@ class LLMExtractor:
             raise
         return parse(answer, speaker) + (statement_drafts(text, speaker) if self.statements else [])
 
+    def summarise(self, level: str, parts: Sequence[str]) -> str:
+        """A node of the summary tree written from the texts under it (see consolidate.tree);
+        raises LLMError when the endpoint fails (the tree keeps its extract then)."""
+        what, words = _LEVELS.get(level, ("what these notes say", 60))
+        prompt = SUMMARY_PROMPT.format(level=level, what=what, words=words, parts="\n".join(f"- {p}" for p in parts[:40]))
+        return self.llm.chat([{"role": "user", "content": prompt}], max_tokens=256).strip()
+
 
 def parse(answer: str, speaker: str) -> list[FactDraft]:
     """Read the model's JSON (possibly inside a code fence) into drafts; ignore malformed items."""
@@ -68,5 +87,7 @@ def parse(answer: str, speaker: str) -> list[FactDraft]:
         qual = str(it.get("qualifier") or "")
         neg = bool(it.get("negated"))
         text = f"{subj} {'no longer ' if neg else ''}{pred.replace('_', ' ')} {obj}".strip()
-        out.append(FactDraft(subj, pred, obj.strip(), text, neg, 0.9, qual))
+        told = find_quantities(str(it.get("amount") or ""))
+        q = told[0] if told else None
+        out.append(FactDraft(subj, pred, obj.strip(), text, neg, 0.9, qual, q.value if q else None, q.unit if q else ""))
     return out

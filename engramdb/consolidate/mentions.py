@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ..encode.text import STOPWORDS
+from ..encode.text import SENTENCE as _SENTENCE, STOPWORDS
 
 KIN = (
     "sister|brother|mom|mum|mother|dad|father|wife|husband|son|daughter|friend|best friend|boss|partner|"
@@ -192,3 +192,51 @@ def known_from(entities: Iterable[tuple[str, str, Iterable[str]]]) -> Names:
             if "'s " in a:  # an alias like "user's sister": someone's relation
                 names.related.add(name)
     return names
+
+
+#: Places named by a common noun: where people say they are or were ("at the gym", "back
+#: home"). Named places ("in Lisbon", "St. Mary's Church") are mentions of kind place already.
+_COMMON_PLACES = (
+    r"gym|office|work|school|university|campus|college|library|park|beach|hospital|clinic|church|"
+    r"restaurant|cafe|café|coffee shop|bar|pub|mall|store|shop|supermarket|grocery store|market|farmers market|"
+    r"airport|train station|station|hotel|studio|kitchen|garden|backyard|lake|mountains|museum|theater|"
+    r"theatre|cinema|movies|stadium|zoo|farm|pool|salon|spa|bakery|concert|club|dentist|doctor's office|"
+    r"vet|animal shelter|shelter|camp|campsite|trail|lab|classroom|bookstore|book store|art gallery|gallery|"
+    r"community center|rec center|yoga studio|dance studio|office building|church hall|temple|mosque|"
+    r"cabin|cottage|countryside|city|downtown|neighborhood|neighbourhood"
+)
+_PLACE_TAG = re.compile(
+    r"\b(?:at|in|to|from|into|inside|near|around|visited|visit)\s+(?:the|my|our|a|an|his|her|their)\s+"
+    r"(?:(?:local|new|nearby|favorite|favourite|usual|old|little|neighborhood|neighbourhood|big)\s+)?"
+    r"(?:(?P<kind>[a-z]+)\s+(?=(?:store|shop|center|centre|studio|office|park|market|club|hall|gallery)\b))?"
+    r"(?P<place>" + _COMMON_PLACES + r")\b(?!\s+(?:of|about)\b)|"
+    r"\b(?:at|to|from|in)\s+(?P<bare>school|church|college|university|camp|class|mass|temple)\b",
+    re.I,
+)
+# Where a place is not somewhere anyone was: a question, or what is wished or yet to come.
+_NOT_THERE = re.compile(
+    r"\b(?:if|would|might|maybe|perhaps|could|should|wish|hope|hoping|want to|wanna|'d love|’d love|would like|"
+    r"thinking (?:about|of)|planning|plan to|going to|gonna|will|'ll|’ll|tomorrow|someday|next|sometime|idea of)\b",
+    re.I,
+)
+_HOME = re.compile(r"\b(?:at home|back home|went home|got home|came home|from home|stay(?:ed|ing)? home|work(?:ed|ing)? from home)\b", re.I)
+_AT_WORK = re.compile(r"\b(?:at work|to work|from work)\b", re.I)
+
+
+def place_tags(text: str) -> list[str]:
+    """The common places a text says someone is or was at, normalised ("at the local gym" ->
+    "gym", "at the pet store" -> "pet store", "back home" -> "home"), each once, in order; not
+    in questions, nor where the sentence wishes or plans ("I'd love to visit the museum")."""
+    found: list[tuple[int, str]] = []
+    for sent in _SENTENCE.finditer(text):
+        s = sent.group(0)
+        if s.rstrip().endswith("?"):
+            continue
+        here: list[tuple[int, str]] = []
+        for m in _PLACE_TAG.finditer(s):
+            name = (m.group("bare") or ((m.group("kind") + " ") if m.group("kind") else "") + m.group("place")).lower()
+            here.append((m.start(), name.replace("café", "cafe")))
+        here += [(m.start(), "home") for m in _HOME.finditer(s)]
+        here += [(m.start(), "work") for m in _AT_WORK.finditer(s)]
+        found += [(sent.start() + at, p) for at, p in here if not _NOT_THERE.search(s[:at])]
+    return list(dict.fromkeys(p for _, p in sorted(found)))

@@ -78,26 +78,32 @@ def grounded(passage: str, ep: Episode) -> str:
 
 def hit_lines(hit: Hit, whole: bool = False) -> list[tuple[tuple[float, int], str, str]]:
     """(sort key, episode id, line) for each source episode of a hit; ``whole``: each
-    episode's whole text rather than the passages the hit shows of it."""
+    episode's whole text rather than the passages the hit shows of it. An instance of an
+    aggregate question (``signals["instance"]`` = n) has its lines marked ``#n``."""
     out = []
+    n = hit.signals.get("instance")
+    mark = f"#{int(n)} " if n else ""
     for ep, passage in zip(hit.episodes, hit.passages):
         passage = ep.text if whole else passage
         speaker = ep.speaker or "unknown"
         if ep.source not in TRUSTED:  # text from a tool or a document: data, not a voice to obey
             speaker += f" (untrusted {ep.source})"
-        line = f"[{display(ep.timestamp)}] {speaker}: {' '.join(grounded(passage, ep).split())}"
+        line = f"{mark}[{display(ep.timestamp)}] {speaker}: {' '.join(grounded(passage, ep).split())}"
         out.append(((ep.timestamp.timestamp(), ep.seq), ep.id, line))
     return out
 
 
-def pack(hits: Sequence[Hit], budget_tokens: int, whole_hits: int = 0, whole_share: float = 0.25) -> Context:
+def pack(
+    hits: Sequence[Hit], budget_tokens: int, whole_hits: int = 0, whole_share: float = 0.25, lead: str = ""
+) -> Context:
     """Fit hits into ``budget_tokens`` (header included); returns a :class:`Context`.
 
     The first ``whole_hits`` hits hand over their episodes whole, not the excerpts they show,
     when that costs at most ``whole_share`` of the budget each: the answer to a question is
     often a sentence or two past the one that matched it, in the turns recall ranks first.
     """
-    used = count_tokens(HEADER) + 1
+    header = HEADER + ("\n" + lead if lead else "")
+    used = count_tokens(header) + 1
     if budget_tokens < used:
         return Context("", (), 0, ())
     chosen: dict[str, tuple[tuple[float, int], str]] = {}
@@ -126,6 +132,6 @@ def pack(hits: Sequence[Hit], budget_tokens: int, whole_hits: int = 0, whole_sha
     if not chosen:
         return Context("", (), 0, ())
     ordered = sorted(chosen.items(), key=lambda item: item[1][0])
-    head = HEADER + ("\n" + UNTRUSTED_NOTE if noted else "")
+    head = header + ("\n" + UNTRUSTED_NOTE if noted else "")
     text = head + "\n" + "\n".join(line for _, (_, line) in ordered)
     return Context(text, [eid for eid, _ in ordered], count_tokens(text), included)

@@ -24,23 +24,26 @@ import threading
 import warnings
 from collections import OrderedDict
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ..encode.embedders import Embedder
 from ..lifecycle import DAY, retrievability
 from ..model import Episode, Hit, Hits
+from ..consolidate.mentions import place_tags
 from ..store.base import SEMANTIC, Store
 from . import snapshot
 from .graph import EntityIndex, associations, names_in
 from .packing import excerpt
-from .query import analyse, facets
+from .aggregate import gather
+from .query import aggregate_of, analyse, facets
 from .relevance import assess
 from .scope import ScopeIndex
 from .search import RankedGroup, RecallOptions, recall
 
 _FIRST_PERSON = re.compile(r"(i|we|my|our)\b", re.I)
+_WHERE = re.compile(r"^\W*where\b|\bwhere (?:did|do|does|was|were|is|are|have|has|had|will|would|can|could)\b", re.I)
 
 #: Users whose indexes one process keeps in memory (least recently searched go first).
 MAX_SCOPES = 32
@@ -180,12 +183,25 @@ class Recaller:
                     analysis = analysis.relative_to(float(lo) if lo == lo else pivot)  # lo == lo: not NaN
                     query = analysis.core or query  # recall what is asked about, not the event itself
                     qvec = self.query_vector(query) if dense else None
+            agg = aggregate_of(query) if opts.aggregate and not found else None
+            pool = max(limit, opts.aggregate_pool) if agg else limit
             groups = recall(
-                scope, query, qvec, limit=limit + bool(found), as_of_ts=as_of_ts, analysis=analysis,
+                scope, query, qvec, limit=pool + bool(found), as_of_ts=as_of_ts, analysis=analysis,
                 options=opts, lexical=lexical, include_hidden=include_hidden, graph=self._graph(scope, query, opts.graph_beyond_named),
             )
+            groups = self._placed(scope, query, groups, opts)
             if found:
                 groups = _cite_event(groups, found[0], limit)
+            elif agg:
+                # "how many weddings…?": the instances across sessions first, each telling once
+                relevance = assess(scope, query, groups[:limit])
+                hits, instances = gather(
+                    self._hits(scope, groups, include_hidden, asked), agg, limit, ratio=opts.aggregate_ratio,
+                    per_session=opts.aggregate_per_session, most=opts.aggregate_max, within=opts.aggregate_within,
+                    named_ratio=opts.aggregate_named, by=opts.aggregate_by,
+                    same_thing=self._same_thing(scope.user_id),
+                )
+                return Hits(hits, relevance, agg.kind, instances)
             elif opts.facets:
                 # "which came first, X or Y?", "what do Jon and Gina both like?": each piece
                 # recalled on its own, so none is left out for resembling the question less
@@ -220,6 +236,40 @@ class Recaller:
             return out
 
         return walk
+
+    def _placed(self, scope: ScopeIndex, query: str, groups: list[RankedGroup], opts: RecallOptions) -> list[RankedGroup]:
+        """Groups re-ranked by place: a "where" question favours hits that carry a place tag, a
+        place the question names favours hits tagged with it (``hit.signals["place"]``)."""
+        if not groups or SEMANTIC not in self.store.capabilities or (opts.place_where <= 0 and opts.place_named <= 0):
+            return groups
+        where = opts.place_where > 0 and bool(_WHERE.search(query))
+        named = {n.lower() for n in names_in(query)} | set(place_tags(query)) if opts.place_named > 0 else set()
+        if not where and not named:
+            return groups
+        rowids = [int(scope.ep_rowid[g.episodes[0]]) for g in groups]
+        tags = self.store.semantic().place_links(scope.user_id, rowids)
+        moved = False
+        for g, r in zip(groups, rowids):
+            t = tags.get(r, set())
+            lift = (opts.place_where if where and t else 0.0) + (opts.place_named if t & named else 0.0)
+            if lift:  # a factor on the hit's own score: a weak hit with a place stays weak
+                g.score *= 1.0 + lift
+                g.signals = {**g.signals, "place": lift}
+                moved = True
+        return sorted(groups, key=lambda g: -g.score) if moved else groups
+
+    def _same_thing(self, user: str) -> Callable[[Sequence[str]], list[set[str]]] | None:
+        """Groups of episodes that tell one thing: the sources of one typed fact (a purchase
+        told twice is one fact, merged by consolidation), or None without semantic memory."""
+        if SEMANTIC not in self.store.capabilities:
+            return None
+        facts = self.store.semantic()
+
+        def same(episode_ids: Sequence[str]) -> list[set[str]]:
+            told = facts.facts(user, status=None, episode_ids=list(episode_ids), kinds=("fact", "preference"))
+            return [set(f.sources) for f in told if len(f.sources) > 1]
+
+        return same
 
     def _entity_index(self, scope: ScopeIndex) -> EntityIndex:
         """The user's entities by name, read again when the memory has changed."""

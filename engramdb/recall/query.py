@@ -130,6 +130,77 @@ def facets(query: str, now: datetime | None = None) -> tuple[str, ...]:
     return ()
 
 
+@dataclass(frozen=True)
+class Aggregate:
+    """A question that asks about every instance of something (ChatDB's aggregate queries)."""
+
+    kind: str  # count | sum | list | most
+    focus: str  # what is counted or summed, as asked ("doctor's appointments"), may be ""
+    first_person: bool = False  # about the asker's own life ("how many … have I …")
+
+
+_TIME_UNIT = r"(?:seconds?|minutes?|hours?|days?|nights?|weeks?|weekends?|months?|years?)"
+_AGG_COUNT = re.compile(
+    r"\b(?:how many(?: times)?|(?<!highest )(?<!lowest )(?<!largest )(?<!biggest )number of|how often)\b(?:\s+(?P<focus>[^?,.;]+))?", re.I
+)
+_AGG_SUM = re.compile(r"\b(?:how much|in total|total(?: amount| number| cost| of)?|altogether|combined|sum of)\b(?:\s+(?P<focus>[^?,.;]+))?", re.I)
+_AGG_LIST = re.compile(
+    r"\b(?:list|name|what are|which are|tell me)\s+(?:all|every|each)\b(?:\s+(?:of\s+)?(?:the\s+)?(?P<focus>[^?,.;]+))?|"
+    r"\ball (?:the|of the|of my|my)\s+(?P<focus2>[^?,.;]+)",
+    re.I,
+)
+_AGG_MOST = re.compile(
+    r"\b(?:which|what|who|where)\s+(?P<focus>[^?,.;]*?)\s*(?:\w+\s+){0,4}(?:the )?(?:most|least) (?:often|frequently|times)\b", re.I
+)
+# A count of time between events ("how many days ago", "how many days between X and Y", "how
+# many days did it take") is a date difference, not an aggregate (see :func:`facets`).
+_TIME_SPAN = re.compile(
+    r"\bhow (?:many|much) " + _TIME_UNIT + r"\b.*\b(?:ago|between|passed|since|before|after|until|take|took|old)\b|"
+    r"\bhow (?:much|many) (?:time|longer|older|younger)\b.*\b(?:ago|between|since|before|after|until)\b|\bhow long\b",
+    re.I,
+)
+# Where the counted phrase ends: at the verb or the asker ("weddings | have I attended").
+_FOCUS_END = re.compile(
+    r"\s+(?:did|do|does|have|has|had|are|is|was|were|will|would|can|could|I|we|you|he|she|they|in|on|at|"
+    r"for|during|from|since|this|that|last|so|through|across|to|with|per)\b.*$",
+    re.I,
+)
+
+
+_ASKER = re.compile(r"\b(?:I|I've|I'm|I'd|me|my|mine|myself)\b")
+
+
+def _focus(text: str | None) -> str:
+    if not text:
+        return ""
+    return _FOCUS_END.sub("", " " + text.strip()).strip(" ,")
+
+
+def aggregate_of(query: str) -> Aggregate | None:
+    """The aggregate a question asks for — a count ("how many weddings…"), a total ("how much
+    did I spend in total…"), a list ("list all the books…") or the most frequent ("which
+    restaurant did I go to most often?") — or None. A count of days between two events is not
+    one: it needs the two events (:func:`facets`)."""
+    if _TIME_SPAN.search(query):
+        return None
+    mine = bool(_ASKER.search(query))
+    m = _AGG_MOST.search(query)
+    if m:
+        return Aggregate("most", _focus(m.group("focus")), mine)
+    m = _AGG_COUNT.search(query)
+    if m:
+        focus = _focus(m.group("focus"))
+        unit = re.match(_TIME_UNIT + r"\b|dollars|euros|pounds|miles|kilometers|km|kg", focus, re.I)
+        return Aggregate("sum" if unit else "count", focus, mine)
+    m = _AGG_SUM.search(query)
+    if m:
+        return Aggregate("sum", _focus(m.group("focus")), mine)
+    m = _AGG_LIST.search(query)
+    if m:
+        return Aggregate("list", _focus(m.group("focus") or m.group("focus2")), mine)
+    return None
+
+
 def exact_words(query: str) -> tuple[str, ...]:
     """The words of a question that name one thing exactly, as full-text search sees them
     (lower-cased, accents removed): codes and ids ("A7X", "tok3x9"), numbers of 4 or more digits

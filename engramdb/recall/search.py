@@ -80,6 +80,31 @@ class RecallOptions:
     # scales it so the best episode a step past the named entities gets the full weight.
     graph_seeds: int = 0
     graph_beyond_named: bool = True
+    # Places: a "where" question raises the hits that carry a place (or organisation) tag by
+    # a factor 1 + ``place_where``; a place the question names ("at the gym", "in Lisbon")
+    # raises the hits tagged with it by 1 + ``place_named``. A factor, not a share of the best
+    # hit's score: added, a far-ahead best hit made every weakly related turn that names a place
+    # leap over the evidence (LongMemEval's report half lost a question so). ``place_named``
+    # 0.2 cost two questions on the tuning halves (a question naming a "dance studio" is seldom
+    # about where), so it is off.
+    place_where: float = 0.25
+    place_named: float = 0.0
+    # A question about every instance of something ("how many…", "how much in total…", "list
+    # all…"): the best ``aggregate_pool`` hits are read, and the instances among them — within
+    # ``aggregate_ratio`` of the best, or naming what is counted and within ``aggregate_named``
+    # of it — ``aggregate_per_session`` per session and at most ``aggregate_max``, are moved into
+    # the first ``aggregate_within`` hits, each telling once (:mod:`engramdb.recall.aggregate`).
+    # Chosen on the tuning halves (benchmarks/README.md, "Structured memory"): ratio 0.7 over 0.5
+    # and 0.85 (one LongMemEval multi-session question each way); the naming rule at 0.25 gained
+    # four LoCoMo counting metrics for one LongMemEval one.
+    aggregate: bool = True
+    aggregate_pool: int = 50
+    aggregate_ratio: float = 0.7
+    aggregate_per_session: int = 1
+    aggregate_max: int = 12
+    aggregate_within: int = 10
+    aggregate_named: float | None = 0.25  # also hits naming what is counted, within this share (None: off)
+    aggregate_by: str = "score"  # what aggregate_ratio compares: the fused score, or "cosine"
 
 
 @dataclass

@@ -180,6 +180,8 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
         explain = data.pop("explain", False) is True
         hits = memory.search(data.pop("query", None), **data)
         found: dict[str, Any] = {"hits": hits, "relevance": hits.relevance}
+        if hits.aggregate:  # "how many…?": the first ``instances`` hits are the instances gathered
+            found.update(aggregate=hits.aggregate, instances=len(hits.instances))
         if explain:  # why(): each hit's signals, episodes and the facts drawn from them
             found["why"] = [list(memory.why(h).lines) for h in hits]
         return out(found, t)
@@ -193,10 +195,33 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
 
     @app.get("/v1/users/{user_id}/timeline")
     def timeline(request: Request, user_id: str, query: str | None = None, start: str | None = None,
-                 end: str | None = None, limit: int = 100, now: str | None = None) -> JSONResponse:
+                 end: str | None = None, limit: int = 100, now: str | None = None, place: str | None = None) -> JSONResponse:
         t = tenant(request)
-        eps = memory.timeline(user_id=t.inside(user_id), query=query, start=start, end=end, limit=limit, now=now)
+        eps = memory.timeline(user_id=t.inside(user_id), query=query, start=start, end=end, limit=limit, now=now, place=place)
         return out({"episodes": eps}, t)
+
+    @app.post("/v1/query")
+    async def query(request: Request) -> JSONResponse:
+        t = tenant(request)
+        data = args(await body(request), ("user_id", "subject", "predicate", "object", "entity", "between", "as_of",
+                                          "known_at", "amounts", "limit", "unit"))
+        data["user_id"] = t.inside(data.get("user_id"))
+        unit = data.pop("unit", None)
+        if unit is not None and not isinstance(unit, str):
+            raise InputError("unit must be a string", field="unit")
+        rows = memory.query(**data)
+        return out({"rows": list(rows), "count": len(rows), "total": rows.total(unit), "latest": rows.latest,
+                    "earliest": rows.earliest}, t)
+
+    @app.get("/v1/users/{user_id}/summary")
+    def summary(request: Request, user_id: str, level: str = "person", query: str | None = None, limit: int = 50) -> JSONResponse:
+        t = tenant(request)
+        return out({"nodes": memory.summary(user_id=t.inside(user_id), level=level, query=query, limit=limit)}, t)
+
+    @app.get("/v1/users/{user_id}/places")
+    def places(request: Request, user_id: str) -> JSONResponse:
+        t = tenant(request)
+        return out({"places": memory.places(user_id=t.inside(user_id))}, t)
 
     @app.get("/v1/users/{user_id}/episodes")
     def list_episodes(request: Request, user_id: str, session_id: str | None = None, limit: int | None = None,

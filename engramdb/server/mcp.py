@@ -64,10 +64,30 @@ def create_server(memory: Memory, *, default_user: str | None = None, host: str 
 
     @mcp.tool()
     def timeline(user_id: str | None = None, query: str | None = None, start: str | None = None,
-                 end: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Episodes in the order things happened (optionally only what `query` finds, or between
-        `start` and `end`, ISO dates): for "what came first?" and "what happened in May?"."""
-        return dump(memory.timeline(user_id=who(user_id), query=query, start=start, end=end, limit=limit))  # type: ignore[no-any-return]
+                 end: str | None = None, limit: int = 20, place: str | None = None) -> list[dict[str, Any]]:
+        """Episodes in the order things happened (optionally only what `query` finds, between
+        `start` and `end`, ISO dates, or at `place`): for "what came first?", "what happened in
+        May?" and "what did I do at the gym?"."""
+        return dump(memory.timeline(user_id=who(user_id), query=query, start=start, end=end, limit=limit, place=place))  # type: ignore[no-any-return]
+
+    @mcp.tool()
+    def query_memory(user_id: str | None = None, subject: str | None = None, predicate: str | None = None,
+                     object: str | None = None, entity: str | None = None, start: str | None = None,
+                     end: str | None = None, unit: str | None = None) -> dict[str, Any]:
+        """Ask the facts like a database, for counts, totals and latest values: rows (text,
+        subject, predicate, object, amount, unit, dates, episodes) with `count`, `total` (the
+        amounts summed per unit, or in `unit`) and `latest`. `predicate`: bought, spent, raised,
+        lives_in, works_at, likes, visited, owns, attended, does, says…; `object`: words to match."""
+        between = (start, end) if start or end else None
+        rows = memory.query(user_id=who(user_id), subject=subject, predicate=predicate, object=object,
+                            entity=entity, between=between)
+        return dump({"rows": list(rows), "count": len(rows), "total": rows.total(unit), "latest": rows.latest})  # type: ignore[no-any-return]
+
+    @mcp.tool()
+    def summary(user_id: str | None = None, level: str = "person", query: str | None = None) -> list[dict[str, Any]]:
+        """The memory summarised as a tree: `person` (what is known of each speaker), `topic`
+        (what recurs across sessions), `session` or `segment`; `query` picks the nodes about it."""
+        return dump(memory.summary(user_id=who(user_id), level=level, query=query, limit=20))  # type: ignore[no-any-return]
 
     @mcp.tool()
     def profile(user_id: str | None = None) -> dict[str, Any]:

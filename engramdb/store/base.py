@@ -14,8 +14,8 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 import numpy as np
 
 from ..encode.timex import TimeMention
-from ..model import Change, Entity, Episode, Fact, Segment, StoreStats
-from ..semantic import Decision, Known
+from ..model import Change, Entity, Episode, Fact, Segment, StoreStats, Summary
+from ..semantic import Decision, Known, SegmentInfo
 
 
 @dataclass
@@ -111,6 +111,7 @@ class SemanticStore(Protocol):
     def facts(
         self, user_id: str, *, status: str | None = "current", subject: str | None = None,
         predicate: str | None = None, episode_ids: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
+        object_like: Sequence[str] = (), amounts_only: bool = False,
     ) -> list[Fact]: ...
 
     def get(self, fact_id: str, user_id: str | None = None) -> Fact: ...
@@ -122,6 +123,43 @@ class SemanticStore(Protocol):
     def segments(self, user_id: str, session_id: str | None = None) -> list[Segment]: ...
 
     def entities(self, user_id: str) -> list[Entity]: ...
+
+    def place_links(self, user_id: str, episode_rowids: Sequence[int]) -> dict[int, set[str]]:
+        """Episode rowid -> the places (lower case) it is tagged with."""
+        ...
+
+    def placed_episodes(self, user_id: str, place: str) -> set[str]:
+        """Ids of the user's episodes tagged with ``place`` or given it."""
+        ...
+
+    # the summary tree (engramdb.consolidate.tree)
+    def tree_segments(self, user_id: str, sessions: Sequence[str | None] | None = None) -> list[SegmentInfo]:
+        """Segments with their member episode ids, in order; ``sessions``: only theirs."""
+        ...
+
+    def session_spans(self, user_id: str) -> dict[str | None, tuple[str, str, int]]:
+        """Session -> (first and last time said, last seq)."""
+        ...
+
+    def topic_mentions(self, user_id: str, limit: int, exclude: Sequence[str] = ()) -> list[tuple[str, str, str | None, str, int]]:
+        """(entity, kind, session, episode id, seq) of the mentions of the entities named in the most sessions."""
+        ...
+
+    def speakers(self, user_id: str) -> list[str]: ...
+
+    def texts_of(self, user_id: str, episode_ids: Sequence[str]) -> dict[str, str]: ...
+
+    def summaries(self, user_id: str, level: str | None = None) -> list[Summary]: ...
+
+    def tree_seq(self, user_id: str) -> int | None:
+        """The consolidated seq the tree was brought up to, None if never built."""
+        ...
+
+    def stale_sessions(self, user_id: str, after_seq: int) -> list[str | None]: ...
+
+    def save_tree(self, user_id: str, nodes: Sequence[Summary], sessions: Sequence[str | None], up_to: int) -> None:
+        """Replace the nodes of ``sessions`` and all topic and person nodes, in one transaction."""
+        ...
 
     def entity_names(self, user_id: str, facts_only: bool = False) -> list[tuple[str, str, list[str]]]:
         """(name, kind, aliases) of the user's entities: what a consolidation resolves mentions
@@ -302,9 +340,10 @@ class Store(Protocol):
     def episodes_by_rowid(self, rowids: Sequence[int]) -> dict[int, Episode]: ...
 
     def timeline(
-        self, user_id: str, start_ts: float | None, end_ts: float | None, limit: int
+        self, user_id: str, start_ts: float | None, end_ts: float | None, limit: int, place: str | None = None
     ) -> list[Episode]:
-        """Episodes that happened or mention a time within [start_ts, end_ts], by event time."""
+        """Episodes that happened or mention a time within [start_ts, end_ts], by event time;
+        ``place``: only those given that place or tagged with it (case aside)."""
 
     def list_episodes(
         self,

@@ -21,7 +21,7 @@ from ..errors import InputError, StoreError
 TABLES = (
     "meta", "users", "journal", "policies", "api_keys", "consolidation",
     "episodes", "episode_times", "flags", "facts", "units", "fact_sources",
-    "entities", "entity_links", "segments", "changes", "vectors", "core_blocks", "core_changes",
+    "entities", "entity_links", "segments", "changes", "vectors", "core_blocks", "core_changes", "summaries",
 )
 #: Tables without a row id (their key orders them).
 _KEYED = {"vectors": "model, hash"}

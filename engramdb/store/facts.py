@@ -16,13 +16,14 @@ from ..errors import InputError, NotFoundError
 from ..index.lexical import encode_terms
 from ..lifecycle import DAY, initial_stability, retrievability
 from ..model import Change, Entity, Episode, Fact, Segment
-from ..semantic import STATEMENT, Decision, FactDraft, Known
+from ..model import Summary as Node
+from ..semantic import STATEMENT, Decision, FactDraft, Known, SegmentInfo
 from ..timeutil import iso, now_utc
 from .sql import EPISODE_COLS, SQLStore
 
 _FACT_COLS = (
     "rowid, id, user_id, subject, predicate, qualifier, object, text, kind, category, confidence, valid_from, "
-    "valid_to, recorded_at, superseded_at, superseded_by, status, strength"
+    "valid_to, recorded_at, superseded_at, superseded_by, status, strength, amount, unit"
 )
 _STATE_COLS = ("status", "valid_to", "superseded_at", "superseded_by", "strength")
 #: Entities named by a role, not a name (a fact's subject "user"): in every episode, in no graph.
@@ -125,7 +126,7 @@ class FactStore:
         """The user's current facts a consolidation can touch: all facts, and the statements whose
         sentence is one of ``said`` (a statement merges only with the same sentence; a long
         history holds tens of thousands of them, so a consolidation must not read them all)."""
-        cols = "SELECT id, subject, predicate, qualifier, object FROM facts WHERE user_id = ? AND status = 'current'"
+        cols = "SELECT id, subject, predicate, qualifier, object, amount, unit FROM facts WHERE user_id = ? AND status = 'current'"
         rows = list(self.s.query(f"{cols} AND predicate <> '{STATEMENT}'", (user_id,)))
         unique = list(dict.fromkeys(said))
         for i in range(0, len(unique), 500):
@@ -157,16 +158,25 @@ class FactStore:
                 kind=r[8], category=r[9], confidence=r[10], valid_from=_dt(r[11]), valid_to=_dt(r[12]),
                 recorded_at=datetime.fromisoformat(r[13]), superseded_at=_dt(r[14]), superseded_by=r[15],
                 status=r[16], strength=round(strength.get(r[0], 0.0), 6), sightings=int(r[17]),
-                sources=tuple(sources.get(r[0], ())),
+                sources=tuple(sources.get(r[0], ())), amount=None if r[18] is None else float(r[18]), unit=r[19] or "",
             )
             for r in rows
         ]
 
     def facts(self, user_id: str, *, status: str | None = "current", subject: str | None = None,
               predicate: str | None = None, episode_ids: Sequence[str] | None = None,
-              kinds: Sequence[str] | None = None) -> list[Fact]:
+              kinds: Sequence[str] | None = None, object_like: Sequence[str] = (),
+              amounts_only: bool = False) -> list[Fact]:
+        """The user's facts by status, subject, predicate, source episodes and kind.
+        ``object_like``: words every object holds (case aside; a pre-filter for patterns);
+        ``amounts_only``: only facts that carry an amount."""
         sql = f"SELECT {_FACT_COLS} FROM facts WHERE user_id = ?"
         params: list[Any] = [user_id]
+        for w in object_like:
+            sql += " AND lower(object) LIKE ?"
+            params.append("%" + w.lower().replace("%", "").replace("_", "") + "%")
+        if amounts_only:
+            sql += " AND amount IS NOT NULL"
         if kinds is not None:
             sql += f" AND kind IN ({','.join('?' * len(kinds)) or 'NULL'})"
             params += list(kinds)
@@ -303,9 +313,10 @@ class FactStore:
                         new_id = d.new_id or "fact_" + uuid.uuid4().hex
                         cur = c.execute(
                             "INSERT INTO facts(id, user_id, subject, predicate, qualifier, object, text, kind, category, "
-                            "confidence, valid_from, recorded_at, extractor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            "confidence, valid_from, recorded_at, extractor, amount, unit) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (new_id, user_id, dr.subject, dr.predicate, dr.qualifier, dr.object, dr.text, dr.kind,
-                             dr.category, dr.confidence, valid_from, now, "rules"),
+                             dr.category, dr.confidence, valid_from, now, "rules", dr.amount, dr.unit or None),
                         )
                         frow = int(cur.lastrowid or 0)
                         c.execute(
@@ -549,6 +560,172 @@ class FactStore:
                 out[int(r[0])] = (r[1], r[2])
         return out
 
+    def place_links(self, user_id: str, episode_rowids: Sequence[int]) -> dict[int, set[str]]:
+        """The places (lower case) each episode is tagged with: named places it mentions, the
+        common places it says someone was at, the place its writer gave, and the organisations
+        it names (where one works or studies: the answer to "where does she work?"). Not an
+        assistant's episodes: the places in its replies are advice, not where anything happened."""
+        out: dict[int, set[str]] = {}
+        ids = list(dict.fromkeys(episode_rowids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r, name in self.s.query(
+                "SELECT l.episode_rowid, en.name FROM entity_links l JOIN entities en ON en.rowid = l.entity_rowid "
+                "AND en.user_id = l.user_id JOIN episodes e ON e.rowid = l.episode_rowid AND e.user_id = l.user_id "
+                "WHERE l.user_id = ? AND en.kind IN ('place', 'organisation') AND COALESCE(e.role, '') <> 'assistant' "
+                f"AND l.episode_rowid IN ({marks})",
+                (user_id, *chunk),
+            ):
+                out.setdefault(int(r), set()).add(str(name).lower())
+        return out
+
+    def placed_episodes(self, user_id: str, place: str) -> set[str]:
+        """Ids of the user's episodes tagged with ``place`` (case aside) or given it."""
+        rows = self.s.query(
+            "SELECT e.id FROM episodes e WHERE e.user_id = ? AND (lower(e.place) = lower(?) OR EXISTS (SELECT 1 FROM "
+            "entity_links l JOIN entities en ON en.rowid = l.entity_rowid AND en.user_id = l.user_id WHERE "
+            "l.user_id = e.user_id AND l.episode_rowid = e.rowid AND en.kind = 'place' AND lower(en.name) = lower(?)))",
+            (user_id, place, place),
+        )
+        return {str(r[0]) for r in rows}
+
+    # -- the summary tree (see consolidate.tree) ---------------------------------------------------
+
+    def tree_segments(self, user_id: str, sessions: Sequence[str | None] | None = None) -> list[SegmentInfo]:
+        """Segments with their member episode ids, in order; ``sessions``: only theirs."""
+        sql = (
+            "SELECT s.id, s.session_id, s.summary, s.first_seq, s.last_seq, e.id FROM segments s JOIN episodes e "
+            "ON e.user_id = s.user_id AND e.session_id IS s.session_id AND e.seq BETWEEN s.first_seq AND s.last_seq "
+            "WHERE s.user_id = ?"
+        )
+        if sessions is None:
+            parts: list[tuple[str, tuple[Any, ...]]] = [(sql, (user_id,))]
+        else:
+            named = [x for x in dict.fromkeys(sessions) if x is not None]
+            parts = [
+                (sql + f" AND s.session_id IN ({','.join('?' * len(named[i : i + 500]))})", (user_id, *named[i : i + 500]))
+                for i in range(0, len(named), 500)
+            ]
+            if None in sessions:
+                parts.append((sql + " AND s.session_id IS NULL", (user_id,)))
+        rows = [r for q, params in parts for r in self.s.query(q + " ORDER BY s.first_seq, e.seq", params)]
+        rows.sort(key=lambda r: int(r[3]))  # chunks read apart: in order again (stable within a segment)
+        out: dict[str, tuple[Any, list[str]]] = {}
+        for sid, session, summary, first, last, eid in rows:
+            out.setdefault(sid, ((sid, session, summary, int(first), int(last)), []))[1].append(eid)
+        return [SegmentInfo(h[0], h[1], tuple(eids), h[2], h[3], h[4]) for h, eids in out.values()]
+
+    def session_spans(self, user_id: str) -> dict[str | None, tuple[str, str, int]]:
+        """Session -> (first and last time said, last seq) of its episodes."""
+        return {
+            r[0]: (str(r[1]), str(r[2]), int(r[3]))
+            for r in self.s.query(
+                "SELECT session_id, MIN(occurred_at), MAX(occurred_at), MAX(seq) FROM episodes WHERE user_id = ? "
+                "GROUP BY session_id",
+                (user_id,),
+            )
+        }
+
+    def topic_mentions(self, user_id: str, limit: int, exclude: Sequence[str] = ()) -> list[tuple[str, str, str | None, str, int]]:
+        """(entity, kind, session, episode id, seq) of every mention of the ``limit`` entities
+        named in the most sessions (at least two; ``exclude``: names left out, the speakers)."""
+        skip = [n.lower() for n in exclude] or [""]
+        marks = ",".join("?" * len(skip))
+        top = self.s.query(
+            "SELECT en.rowid FROM entities en JOIN entity_links l ON l.entity_rowid = en.rowid AND l.user_id = en.user_id "
+            "JOIN episodes e ON e.rowid = l.episode_rowid AND e.user_id = l.user_id "
+            f"WHERE en.user_id = ? AND e.status = 'active' AND lower(en.name) NOT IN ({marks}) AND en.name NOT IN {_ROLES} "
+            "GROUP BY en.rowid HAVING COUNT(DISTINCT e.session_id) >= 2 "
+            "ORDER BY COUNT(DISTINCT e.session_id) DESC, en.rowid LIMIT ?",
+            (user_id, *skip, limit),
+        )
+        ids = [int(r[0]) for r in top]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return [
+            (str(r[0]), str(r[1]), r[2], str(r[3]), int(r[4]))
+            for r in self.s.query(
+                "SELECT DISTINCT en.name, en.kind, e.session_id, e.id, e.seq FROM entities en JOIN entity_links l "
+                "ON l.entity_rowid = en.rowid AND l.user_id = en.user_id JOIN episodes e ON e.rowid = l.episode_rowid "
+                f"AND e.user_id = l.user_id WHERE en.user_id = ? AND en.rowid IN ({marks}) AND e.status = 'active' "
+                "ORDER BY e.seq",
+                (user_id, *ids),
+            )
+        ]
+
+    def texts_of(self, user_id: str, episode_ids: Sequence[str]) -> dict[str, str]:
+        """Episode id -> its text, for the user's episodes among ``episode_ids``."""
+        out: dict[str, str] = {}
+        ids = list(dict.fromkeys(episode_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            out.update({str(r[0]): str(r[1]) for r in self.s.query(
+                f"SELECT id, content FROM episodes WHERE user_id = ? AND id IN ({','.join('?' * len(chunk))})",
+                (user_id, *chunk),
+            )})
+        return out
+
+    def speakers(self, user_id: str) -> list[str]:
+        """The names speakers have in the user's episodes."""
+        return [str(r[0]) for r in self.s.query(
+            "SELECT DISTINCT name FROM episodes WHERE user_id = ? AND name IS NOT NULL", (user_id,)
+        )]
+
+    def summaries(self, user_id: str, level: str | None = None) -> list[Node]:
+        sql = ("SELECT id, level, key, title, text, children, episodes, last_seq, updated_at FROM summaries "
+               "WHERE user_id = ? AND level <> 'root'")
+        params: list[Any] = [user_id]
+        if level is not None:
+            sql += " AND level = ?"
+            params.append(level)
+        return [
+            Node(r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), tuple(json.loads(r[6])), int(r[7]), r[0], r[8])
+            for r in self.s.query(sql + " ORDER BY level, key", params)
+        ]
+
+    def tree_seq(self, user_id: str) -> int | None:
+        """The consolidated seq the tree was last brought up to; None if never built, or if a
+        delete took nodes away since (the next read builds the upper levels again)."""
+        rows = self.s.query("SELECT last_seq, text FROM summaries WHERE user_id = ? AND level = 'root'", (user_id,))
+        return int(rows[0][0]) if rows and rows[0][1] != "stale" else None
+
+    def stale_sessions(self, user_id: str, after_seq: int) -> list[str | None]:
+        """Sessions with episodes consolidated past ``after_seq``, or with segments but no node
+        (repaired after a delete)."""
+        rows = self.s.query(
+            "SELECT DISTINCT session_id FROM episodes WHERE user_id = ? AND seq > ? AND seq <= ? "
+            "UNION SELECT DISTINCT s.session_id FROM segments s WHERE s.user_id = ? AND NOT EXISTS (SELECT 1 FROM "
+            "summaries m WHERE m.user_id = s.user_id AND m.level = 'session' AND m.key = COALESCE(s.session_id, ''))",
+            (user_id, after_seq, self.last_seq(user_id), user_id),
+        )
+        return [r[0] for r in rows]
+
+    def save_tree(self, user_id: str, nodes: Sequence[Node], sessions: Sequence[str | None], up_to: int) -> None:
+        """Replace the nodes of ``sessions`` and every topic and person node with ``nodes``, in
+        one transaction, and record that the tree is up to ``up_to``."""
+        now = iso(now_utc())
+        with self.s.transaction(user_id) as c:
+            keys = [s or "" for s in sessions]
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                c.execute(
+                    f"DELETE FROM summaries WHERE user_id = ? AND level = 'session' AND key IN ({','.join('?' * len(chunk))})",
+                    (user_id, *chunk),
+                )
+            c.execute("DELETE FROM summaries WHERE user_id = ? AND level IN ('topic', 'person', 'root')", (user_id,))
+            rows = [
+                ("sum_" + uuid.uuid4().hex, user_id, n.level, n.key, n.title, n.text, json.dumps(list(n.children)),
+                 json.dumps(list(n.episodes)), n.last_seq, now)
+                for n in [*nodes, Node("root", "", "", "", last_seq=up_to)]
+            ]
+            c.executemany(
+                "INSERT INTO summaries(id, user_id, level, key, title, text, children, episodes, last_seq, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
     def entities(self, user_id: str) -> list[Entity]:
         rows = self.s.query(
             "SELECT en.id, en.name, en.kind, en.aliases, COUNT(DISTINCT l.fact_rowid), COUNT(DISTINCT l.episode_rowid) "
@@ -580,6 +757,16 @@ class FactStore:
                     "(SELECT 1 FROM units WHERE fact_rowid = ? AND episode_rowid != ?)",
                     (other[0], frow, ep_rowid, frow, ep_rowid),
                 )
+        # The summary tree: nodes that cite the episode go, and are built again from what is
+        # left on the next read (consolidate.tree.refresh); its segment is repaired below.
+        eid = c.execute("SELECT id FROM episodes WHERE rowid = ?", (ep_rowid,)).fetchone()
+        if eid is not None:
+            gone = c.execute(
+                "DELETE FROM summaries WHERE user_id = ? AND level <> 'root' AND episodes LIKE ?",
+                (owner, f'%"{eid[0]}"%'),
+            )
+            if gone.rowcount:  # the upper levels are drawn from all sessions: built again in full
+                c.execute("UPDATE summaries SET text = 'stale' WHERE user_id = ? AND level = 'root'", (owner,))
         # Entities named only by what goes: their links go with the episode, and then they do.
         c.execute("DELETE FROM entity_links WHERE episode_rowid = ?", (ep_rowid,))
         c.execute(

@@ -389,3 +389,28 @@ def _m0012(dialect: str) -> list[str]:
         "ALTER TABLE fact_sources ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE entity_links ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
     ]
+
+
+@migration("0013_structure")
+def _m0013(dialect: str) -> list[str]:
+    # Structured memory: a fact may carry an amount (money, a duration, a weight, a distance, a
+    # count) in a normal unit, so queries can sum and count; and the summary tree (MemTree):
+    # nodes of a level (segment, session, topic, person), each citing its children and episodes.
+    return [
+        "ALTER TABLE facts ADD COLUMN amount REAL",
+        "ALTER TABLE facts ADD COLUMN unit TEXT",
+        """CREATE TABLE summaries (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            level TEXT NOT NULL,
+            key TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL,
+            children TEXT NOT NULL DEFAULT '[]',
+            episodes TEXT NOT NULL DEFAULT '[]',
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            UNIQUE (user_id, level, key)
+        )""",
+        "CREATE INDEX summaries_user ON summaries(user_id, level)",
+    ]

@@ -693,14 +693,24 @@ class SQLStore:
                 )
         return [_episode(r, tuple(times.get(r[0], ()))) for r in rows]
 
-    def timeline(self, user_id: str, start_ts: float | None, end_ts: float | None, limit: int) -> list[Episode]:
+    def timeline(
+        self, user_id: str, start_ts: float | None, end_ts: float | None, limit: int, place: str | None = None
+    ) -> list[Episode]:
         lo = -1e18 if start_ts is None else start_ts
         hi = 1e18 if end_ts is None else end_ts
+        where, params = "", []
+        if place is not None:  # the place its writer gave, or a place it is tagged with
+            where = (
+                " AND (lower(e.place) = lower(?) OR EXISTS (SELECT 1 FROM entity_links l JOIN entities en "
+                "ON en.rowid = l.entity_rowid AND en.user_id = l.user_id WHERE l.user_id = e.user_id "
+                "AND l.episode_rowid = e.rowid AND en.kind = 'place' AND lower(en.name) = lower(?)))"
+            )
+            params = [place, place]
         rows = self._q(
             f"SELECT {EPISODE_COLS} FROM episodes e WHERE user_id = ? AND status = 'active' AND ("
             "(occurred_ts BETWEEN ? AND ?) OR EXISTS (SELECT 1 FROM episode_times t WHERE t.episode_rowid = e.rowid "
-            "AND t.start_ts <= ? AND t.end_ts >= ?)) ORDER BY seq",
-            (user_id, lo, hi, hi, lo),
+            f"AND t.start_ts <= ? AND t.end_ts >= ?)){where} ORDER BY seq",
+            (user_id, lo, hi, hi, lo, *params),
         )
         eps = self.episodes_of_rows(rows)
         eps.sort(key=lambda e: (e.event_time, e.seq))
