@@ -390,3 +390,32 @@ def test_bench_forgetting_archives_to_capacity_and_measures_recognition(tmp_path
         assert s["item_known_and_recognised@5"] >= 0.5 and s["foils"] > 0
     res = CliRunner().invoke(main, ["bench", "forgetting", str(path), "--keep", "0"])
     assert res.exit_code == 2 and "--keep" in res.output
+
+
+def test_bench_structure_scores_amounts_and_places_on_a_labelled_set(tmp_path: Path) -> None:
+    rows = [
+        {"text": "I bought a new bike for $300.", "rows": [["bought", 300, "USD"]], "places": [], "split": "heldout"},
+        {"text": "I was at the gym this morning.", "rows": [], "places": ["gym"], "split": "heldout"},
+        {"text": "I ran 5 miles.", "rows": [["says", 10, "km"]], "places": []},  # labelled wrong on purpose
+    ]
+    labelled = tmp_path / "set.jsonl"
+    labelled.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "s.json"
+    res = CliRunner().invoke(main, ["bench", "structure", "--labelled", str(labelled), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["heldout"]["precision"] == 1.0 and doc["heldout"]["recall"] == 1.0
+    assert doc["all"]["amounts"] == {"precision": 0.5, "recall": 0.5, "returned": 2, "labelled": 2}
+    [miss] = [e for split in ("tune", "report") for e in doc.get(split, {}).get("errors", [])]
+    assert miss["got"] == [["says", 5 * 1.609344, "km"]]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"rows": []}\n')
+    res = CliRunner().invoke(main, ["bench", "structure", "--labelled", str(bad)])
+    assert res.exit_code != 0 and "needs 'text' and 'rows'" in res.output
+
+
+def test_instances_shown_in_context_and_counting_questions() -> None:
+    from engramdb.bench.runner import COUNTING
+
+    assert COUNTING.search("How many weddings have I attended?") and COUNTING.search("What is the total weight?")
+    assert not COUNTING.search("Where did I find my scarf?")

@@ -156,6 +156,42 @@ def poisoning_cmd(labelled: str | None, chats: tuple[tuple[str, str], ...], outp
         _cli.err_console.print(f"results: {output}")
 
 
+@bench.command(name="structure")
+@click.option("--labelled", default=None, type=_cli.SafePath(exists=True, dir_okay=False),
+              help="Labelled set (JSONL: text, rows [[predicate, amount, unit]], places, split?). Default: the bundled one.")
+@click.option("--output", "-o", default=None, type=_cli.SafePath(dir_okay=False), help="Write the results as JSON here.")
+@_cli.handle_errors
+def structure_cmd(labelled: str | None, output: str | None) -> None:
+    """Structured memory on a labelled set: the amounts query() returns and the places
+    places() reports, against what each statement tells (precision and recall per half;
+    ``heldout`` was written after the rules and is the figure to quote)."""
+    import json
+
+    from rich.table import Table
+
+    from . import structure
+
+    with _cli.progress_bar() as prog:
+        prog.add_task("reading the labelled statements into memory", total=None)
+        doc = structure.score(structure.load(labelled or structure.LABELLED))
+    t = Table(title="structured memory: labelled set")
+    for col in ("split", "statements", "amounts P / R", "places P / R", "precision", "recall"):
+        t.add_column(col, justify="right")
+
+    def pr(d: dict[str, Any]) -> str:
+        return " / ".join("-" if d[k] is None else f"{d[k]:.3f}" for k in ("precision", "recall"))
+
+    for split, r in doc.items():
+        t.add_row(split, str(r["statements"]), pr(r["amounts"]), pr(r["places"]),
+                  "-" if r["precision"] is None else f"{r['precision']:.3f}", "-" if r["recall"] is None else f"{r['recall']:.3f}")
+    _cli.console.print(t)
+    for e in doc.get("heldout", {}).get("errors", []):
+        _cli.console.print(f"  heldout: {e['text'][:80]} → rows {e['got']} places {e['places_got']}", markup=False)
+    if output:
+        Path(output).write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
+        _cli.err_console.print(f"results: {output}")
+
+
 @bench.command(name="forgetting")
 @click.argument("path", type=_cli.SafePath(exists=True, dir_okay=False))
 @click.option("--keep", default=0.3, show_default=True, type=float, help="Share of episodes the capacity policy keeps active.")

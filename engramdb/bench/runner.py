@@ -82,6 +82,24 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "graph-seeded": {"recall": RecallOptions(weights=Weights(graph=0.2), graph_seeds=20, graph_beyond_named=False)},
     # Without this round's associative recall: no graph walk, no facets, no exact lookups.
     "no-association": {"recall": RecallOptions(weights=Weights(graph=0, exact=0), facets=False)},
+    # Structured memory's part in recall: aggregating recall for "how many / how much in total"
+    # questions, and places for "where" questions and places named; all off, then each alone,
+    # then the variants measured on the tuning halves.
+    "no-structure": {"recall": RecallOptions(aggregate=False, place_where=0, place_named=0)},
+    "no-aggregate": {"recall": RecallOptions(aggregate=False)},
+    "no-places": {"recall": RecallOptions(place_where=0, place_named=0)},
+    "aggregate-0.25": {"recall": RecallOptions(aggregate_ratio=0.25)},
+    "aggregate-0.5": {"recall": RecallOptions(aggregate_ratio=0.5)},
+    "aggregate-0.85": {"recall": RecallOptions(aggregate_ratio=0.85)},
+    "aggregate-within-20": {"recall": RecallOptions(aggregate_within=20)},
+    "aggregate-2-per-session": {"recall": RecallOptions(aggregate_per_session=2)},
+    "aggregate-unnamed": {"recall": RecallOptions(aggregate_named=None)},
+    "aggregate-named-0.4": {"recall": RecallOptions(aggregate_named=0.4)},
+    "aggregate-cosine-0.8": {"recall": RecallOptions(aggregate_by="cosine", aggregate_ratio=0.8)},
+    "aggregate-cosine-0.9": {"recall": RecallOptions(aggregate_by="cosine", aggregate_ratio=0.9)},
+    "where-0.1": {"recall": RecallOptions(place_where=0.1)},
+    "place-named": {"recall": RecallOptions(place_named=0.2)},
+    "where-0.5": {"recall": RecallOptions(place_where=0.5)},
     "any-speaker-keys": {"recall": RecallOptions(named_keys_only=False)},
     # Without the semantic layer (fact, statement and segment keys, the preference boost; all
     # are still built).
@@ -194,12 +212,31 @@ def view_of(hit: Hit) -> HitView:
     return HitView(tuple(turns), count_tokens(hit.text))
 
 
-_LINE_HEAD = re.compile(r"^\[[^\]]*\] [^:\n]*: ")  # "[2023-05-08 13:56] Caroline: " (packing.hit_lines)
+_LINE_HEAD = re.compile(r"^(?:#\d+ )?\[[^\]]*\] [^:\n]*: ")  # "[2023-05-08 13:56] Caroline: " (packing.hit_lines)
 
 
 def context_pieces(ctx: str) -> list[str]:
-    """The excerpts a packed context shows, normalised, without each line's date and speaker."""
-    return [M.normalise_answer(p) for line in ctx.splitlines()[1:] for p in _LINE_HEAD.sub("", line).split(PASSAGE_JOIN)]
+    """The excerpts a packed context shows, normalised, without each line's date and speaker
+    (memory lines only: not the header, nor a note such as the count of instances found)."""
+    return [
+        M.normalise_answer(p) for line in ctx.splitlines() if _LINE_HEAD.match(line)
+        for p in _LINE_HEAD.sub("", line).split(PASSAGE_JOIN)
+    ]
+
+
+def instances_shown(ctx: Any, evidence_turns: list[str]) -> tuple[float, float]:
+    """Whether a context holds every evidence turn: cited (its episode is in the context), and
+    shown whole (a hit in the context shows all of it, not an excerpt)."""
+    shown = [view_of(h) for h in ctx.hits]
+    cited = {t.turn for v in shown for t in v.turns}
+    whole = {t.turn for v in shown for t in v.turns if t.whole}
+    gold = set(evidence_turns)
+    return float(gold <= cited), float(gold <= whole)
+
+
+#: A question that asks for a count or an amount ("how many…", "how much…", "the total…"):
+#: its evidence is every instance, so these are scored apart (``counting`` in the summary).
+COUNTING = re.compile(r"\b(?:how many|how much|total|in total|number of)\b", re.I)
 
 
 def question_metrics(
@@ -279,6 +316,8 @@ def run_conversation(
                 ctx_tokens[str(b)] = ctx.tokens
                 if answer:
                     m[f"ctx@{b}"] = float(any(M.holds(p, answer) for p in context_pieces(ctx)))
+                if q.evidence_turns:
+                    m[f"inst@{b}"], m[f"instw@{b}"] = instances_shown(ctx, q.evidence_turns)
             qa: dict[str, Any] = {}
             if llm is not None:
                 qa = answer_and_judge(
@@ -498,8 +537,10 @@ def summarise(questions: Iterable[QuestionResult | dict[str, Any]]) -> dict[str,
             continue
         by_cat.setdefault(qd["category"], []).append(qd["metrics"])
         by_cat.setdefault("all", []).append(qd["metrics"])
+        if COUNTING.search(qd["question"] or ""):
+            by_cat.setdefault("counting", []).append(qd["metrics"])
     out: dict[str, dict[str, float]] = {}
-    for cat in sorted(by_cat, key=lambda c: (c == "all", c)):
+    for cat in sorted(by_cat, key=lambda c: (c == "all", c == "counting", c)):
         rows = by_cat[cat]
         keys = sorted({k for r in rows for k in r})
         n_ans = sum(1 for r in rows if any(k.startswith("ans@") for k in r))
