@@ -63,3 +63,17 @@ def test_cli_quick_start_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         res = CliRunner().invoke(main, argv, env=env)
         assert res.exit_code == 0, f"{line}\n{res.output}"
     assert (tmp_path / "backup.jsonl").read_text().count("\n") == 8
+
+
+def test_structured_memory_example_runs(tmp_path: Path) -> None:
+    from engramdb import Memory
+
+    [code] = [b for b in _blocks("python") if "mem.query(" in b]
+    with Memory(tmp_path / "s.db", embedder=None) as mem:
+        for when, text in (("2024-02-01", "I spent $200 on a pottery workshop."), ("2024-03-01", "I spent $120 on a glazing workshop."),
+                           ("2023-01-01", "I moved to Lisbon."), ("2024-05-01", "I was at the gym all morning.")):
+            mem.add(text, user_id="u1", timestamp=when)
+        scope: dict[str, object] = {"mem": mem}
+        exec(compile(code, "README.md", "exec"), scope)
+        rows = scope["rows"]
+        assert len(rows) == 2 and rows.total() == {"USD": 320.0}  # type: ignore[attr-defined]
