@@ -8,7 +8,6 @@ The labelled set (``engramdb/data/poisoning.jsonl``) has one text per line with 
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Callable, Iterable
 
 from ..errors import DatasetError
 from ..guard import Guard
+from ..io.datasets import json_objects
 
 LABELLED = Path(__file__).resolve().parent.parent / "data" / "poisoning.jsonl"
 
@@ -25,14 +25,8 @@ def load(path: str | Path = LABELLED) -> list[dict[str, Any]]:
     if not p.is_file():
         raise DatasetError(f"no labelled set at {p}", path=str(p))
     rows = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise DatasetError(f"{p}:{n}: not valid JSON: {exc}", path=str(p), line=n) from exc
-        if not isinstance(row, dict) or row.get("label") not in ("attack", "benign") or not isinstance(row.get("text"), str):
+    for n, row in json_objects(p):
+        if row.get("label") not in ("attack", "benign") or not isinstance(row.get("text"), str):
             raise DatasetError(f"{p}:{n}: needs 'text' and 'label' (attack or benign)", path=str(p), line=n)
         rows.append(row)
     return rows

@@ -16,11 +16,11 @@ once: that is the figure to quote.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import DatasetError
+from ..io.datasets import json_objects
 from ..memory import Memory
 
 LABELLED = Path(__file__).resolve().parent.parent / "data" / "structure.jsonl"
@@ -31,14 +31,8 @@ def load(path: str | Path = LABELLED) -> list[dict[str, Any]]:
     if not p.is_file():
         raise DatasetError(f"no labelled set at {p}", path=str(p))
     out = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise DatasetError(f"{p}:{n}: not valid JSON: {exc}", path=str(p), line=n) from exc
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not isinstance(row.get("rows"), list):
+    for n, row in json_objects(p):
+        if not isinstance(row.get("text"), str) or not isinstance(row.get("rows"), list):
             raise DatasetError(f"{p}:{n}: needs 'text' and 'rows'", path=str(p), line=n)
         out.append(row)
     return out
@@ -82,12 +76,12 @@ def score(cases: list[dict[str, Any]]) -> dict[str, Any]:
                 s["places"][0] += len(places & gold_places)
                 s["places"][1] += len(places)
                 s["places"][2] += len(gold_places)
-                if (right, len(rows)) != (len(case["rows"]), len(case["rows"])) or places != gold_places:
-                    if split != "all":
-                        s["errors"].append({
-                            "text": case["text"], "expected": case["rows"], "places_expected": sorted(gold_places),
-                            "got": [[r.predicate, r.amount, r.unit] for r in rows], "places_got": sorted(places),
-                        })
+                wrong = (right, len(rows)) != (len(case["rows"]), len(case["rows"])) or places != gold_places
+                if wrong and split != "all":
+                    s["errors"].append({
+                        "text": case["text"], "expected": case["rows"], "places_expected": sorted(gold_places),
+                        "got": [[r.predicate, r.amount, r.unit] for r in rows], "places_got": sorted(places),
+                    })
     out = {}
     for split in ("tune", "report", "heldout", "all"):
         if split not in per:

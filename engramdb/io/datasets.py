@@ -240,10 +240,9 @@ def load_longmemeval(path: str | Path, *, corpus: str = "all") -> Iterator[Conve
 # -- JSONL ----------------------------------------------------------------------------------
 
 
-def load_jsonl(path: str | Path, *, default_user: str | None = None) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
-    """One message per line: ``{"user_id", "session_id"?, "content", "role"?, "name"?,
-    "timestamp"?, "metadata"?, "id"?, "recorded_at"?}`` (``engramdb export`` writes these, with
-    ``text`` for content); yields (user_id, session_id, message)."""
+def json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of a JSONL file (gzip if it ends in .gz);
+    a missing file, a line that is not JSON or not an object is a :class:`DatasetError`."""
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"no such file: {p}", path=str(p))
@@ -258,12 +257,21 @@ def load_jsonl(path: str | Path, *, default_user: str | None = None) -> Iterator
                 raise DatasetError(f"{p}:{n}: not valid JSON: {exc}", path=str(p), line=n) from exc
             if not isinstance(row, dict):
                 raise DatasetError(f"{p}:{n}: expected a JSON object", path=str(p), line=n)
-            user = row.pop("user_id", None) or default_user
-            if not user:
-                raise DatasetError(f"{p}:{n}: no user_id (pass --user for a default)", path=str(p), line=n)
-            session = row.pop("session_id", None)
-            for key in ("strength", "seq", "times", "stability", "last_used", "uses", "sightings"):
-                row.pop(key, None)  # fields of an export derived again on import (id, recorded_at are kept)
-            if "text" in row and "content" not in row:
-                row["content"] = row.pop("text")
-            yield str(user), session, row
+            yield n, row
+
+
+def load_jsonl(path: str | Path, *, default_user: str | None = None) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+    """One message per line: ``{"user_id", "session_id"?, "content", "role"?, "name"?,
+    "timestamp"?, "metadata"?, "id"?, "recorded_at"?}`` (``engramdb export`` writes these, with
+    ``text`` for content); yields (user_id, session_id, message)."""
+    p = Path(path)
+    for n, row in json_objects(p):
+        user = row.pop("user_id", None) or default_user
+        if not user:
+            raise DatasetError(f"{p}:{n}: no user_id (pass --user for a default)", path=str(p), line=n)
+        session = row.pop("session_id", None)
+        for key in ("strength", "seq", "times", "stability", "last_used", "uses", "sightings"):
+            row.pop(key, None)  # fields of an export derived again on import (id, recorded_at are kept)
+        if "text" in row and "content" not in row:
+            row["content"] = row.pop("text")
+        yield str(user), session, row
