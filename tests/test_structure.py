@@ -128,6 +128,8 @@ def test_a_count_across_five_sessions_with_a_duplicate_telling(mem: Memory) -> N
     twice = [h for h in hits.instances if len(h.episodes) == 2]
     assert len(twice) == 1 and {e.session_id for e in twice[0].episodes} == {"s1", "s6"}
     assert {e.session_id for h in hits.instances for e in h.episodes} == {"s1", "s3", "s4", "s6"}
+    one = mem.search(q, user_id=U, now="2024-07-02", limit=1)
+    assert len(one) == 1 and list(one.instances) == list(one)  # the caller's limit holds
     # context(): says how many, and marks each
     ctx = mem.context(q, user_id=U, budget_tokens=400, now="2024-07-02")
     assert "3 possible instances found" in ctx

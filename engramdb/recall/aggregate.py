@@ -4,18 +4,19 @@ across sessions instead of the few best turns of one session, each instance once
 
 Similarity ranks the turns of the session that resembles the question most at the top; the
 other instances, told in other sessions in other words, sit lower. Here a hit is an instance
-when it scores within ``ratio`` of the best hit (for a question about the asker's own life, "how
-many … have I …", not an assistant's turn), and the best ``per_session`` of each session are
-taken. (Admitting hits that merely name what is counted — "online courses" — let every session
-that mentions courses in: measured, it pushed the real instances out; benchmarks/README.md.) Two instances that tell the same thing (a typed fact drawn from both, or nearly the same
-words about the same time) are one instance citing both tellings. The ranking is otherwise
-kept: an instance ranked below the first ``within`` hits takes the place of the last hit there
-that is not one (moving the best evidence down cost more than it gained, see benchmarks/README.md).
+when it scores within ``ratio`` of the best hit, or names what is counted (a word of the
+question's focus: "weddings") and scores within ``named_ratio`` of it; for a question about the
+asker's own life ("how many … have I …") not an assistant's turn; the best ``per_session`` of
+each session. (Admitting every hit that merely names what is counted — "online courses" — let
+every session that mentions courses in and pushed the real instances out; benchmarks/README.md.)
+Two instances that tell the same thing (a typed fact drawn from both, or nearly the same words
+about the same time) are one instance citing both tellings. The ranking is otherwise kept: an
+instance ranked below the first ``within`` hits takes the place of the last hit there that is
+not one (putting the instances first moved the best evidence down, and cost more than it gained).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Callable, Sequence
 
@@ -149,10 +150,8 @@ def gather(
         if out and h.score > out[-1].score:
             h = replace(h, score=out[-1].score)
         out.append(h)
-    return out[: max(limit, len(instances))], instances
-
-
-_SPACE = re.compile(r"\s+")
+    out = out[:limit]  # the caller's limit holds: instances past it are not returned
+    return out, [h for h in out if "instance" in h.signals]
 
 
 def header(kind: str, n: int) -> str:
