@@ -666,7 +666,8 @@ class Memory:
                 tree.refresh(facts, user, getattr(self.extractor, "summarise", None))
             nodes = facts.summaries(user, level)
             if level == "session":
-                order = {s: i for i, s in enumerate(facts.session_spans(user))}
+                spans = facts.session_spans(user)  # sessions in the order they began
+                order = {s: i for i, s in enumerate(sorted(spans, key=lambda s: (spans[s][0], s or "")))}
                 nodes.sort(key=lambda n: order.get(n.key or None, len(order)))
             elif level == "topic":
                 nodes.sort(key=lambda n: (-len(n.children), n.key))
