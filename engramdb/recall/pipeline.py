@@ -9,8 +9,10 @@ facade until the hits are built. The steps:
 2. query analysis (time ranges, order, "before/after <event>", advice);
 3. for a before/after question, the event it hangs on, found first;
 4. ranking (:func:`engramdb.recall.search.recall`), with the memory graph's walk when it is on
-   (:mod:`.graph`);
-5. for a question in several pieces ("which came first, X or Y?"), each piece recalled too,
+   (:mod:`.graph`), and for a "where" question a lift for the hits that carry a place;
+5. for a question about every instance of something ("how many…?"), a deeper pool whose
+   instances are moved into the first hits, each telling once (:mod:`.aggregate`);
+   for a question in several pieces ("which came first, X or Y?"), each piece recalled too,
    their hits taking turns (:func:`~engramdb.recall.query.facets`);
 6. hits: the episodes and the passages each hit shows, read from the store, and whether any of
    them is relevant at all (:mod:`.relevance`).
@@ -30,8 +32,8 @@ import numpy as np
 
 from ..encode.embedders import Embedder
 from ..lifecycle import DAY, retrievability
-from ..model import Episode, Hit, Hits
 from ..consolidate.mentions import place_tags
+from ..model import Episode, Hit, Hits
 from ..store.base import SEMANTIC, Store
 from . import snapshot
 from .graph import EntityIndex, associations, names_in
@@ -193,7 +195,7 @@ class Recaller:
             if found:
                 groups = _cite_event(groups, found[0], limit)
             elif agg:
-                # "how many weddings…?": the instances across sessions first, each telling once
+                # "how many weddings…?": the instances across sessions among the first hits, each once
                 relevance = assess(scope, query, groups[:limit])
                 hits, instances = gather(
                     self._hits(scope, groups, include_hidden, asked), agg, limit, ratio=opts.aggregate_ratio,
