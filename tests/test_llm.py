@@ -173,7 +173,18 @@ def test_llm_extractor_writes_the_summary_tree_and_reads_amounts_fake_llm(stand_
         mem.add(["I bought a bike for $300.", "I ride it to work every day."], user_id="ana", session_id="s1")
         [node] = mem.summary(user_id="ana", level="session")
         assert node.text.startswith("SUMMARY of") and node.episodes
+        person = mem.summary(user_id="ana", level="person")
+        assert person and all(n.text.startswith("SUMMARY of") for n in person)
+
+        def summaries_asked() -> int:
+            return sum(1 for r in _ScriptedChat.requests if r["body"]["messages"][-1]["content"].startswith("Summarise"))
+
+        asked = summaries_asked()
+        mem.add(["Thanks, that helps."], user_id="ana", session_id="s1b")  # nothing new about anyone
+        assert [n.key for n in mem.summary(user_id="ana", level="session")] == ["s1", "s1b"]
+        assert summaries_asked() == asked + 1  # the new session's node only: the person node is as it was
+        assert mem.summary(user_id="ana", level="person")[0].text == person[0].text
         _ScriptedChat.fail_with = 500
         mem.add(["I moved to Lisbon."], user_id="ana", session_id="s2")
         nodes = mem.summary(user_id="ana", level="session")
-        assert [n.key for n in nodes] == ["s1", "s2"] and nodes[1].text == "I moved to Lisbon."  # the extract
+        assert [n.key for n in nodes] == ["s1", "s1b", "s2"] and nodes[2].text == "I moved to Lisbon."  # the extract

@@ -16,6 +16,7 @@ a node's text is rewritten from its extract, which it keeps if the writer fails.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from ..encode.text import SENTENCE
@@ -176,11 +177,24 @@ def refresh(facts: "SemanticStore", user: str, writer: Writer | None = None, for
         first, last, _ = spans.get(session, ("", "", 0))
         dates = first[:10] if first[:10] == last[:10] else f"{first[:10]} – {last[:10]}"
         nodes.append(session_node(session, members, dates, writer))
-    topics = topic_nodes(facts.topic_mentions(user, MAX_TOPICS, facts.speakers(user)), lambda ids: facts.texts_of(user, ids), writer)
+    # Topics and people are drawn from the whole memory, so they are built on every refresh,
+    # as extracts; a writer (an LLM) is asked only for those whose episodes or children changed.
+    topics = topic_nodes(facts.topic_mentions(user, MAX_TOPICS, facts.speakers(user)), lambda ids: facts.texts_of(user, ids))
     current = [
         (f.subject, f.predicate, f.text, f.sightings, f.sources, 0)
         for f in facts.facts(user, kinds=("fact", "preference"))
     ]
-    people = person_nodes(current, topics, writer)
+    people = person_nodes(current, topics)
+    if writer is not None:
+        before = {(n.level, n.key): n for lvl in ("topic", "person") for n in facts.summaries(user, lvl)}
+        topics, people = ([_rewritten(n, before.get((n.level, n.key)), writer) for n in ns] for ns in (topics, people))
     facts.save_tree(user, nodes + topics + people, list(by) + [s for s in sessions if s not in by], done)
     return len(nodes)
+
+
+def _rewritten(node: Node, before: Node | None, writer: Writer) -> Node:
+    """A topic or person node as the writer puts it, or as it was written before when nothing
+    under it changed (its episodes and children are the same)."""
+    if before is not None and before.episodes == node.episodes and before.children == node.children:
+        return replace(node, text=before.text)
+    return replace(node, text=_write(writer, node.level, node.text, [node.text]))
