@@ -77,8 +77,10 @@ def test_threads_sharing_one_memory_never_fail(store_at: Callable[[str], str], t
                 got, want = mem.search(q, user_id=u, limit=20), fresh.search(q, user_id=u, limit=20)
                 assert [h.episode_ids for h in got] == [h.episode_ids for h in want]
                 # float32 sums in another order (an index grown step by step, one built at once):
-                # equal to float noise, which rounding to 6 places can split (1.7689 vs 1.768899)
-                assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+                # equal to float noise, which rounding to 6 places can split (1.7689 vs 1.768899),
+                # and which the fusion's normalisations carry to a few parts in 100,000 (seen on
+                # PostgreSQL: 1.72200 vs 1.72199); the ranking above is the exact check
+                assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-4)
 
 
 def _process(path: str, seed: int, ops: int, out: "mp.Queue[list[str]]") -> None:
