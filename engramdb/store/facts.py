@@ -172,6 +172,16 @@ class FactStore:
         ``amounts_only``: only facts that carry an amount."""
         sql = f"SELECT {_FACT_COLS} FROM facts WHERE user_id = ?"
         params: list[Any] = [user_id]
+        if episode_ids is not None:
+            # The facts drawn from these episodes, found from the episodes. Given the user as well
+            # as a list of ids, SQLite's planner (no statistics) reads every row of the user
+            # through a (user_id, ...) index instead: 0.1-0.3 s at 100k episodes, not 1 ms. Here
+            # and in the lookups like it, the owner is checked on the rows found.
+            rowids = self._fact_rowids_of(user_id, episode_ids)
+            if not rowids:
+                return []
+            sql = f"SELECT {_FACT_COLS} FROM facts WHERE rowid IN ({','.join('?' * len(rowids))})"
+            params = list(rowids)
         for w in object_like:
             sql += " AND lower(object) LIKE ?"
             params.append("%" + w.lower().replace("%", "").replace("_", "") + "%")
@@ -195,14 +205,25 @@ class FactStore:
             " AND EXISTS (SELECT 1 FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid AND e.user_id = fs.user_id"
             " WHERE fs.fact_rowid = facts.rowid AND fs.user_id = facts.user_id AND e.status <> 'quarantined')"
         )
-        if episode_ids is not None:
-            marks = ",".join("?" * len(episode_ids)) or "NULL"
-            sql += (
-                " AND rowid IN (SELECT fs.fact_rowid FROM fact_sources fs JOIN episodes e ON e.rowid = fs.episode_rowid"
-                f" AND e.user_id = fs.user_id WHERE fs.user_id = ? AND e.id IN ({marks}))"
-            )
-            params += [user_id, *episode_ids]
-        return self._facts(self.s.query(sql + " ORDER BY rowid", params))
+        return self._facts([r for r in self.s.query(sql + " ORDER BY rowid", params) if r[2] == user_id])
+
+    def _fact_rowids_of(self, user_id: str, episode_ids: Sequence[str]) -> list[int]:
+        """Rowids of the facts drawn from the user's episodes among ``episode_ids``."""
+        ids = list(dict.fromkeys(episode_ids))
+        eps: list[int] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            eps += [int(r[0]) for r in self.s.query(
+                f"SELECT rowid, user_id FROM episodes WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ) if r[1] == user_id]
+        found: set[int] = set()
+        for i in range(0, len(eps), 500):
+            chunk2 = eps[i : i + 500]
+            found.update(int(r[0]) for r in self.s.query(
+                f"SELECT fact_rowid, user_id FROM fact_sources WHERE episode_rowid IN ({','.join('?' * len(chunk2))})",
+                chunk2,
+            ) if r[1] == user_id)
+        return sorted(found)
 
     def get(self, fact_id: str, user_id: str | None = None) -> Fact:
         """A fact by id; with ``user_id``, only that user's (another's is not found)."""
@@ -570,14 +591,16 @@ class FactStore:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for r, name in self.s.query(
-                "SELECT l.episode_rowid, en.name FROM entity_links l JOIN entities en ON en.rowid = l.entity_rowid "
-                "AND en.user_id = l.user_id JOIN episodes e ON e.rowid = l.episode_rowid AND e.user_id = l.user_id "
-                "WHERE l.user_id = ? AND en.kind IN ('place', 'organisation') AND COALESCE(e.role, '') <> 'assistant' "
+            # Found from the episodes, the owner checked here (see _fact_rowids_of).
+            for r, name, owner in self.s.query(
+                "SELECT l.episode_rowid, en.name, l.user_id FROM entity_links l JOIN entities en ON en.rowid = "
+                "l.entity_rowid AND en.user_id = l.user_id JOIN episodes e ON e.rowid = l.episode_rowid AND e.user_id "
+                "= l.user_id WHERE en.kind IN ('place', 'organisation') AND COALESCE(e.role, '') <> 'assistant' "
                 f"AND l.episode_rowid IN ({marks})",
-                (user_id, *chunk),
+                chunk,
             ):
-                out.setdefault(int(r), set()).add(str(name).lower())
+                if owner == user_id:
+                    out.setdefault(int(r), set()).add(str(name).lower())
         return out
 
     def placed_episodes(self, user_id: str, place: str) -> set[str]:
@@ -661,10 +684,9 @@ class FactStore:
         ids = list(dict.fromkeys(episode_ids))
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            out.update({str(r[0]): str(r[1]) for r in self.s.query(
-                f"SELECT id, content FROM episodes WHERE user_id = ? AND id IN ({','.join('?' * len(chunk))})",
-                (user_id, *chunk),
-            )})
+            out.update({str(r[0]): str(r[1]) for r in self.s.query(  # by id alone (see SQLStore._record_uses)
+                f"SELECT id, content, user_id FROM episodes WHERE id IN ({','.join('?' * len(chunk))})", chunk,
+            ) if r[2] == user_id})
         return out
 
     def speakers(self, user_id: str) -> list[str]:

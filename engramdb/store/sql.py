@@ -203,13 +203,17 @@ class SQLStore:
             for i in range(0, len(uses), 500):
                 chunk = list(uses)[i : i + 500]
                 marks = ",".join("?" * len(chunk))
+                # By id alone (ids are unique), the owner checked here: given the user as well,
+                # SQLite's planner reads every episode of the user through its index.
                 rows = c.execute(
-                    f"SELECT id, stability, importance, COALESCE(last_used_ts, occurred_ts) FROM episodes "
-                    f"WHERE user_id = ? AND id IN ({marks})",
-                    (user_id, *chunk),
+                    f"SELECT id, stability, importance, COALESCE(last_used_ts, occurred_ts), user_id FROM episodes "
+                    f"WHERE id IN ({marks})",
+                    chunk,
                 ).fetchall()
                 updates = []
-                for eid, stab, imp, last in rows:
+                for eid, stab, imp, last, owner in rows:
+                    if owner != user_id:
+                        continue
                     at, weight = uses[eid]
                     s0 = float(stab) if stab is not None else initial_stability(float(imp))
                     if at < last:  # a use dated before the last one (replayed history): no gain
@@ -240,13 +244,12 @@ class SQLStore:
             for i in range(0, len(episode_ids), 500):
                 chunk = list(episode_ids[i : i + 500])
                 marks = ",".join("?" * len(chunk))
-                moved += [r[0] for r in c.execute(
-                    f"SELECT id FROM episodes WHERE user_id = ? AND status = ? AND id IN ({marks})", (user_id, source, *chunk)
-                )]
-                c.execute(
-                    f"UPDATE episodes SET status = ? WHERE user_id = ? AND status = ? AND id IN ({marks})",
-                    (tier, user_id, source, *chunk),
-                )
+                found = {r[0] for r in c.execute(  # by id alone, as in _record_uses
+                    f"SELECT id, user_id, status FROM episodes WHERE id IN ({marks})", chunk
+                ) if r[1] == user_id and r[2] == source}
+                these = [i for i in dict.fromkeys(chunk) if i in found]  # in the order asked
+                c.executemany("UPDATE episodes SET status = ? WHERE id = ?", [(tier, i) for i in these])
+                moved += these
             if moved:
                 self.record_change(c, user_id, "archive" if tier == "archived" else "restore")
         return moved
@@ -546,9 +549,9 @@ class SQLStore:
             for i in range(0, len(episode_ids), 500):
                 chunk = list(episode_ids[i : i + 500])
                 marks = ",".join("?" * len(chunk))
-                rows += c.execute(
-                    f"SELECT rowid FROM episodes WHERE user_id = ? AND id IN ({marks})", (user_id, *chunk)
-                ).fetchall()
+                rows += [(r[0],) for r in c.execute(  # by id alone, as in _record_uses
+                    f"SELECT rowid, user_id FROM episodes WHERE id IN ({marks})", chunk
+                ) if r[1] == user_id]
             for (ep_rowid,) in rows:
                 # Every vector made from its text, keys of the facts drawn from it included (the
                 # repair may drop those keys before the episode's own units go).
