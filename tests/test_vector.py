@@ -35,3 +35,63 @@ def test_group_sums_equal_a_plain_sum_over_any_chunking() -> None:
         assert np.allclose(idx.group_sums(positions, group, 5, chunk=chunk), expected, atol=1e-6)
     assert idx.group_sums(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 2).shape == (2, 4)
     assert ExactIndex().group_sums(positions, group, 5).shape == (5, 0)
+
+
+def _clustered_data(n: int, dim: int = 16, centres: int = 20, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centres, dim))
+    x = c[rng.integers(0, centres, size=n)] + 0.3 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_clustered_index_is_exact_below_its_threshold() -> None:
+    from engramdb.index.vector import ClusteredIndex
+
+    x = _clustered_data(300)
+    valid = np.arange(300) % 7 != 0
+    exact, clustered = ExactIndex(), ClusteredIndex(exact_below=1000)
+    for idx in (exact, clustered):
+        idx.append(x[:120], valid[:120])
+        idx.append(x[120:], valid[120:])
+    for q in x[:20]:
+        e, c = exact.search(q, 15), clustered.search(q, 15)
+        assert e[0].tolist() == c[0].tolist() and np.array_equal(e[1], c[1])
+    assert clustered.clustered == 0
+
+
+def test_clustered_index_finds_the_nearest_rows_and_keeps_positions() -> None:
+    from engramdb.index.vector import ClusteredIndex
+
+    x = _clustered_data(4000)
+    valid = np.ones(4000, dtype=bool)
+    valid[::10] = False  # rows without a vector keep their positions out of the results
+    exact, clustered = ExactIndex(), ClusteredIndex(exact_below=1000, probe=0.25)
+    for idx in (exact, clustered):
+        idx.append(x[:3000], valid[:3000])
+    assert clustered.search(x[1], 5)[0][0] == 1 and clustered.clustered == int(valid[:3000].sum())
+    for idx in (exact, clustered):  # a tail, scanned exactly until it is grouped in
+        idx.append(x[3000:3300], valid[3000:3300])
+    pos, sims = clustered.search(x[3001], 3)
+    assert pos[0] == 3001 and sims[0] == np.float32(1.0) and clustered.clustered < 3300
+    found = 0
+    for q in x[:200:3]:
+        e, c = exact.search(q, 20)[0], clustered.search(q, 20)[0]
+        assert not set(c.tolist()) & set(np.flatnonzero(~valid).tolist())
+        found += len(set(e.tolist()) & set(c.tolist()))
+    assert found / (20 * len(x[:200:3])) >= 0.95
+    for idx in (exact, clustered):  # past a quarter more: the tail is grouped into the clusters
+        idx.append(x[3300:], valid[3300:])
+    clustered.search(x[0], 1)
+    assert clustered.clustered == int(valid.sum())
+    positions = np.arange(0, 4000, 3)
+    group = positions % 4
+    assert np.allclose(clustered.group_sums(positions, group, 4), exact.group_sums(positions, group, 4), atol=1e-4)
+    # saved and opened again (as a snapshot is): the same answers
+    again = ClusteredIndex.from_state({k: v.copy() for k, v in clustered.state().items()})
+    for q in x[:50:7]:
+        a, b = clustered.search(q, 10), again.search(q, 10)
+        assert a[0].tolist() == b[0].tolist()
+    assert again.count() == clustered.count() == 4000
+    # an ExactIndex's saved state opens as a ClusteredIndex (grouped when first searched)
+    old = ClusteredIndex.from_state(ExactIndex.from_state(exact.state()).state())
+    assert old.search(x[5], 1)[0][0] == 5

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..index.lexical import LexicalIndex, decode_terms, pool_postings, query_keys
-from ..index.vector import ExactIndex, VectorIndex
+from ..index.vector import ClusteredIndex, ExactIndex, VectorIndex
 from ..store.base import ScopeRows, SegmentRows, Store
 
 
@@ -82,7 +82,7 @@ class ScopeIndex:
     def _clear(self) -> None:
         """Empty the index (the lock stays: a rebuild happens under it)."""
         self.version = -1
-        self.vectors: VectorIndex = ExactIndex()
+        self.vectors: VectorIndex = ClusteredIndex()  # exact up to 50k vectors, clustered above
         self.lexical = LexicalIndex()
         self.unit_rowid = np.zeros(0, dtype=np.int64)
         self.unit_ep = np.zeros(0, dtype=np.int64)  # position of the unit's episode
@@ -176,7 +176,7 @@ class ScopeIndex:
         scope.seg_lexical = LexicalIndex.from_state(
             {k[7:]: v for k, v in arrays.items() if k.startswith("seglex_")}, parts["seglex_"]
         )
-        scope.vectors = ExactIndex.from_state({k[4:]: v for k, v in arrays.items() if k.startswith("vec_")})
+        scope.vectors = ClusteredIndex.from_state({k[4:]: v for k, v in arrays.items() if k.startswith("vec_")})
         scope.seg_vectors = ExactIndex.from_state({k[7:]: v for k, v in arrays.items() if k.startswith("segvec_")})
         sessions = meta["sessions"]
         last_own = meta["last_own"]

@@ -29,7 +29,8 @@ import numpy as np
 from .scope import ScopeIndex
 
 #: Bumped when what a snapshot holds changes; other formats are ignored (and rebuilt).
-FORMAT = 1
+#: 2: the unit vectors are stored cluster by cluster (``ClusteredIndex``).
+FORMAT = 2
 
 
 def folder(root: Path, user_id: str, model: str | None) -> Path:
