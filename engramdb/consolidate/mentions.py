@@ -186,11 +186,12 @@ def known_from(entities: Iterable[tuple[str, str, Iterable[str]]]) -> Names:
     """The :class:`Names` of stored entities (name, kind, aliases)."""
     names = Names()
     for name, kind, als in entities:
-        names.add(name, kind)
+        names.kind.setdefault(name, kind)  # the people are sorted once, below
         for a in als:
             names.aliases[a] = name
             if "'s " in a:  # an alias like "user's sister": someone's relation
                 names.related.add(name)
+    names._people = sorted(n for n, k in names.kind.items() if k == "person")
     return names
 
 
