@@ -162,3 +162,28 @@ def test_a_postgres_memory_opens_the_index_this_machine_cached(postgres_url: str
                 assert _ranking(rebuilt, "u") == after
     finally:
         drop_schemas(postgres_url, [schema])
+
+
+def test_an_index_read_a_chunk_at_a_time_equals_one_read_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  save_small: None) -> None:
+    """A large user's units are read from the store in chunks (never all as Python rows at
+    once); the index built so equals one built in one read, and so does one opened from its
+    snapshot and then given units without new episodes (fact keys of older episodes)."""
+    from engramdb.recall import scope as scope_module
+
+    path = tmp_path / "m.db"
+    with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as mem:
+        _fill(mem, "u", 90)
+        whole = mem._recall.index("u")
+        before = _ranking(mem, "u")
+    monkeypatch.setattr(scope_module, "UNIT_CHUNK", 7)
+    with Memory(path, embedder=HashEmbedder()) as mem:  # built in chunks of 7 units, and saved
+        assert _ranking(mem, "u") == before
+        _states_equal(mem._recall.index("u"), whole)
+    with Memory(path, embedder=HashEmbedder()) as mem:  # opened from the snapshot (read-only maps)
+        assert mem._recall.scope("u").saved_units > 0
+        mem.add({"role": "user", "content": "I prefer green tea to coffee, always have."}, user_id="u", session_id="s0")
+        after = _ranking(mem, "u")
+        with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as rebuilt:
+            assert _ranking(rebuilt, "u") == after
+            _states_equal(mem._recall.index("u"), rebuilt._recall.index("u"))

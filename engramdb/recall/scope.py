@@ -21,6 +21,9 @@ from ..index.vector import ClusteredIndex, ExactIndex, VectorIndex
 from ..store.base import ScopeRows, SegmentRows, Store
 
 
+#: Units read from the store at a time when the index is built or brought up to date.
+UNIT_CHUNK = 100_000
+
 #: Journal entries that only append rows (see ``Store.journal``).
 APPENDS = frozenset({"add", "consolidate"})
 #: Journal entries that change which episodes recall may show (quarantine, release): the
@@ -238,14 +241,22 @@ class ScopeIndex:
             journal = store.journal(self.user_id, self.version) if self.version >= 0 else [(0, "rebuild")]
             if not all(k in APPENDS or k in MASKS for _, k in journal):
                 self._clear()
-            after = int(self.unit_rowid[-1]) if self.unit_rowid.size else 0
-            rows = store.scope_rows(
-                self.user_id, self.model, after_unit=after, after_seq=self.last_seq, archived=self.archived
-            )
+            # Units a chunk at a time (the episodes come with the first): a large user's rows
+            # are never all in memory as Python objects at once, only the arrays built from them.
+            first = True
+            while True:
+                after = int(self.unit_rowid[-1]) if self.unit_rowid.size else 0
+                rows = store.scope_rows(
+                    self.user_id, self.model, after_unit=after, after_seq=self.last_seq, archived=self.archived,
+                    unit_limit=UNIT_CHUNK, episodes=first,
+                )
+                self._append(rows)
+                first = False
+                if rows.unit_rowid.size < UNIT_CHUNK:
+                    break
             after = int(self.seg_rowid[-1]) if self.seg_rowid.size else 0
             segs = store.segment_rows(self.user_id, after_segment=after, archived=self.archived)
             hidden = store.hidden_episodes(self.user_id)
-        self._append(rows)
         self._append_segments(segs)
         self.ep_hidden = np.isin(self.ep_rowid, np.asarray(hidden, dtype=np.int64))
         self.version = version
@@ -306,6 +317,12 @@ class ScopeIndex:
         return np.concatenate(groups), np.concatenate(keys), np.concatenate(tfs)
 
     def _append(self, rows: ScopeRows) -> None:
+        if rows.episode_rowid.size:
+            self._append_episodes(rows)
+        if rows.unit_rowid.size:
+            self._append_units(rows)
+
+    def _append_episodes(self, rows: ScopeRows) -> None:
         start = self.ep_rowid.size
         new_eps = rows.episode_rowid
         sessions = rows.episode_session
@@ -351,7 +368,11 @@ class ScopeIndex:
         self.ep_segment = np.append(self.ep_segment, np.full(len(new_eps), -1, dtype=np.int64))
         self.ep_preference = np.append(self.ep_preference, np.zeros(len(new_eps), dtype=bool))
         self.ep_hidden = np.append(self.ep_hidden, np.zeros(len(new_eps), dtype=bool))
-        # Units.
+
+    def _append_units(self, rows: ScopeRows) -> None:
+        for name in ("ep_preference", "ep_first_unit", "ep_n_units"):  # written below: not a snapshot's map
+            if not getattr(self, name).flags.writeable:
+                setattr(self, name, np.array(getattr(self, name)))
         base = self.unit_rowid.size
         self.unit_rowid = np.append(self.unit_rowid, rows.unit_rowid)
         self.unit_is_key = np.append(self.unit_is_key, rows.unit_is_key)

@@ -382,10 +382,12 @@ class Store(Protocol):
         """Every stored text, in chunks (a deletion's residue check reads them)."""
 
     def scope_rows(
-        self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0, archived: bool = False
+        self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0, archived: bool = False,
+        unit_limit: int | None = None, episodes: bool = True,
     ) -> ScopeRows:
-        """Units with rowid > after_unit and episodes with seq > after_seq, in order; archived
-        episodes only with ``archived``."""
+        """Units with rowid > after_unit (the first ``unit_limit`` of them) and, with
+        ``episodes``, episodes with seq > after_seq, in order; archived episodes only with
+        ``archived``."""
 
     def segment_rows(self, user_id: str, after_segment: int = 0, archived: bool = False) -> SegmentRows:
         """Segments with rowid > after_segment and their member episodes (archived ones only

@@ -720,7 +720,8 @@ class SQLStore:
         return eps[:limit]
 
     def scope_rows(
-        self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0, archived: bool = False
+        self, user_id: str, model: str | None, after_unit: int = 0, after_seq: int = 0, archived: bool = False,
+        unit_limit: int | None = None, episodes: bool = True,
     ) -> ScopeRows:
         tier = "" if archived else "AND e.status <> 'archived' "
         units = self._q(
@@ -729,7 +730,8 @@ class SQLStore:
             "JOIN episodes e ON e.rowid = u.episode_rowid AND e.user_id = u.user_id "
             "LEFT JOIN vectors v ON v.model = ? AND v.hash = u.vector_hash "
             "LEFT JOIN facts f ON f.rowid = u.fact_rowid AND f.user_id = u.user_id "
-            f"WHERE u.user_id = ? AND u.rowid > ? {tier}ORDER BY u.rowid",
+            f"WHERE u.user_id = ? AND u.rowid > ? {tier}ORDER BY u.rowid"
+            + ("" if unit_limit is None else f" LIMIT {int(unit_limit)}"),
             (model or "", user_id, after_unit),
         )
         vec, has = _vector_matrix([r[2] for r in units])
@@ -739,7 +741,7 @@ class SQLStore:
             "FROM episodes e LEFT JOIN episode_times t ON t.episode_rowid = e.rowid AND t.user_id = e.user_id "
             f"WHERE e.user_id = ? AND e.seq > ? {tier}GROUP BY e.rowid ORDER BY e.seq",
             (user_id, after_seq),
-        )
+        ) if episodes else []
         return ScopeRows(
             unit_rowid=np.array([r[0] for r in units], dtype=np.int64),
             unit_episode=np.array([r[1] for r in units], dtype=np.int64),
