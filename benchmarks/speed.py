@@ -10,6 +10,8 @@ reused, under new session ids, to reach the larger sizes). Measures:
 - warm ingest: the same texts again into another scope (vectors come from the store);
 - ingest of each larger scope (vectors from the cache), with its rate per 10k turns;
 - search p50/p95/p99 (query embedding included; every query distinct) at each size;
+- at sizes whose vectors are clustered (``ClusteredIndex``), how many top-10 hits an exact index
+  would give the same;
 - the first search in a fresh process (a new interpreter opens the file and asks one question),
   with the user's recall index saved beside the file (``memory.db.idx``) and without it
   (``persist_indexes=False``: built from the database), and that process's peak RSS.
@@ -32,6 +34,9 @@ from pathlib import Path
 
 from engramdb import Memory, default_embedder
 from engramdb.bench.metrics import percentile
+from engramdb.index import vector
+
+EXACT_BELOW = vector.EXACT_BELOW
 
 SESSION = 20
 
@@ -71,6 +76,23 @@ def ingest(mem: Memory, user: str, msgs: list[dict], tag: str) -> float:
     for i in range(0, len(msgs), SESSION):
         mem.add(msgs[i : i + SESSION], user_id=user, session_id=f"{tag}-{i // SESSION}", timestamp="2024-01-01T00:00:00")
     return time.perf_counter() - t0
+
+
+def clustered_vs_exact(db: Path, embedder: object, queries: list[str]) -> dict[str, float]:
+    """How the clustered vector index (above ``EXACT_BELOW`` vectors) changes the top 10 hits:
+    the same questions against the saved (clustered) index and an exact one built afresh."""
+    tops: dict[str, list[list[str]]] = {}
+    for mode in ("clustered", "exact"):
+        vector.EXACT_BELOW = 10**12 if mode == "exact" else EXACT_BELOW
+        with Memory(db, embedder=embedder, persist_indexes=mode == "clustered") as mem:
+            tops[mode] = [[h.episode_ids[0] for h in mem.search(q, user_id="big", limit=10)] for q in queries]
+    vector.EXACT_BELOW = EXACT_BELOW
+    pairs = list(zip(tops["clustered"], tops["exact"]))
+    return {
+        "same_top10_lists": round(sum(a == b for a, b in pairs) / len(pairs), 3),
+        "same_first_hit": round(sum(a[:1] == b[:1] for a, b in pairs) / len(pairs), 3),
+        "top10_overlap": round(sum(len(set(a) & set(b)) / max(1, len(b)) for a, b in pairs) / len(pairs), 3),
+    }
 
 
 def search_latency(mem: Memory, user: str, queries: list[str]) -> dict[str, float]:
@@ -174,6 +196,8 @@ def main() -> None:
             # the searches above saved the index; first with it, then built from the database
             report[f"fresh_process_{size}_saved_index"] = first_search(db, queries[-1], True)
             report[f"fresh_process_{size}_rebuilt_index"] = first_search(db, queries[-2], False)
+            if size >= EXACT_BELOW // 2:  # ~2 vectors per episode: the scope is clustered
+                report[f"clustered_vs_exact_{size}"] = clustered_vs_exact(db, embedder, queries)
             print(json.dumps(report, indent=1), file=sys.stderr)
     print(json.dumps(report, indent=1))
 

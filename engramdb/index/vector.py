@@ -130,8 +130,12 @@ class ExactIndex:
         return positions[order], sims[order].astype(np.float32)
 
 
+#: Vectors up to which a :class:`ClusteredIndex` searches exactly (read when one is made).
+EXACT_BELOW = 50_000
+
+
 class ClusteredIndex(ExactIndex):
-    """Exact search up to ``exact_below`` rows; above, an inverted file (IVF, as in FAISS's
+    """Exact search up to ``exact_below`` rows (default :data:`EXACT_BELOW`); above, an inverted file (IVF, as in FAISS's
     ``IndexIVFFlat``): the rows are grouped by their nearest of ~2·√n spherical k-means
     centroids and stored cluster by cluster, and a query scans only the ``probe`` share of the
     clusters nearest to it, plus the rows appended since the last grouping (the tail, scanned
@@ -144,9 +148,9 @@ class ClusteredIndex(ExactIndex):
     index is an :class:`ExactIndex`, row for row (rankings of small scopes are exact).
     """
 
-    def __init__(self, dimensions: int = 0, *, exact_below: int = 50_000, probe: float = 0.12, seed: int = 0) -> None:
+    def __init__(self, dimensions: int = 0, *, exact_below: int | None = None, probe: float = 0.12, seed: int = 0) -> None:
         super().__init__(dimensions)
-        self.exact_below = exact_below
+        self.exact_below = EXACT_BELOW if exact_below is None else exact_below
         self.probe = probe
         self._seed = seed
         self._centroids = np.zeros((0, dimensions), dtype=np.float32)
