@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -45,6 +46,27 @@ def test_aliases_merge_into_one_entity(mem: Memory) -> None:
     edges = len([e for e in g.edges if e.reason == "mentions"])
     assert mem.rebuild_graph(user_id="u") >= edges  # found again from the episodes, the same
     assert {(e.name, e.episodes) for e in mem.entities(user_id="u")} == {(e.name, e.episodes) for e in people.values()}
+
+
+def test_entities_written_elsewhere_are_known_to_the_next_add(store_at: Callable[[str], str]) -> None:
+    """Consolidation keeps the entities it resolves mentions against in memory while they stay
+    the same: another writer's new alias, a deletion, and a user made again are all seen."""
+    at = store_at("shared")
+    with Memory(at, embedder=None) as one, Memory(at, embedder=None) as two:
+        _add(one, ["I met Marisol at the climbing gym."])  # one reads (and keeps) the entities
+        _add(two, ["I had lunch with my sister Deborah."], "s2")  # two adds Deborah, "user's sister"
+        deb = _add(one, ["Deb called me yesterday, she sounded happy."], "s3")[0]
+        people = {e.name: e for e in one.entities(user_id="u")}
+        assert "Deb" not in people and "Deb" in people["Deborah"].aliases  # one saw two's write
+        sis = _add(one, ["My sister is coming over on Sunday."], "s4")[0]
+        linked = {r.episode.id for r in one.related(sis, user_id="u")}
+        assert deb in linked  # "my sister": Deborah, through the alias two taught
+        one.forget(user_id="u")  # the user goes, and comes back
+        _add(two, ["My sister Ana moved to Porto."], "t1")
+        again = _add(one, ["My sister is coming over on Sunday."], "t2")[0]
+        names = {e.name for e in one.entities(user_id="u")}
+        assert "Deborah" not in names and "Marisol" not in names  # nothing of before resolves
+        assert {r.episode.id for r in one.related(again, user_id="u")}  # "my sister": Ana now
 
 
 def test_two_hop_question_through_an_entity_it_does_not_name(mem: Memory) -> None:

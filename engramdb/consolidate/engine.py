@@ -9,7 +9,9 @@ pointer records the last episode consolidated.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -21,7 +23,7 @@ from ..semantic import STATEMENT, Decision, FactDraft, Known
 from ..store.base import SemanticStore
 from .decide import Current, decide
 from .extract import Extractor
-from .mentions import known_from, mentions as find_mentions, place_tags
+from .mentions import Names, known_from, mentions as find_mentions, place_tags
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def _mentions(
 ) -> list[tuple[int, str, str, str | None]]:
     """The graph's mention edges of the episodes (quarantined ones name nobody): (episode
     rowid, entity name, kind, a new alias or None), resolved against the entities known."""
-    names = known_from(facts.entity_names(user_id))
+    names = _known_names(facts, user_id)
     for _, _, ep in pending:  # the batch's own words first, so a title's "Keep" is known for a word
         names.learn_words(ep.text)
     out = []
@@ -155,6 +157,34 @@ def _mentions(
             out += [(rowid, m.name, m.kind, m.alias) for m in find_mentions(ep.text, speaker_of(ep), names)]
             out += [(rowid, p, "place", None) for p in places_of(ep)]
     return out
+
+
+#: The entities consolidation resolves mentions against, per database, user and state of their
+#: entities (``SemanticStore.entity_state``): read once while they stay the same, not at every
+#: add (at 100k episodes, reading 52k entities was most of an add's cost). A few users' worth.
+_NAMES: OrderedDict[tuple[str, str, str, int], Names] = OrderedDict()
+_NAMES_LOCK = threading.Lock()
+NAMES_CACHED = 8
+
+
+def _known_names(facts: SemanticStore, user_id: str) -> Names:
+    """The user's entities as :class:`Names`, a copy of their cached reading when it is current."""
+    # Read after the key: a write between the two is in the entities kept under the older key,
+    # which nobody asks for again (the counter only grows; a user made again has a new date).
+    state = facts.entity_state(user_id)
+    key = (state[0], user_id, state[1], state[2]) if state else None
+    with _NAMES_LOCK:
+        base = _NAMES.get(key) if key else None
+        if base is not None and key is not None:
+            _NAMES.move_to_end(key)
+    if base is None:
+        base = known_from(facts.entity_names(user_id))
+        if key is not None:
+            with _NAMES_LOCK:
+                _NAMES[key] = base
+                while len(_NAMES) > NAMES_CACHED:
+                    _NAMES.popitem(last=False)
+    return base.copy()
 
 
 def places_of(ep: Episode) -> list[str]:

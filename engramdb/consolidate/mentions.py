@@ -100,6 +100,10 @@ class Names:
     #: words seen in lower case in this memory ("use", "keep"): written capitalised, still words
     common: set[str] = field(default_factory=set)
 
+    def copy(self) -> Names:
+        """A copy to resolve one batch's mentions with (resolving adds to it)."""
+        return Names(dict(self.kind), dict(self.aliases), list(self._people), set(self.related), set(self.common))
+
     def learn_words(self, text: str) -> None:
         """Remember the words ``text`` writes in lower case."""
         self.common.update(_LOWER.findall(text))

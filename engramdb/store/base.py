@@ -161,6 +161,10 @@ class SemanticStore(Protocol):
         """Replace the nodes of ``sessions`` and all topic and person nodes, in one transaction."""
         ...
 
+    def entity_state(self, user_id: str) -> tuple[str, str, int] | None:
+        """A key that stays equal while the user's entities do (None: no such user)."""
+        ...
+
     def entity_names(self, user_id: str, facts_only: bool = False) -> list[tuple[str, str, list[str]]]:
         """(name, kind, aliases) of the user's entities: what a consolidation resolves mentions
         against (``facts_only``: those a fact names, what a rebuild of the mentions starts from)."""

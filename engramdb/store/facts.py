@@ -119,6 +119,7 @@ class FactStore:
                 "(SELECT 1 FROM entity_links l WHERE l.entity_rowid = entities.rowid)",
                 (user_id,),
             )
+            _entities_changed(c, user_id)
             self.s.record_change(c, user_id, "consolidate")
         return len(mentions)
 
@@ -439,10 +440,12 @@ class FactStore:
                 ("ent_" + uuid.uuid4().hex, user_id, name, kind, json.dumps([alias] if alias else [])),
             )
             erow = cur.lastrowid
+            _entities_changed(c, user_id)
         else:
             erow, aliases = row[0], json.loads(row[1])
             if alias and alias not in aliases:
                 c.execute("UPDATE entities SET aliases = ? WHERE rowid = ?", (json.dumps(aliases + [alias]), erow))
+                _entities_changed(c, user_id)
         c.execute(
             "INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid, user_id) VALUES (?, ?, ?, ?)",
             (erow, ep_rowid, frow, user_id),
@@ -455,6 +458,12 @@ class FactStore:
                     "AND l.user_id = entities.user_id AND l.fact_rowid IS NOT NULL)")
         rows = self.s.query(sql, (user_id,))
         return [(r[0], r[1], _aliases(r[2])) for r in rows]
+
+    def entity_state(self, user_id: str) -> tuple[str, str, int] | None:
+        """(this database's id, when the user was created, a counter every write to the user's
+        entities bumps): equal while the entities are; None for a user not seen."""
+        rows = self.s.query("SELECT created_at, entity_version FROM users WHERE user_id = ?", (user_id,))
+        return (self.s.store_id(), str(rows[0][0]), int(rows[0][1])) if rows else None
 
     def entity_keys(self, user_id: str) -> list[tuple[int, str, list[str]]]:
         return [(int(r[0]), r[1], _aliases(r[2])) for r in self.s.query(
@@ -791,11 +800,12 @@ class FactStore:
                 c.execute("UPDATE summaries SET text = 'stale' WHERE user_id = ? AND level = 'root'", (owner,))
         # Entities named only by what goes: their links go with the episode, and then they do.
         c.execute("DELETE FROM entity_links WHERE episode_rowid = ?", (ep_rowid,))
-        c.execute(
+        if c.execute(
             "DELETE FROM entities WHERE user_id = ? AND NOT EXISTS "
             "(SELECT 1 FROM entity_links l WHERE l.entity_rowid = entities.rowid)",
             (owner,),
-        )
+        ).rowcount:
+            _entities_changed(c, owner)
         # A segment summarised by this episode gets its summary from the next member left
         # (the summary quotes the deleted text); a segment with no member left goes.
         for srow, sid, first, last in c.execute(
@@ -836,3 +846,8 @@ def _aliases(stored: str) -> list[str]:
         return []
     out: list[str] = json.loads(stored)
     return out
+
+
+def _entities_changed(c: Any, user_id: str) -> None:
+    """Bump the user's entity counter (see ``entity_version``), in the caller's transaction."""
+    c.execute("UPDATE users SET entity_version = entity_version + 1 WHERE user_id = ?", (user_id,))
