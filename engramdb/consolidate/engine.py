@@ -159,31 +159,39 @@ def _mentions(
     return out
 
 
-#: The entities consolidation resolves mentions against, per database, user and state of their
-#: entities (``SemanticStore.entity_state``): read once while they stay the same, not at every
-#: add (at 100k episodes, reading 52k entities was most of an add's cost). A few users' worth.
-_NAMES: OrderedDict[tuple[str, str, str, int], Names] = OrderedDict()
+#: The entities consolidation resolves mentions against, per database and user: kept while
+#: ``SemanticStore.entity_state`` stands (entities only added since), brought up to date with
+#: the entities added since, not read in full at every add (at 100k episodes, reading 52k
+#: entities was most of an add's cost). A few users' worth.
+_NAMES: OrderedDict[tuple[str, str], tuple[tuple[str, int], int, Names]] = OrderedDict()
 _NAMES_LOCK = threading.Lock()
 NAMES_CACHED = 8
 
 
 def _known_names(facts: SemanticStore, user_id: str) -> Names:
-    """The user's entities as :class:`Names`, a copy of their cached reading when it is current."""
-    # Read after the key: a write between the two is in the entities kept under the older key,
-    # which nobody asks for again (the counter only grows; a user made again has a new date).
+    """The user's entities as :class:`Names` (a copy to resolve one batch with)."""
     state = facts.entity_state(user_id)
-    key = (state[0], user_id, state[1], state[2]) if state else None
+    if state is None:
+        return Names()
+    key, stands = (state[0], user_id), (state[1], state[2])
     with _NAMES_LOCK:
-        base = _NAMES.get(key) if key else None
-        if base is not None and key is not None:
-            _NAMES.move_to_end(key)
-    if base is None:
-        base = known_from(facts.entity_names(user_id))
-        if key is not None:
-            with _NAMES_LOCK:
-                _NAMES[key] = base
-                while len(_NAMES) > NAMES_CACHED:
-                    _NAMES.popitem(last=False)
+        cached = _NAMES.get(key)
+    if cached is not None and cached[0] == stands:
+        _, last, base = cached
+        new = facts.entities_after(user_id, last)
+        if new:  # the kept reading stays as it is (another thread may be copying it)
+            base = base.copy()
+            base.extend((n, k, a) for _, n, k, a in new)
+    else:
+        new = facts.entities_after(user_id)
+        base, last = known_from((n, k, a) for _, n, k, a in new), 0
+    if new:
+        last = new[-1][0]
+    with _NAMES_LOCK:
+        _NAMES[key] = (stands, last, base)
+        _NAMES.move_to_end(key)
+        while len(_NAMES) > NAMES_CACHED:
+            _NAMES.popitem(last=False)
     return base.copy()
 
 

@@ -100,6 +100,21 @@ class Names:
     #: words seen in lower case in this memory ("use", "keep"): written capitalised, still words
     common: set[str] = field(default_factory=set)
 
+    def extend(self, entities: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+        """Add stored entities (name, kind, aliases), in the order they were made."""
+        people = []
+        for name, kind, als in entities:
+            if name not in self.kind:
+                self.kind[name] = kind
+                if kind == "person":
+                    people.append(name)
+            for a in als:
+                self.aliases[a] = name
+                if "'s " in a:  # an alias like "user's sister": someone's relation
+                    self.related.add(name)
+        if people:  # sorted once, not one insertion at a time
+            self._people = sorted(self._people + people)
+
     def copy(self) -> Names:
         """A copy to resolve one batch's mentions with (resolving adds to it)."""
         return Names(dict(self.kind), dict(self.aliases), list(self._people), set(self.related), set(self.common))
@@ -189,13 +204,7 @@ def _begins_sentence(text: str, at: int) -> bool:
 def known_from(entities: Iterable[tuple[str, str, Iterable[str]]]) -> Names:
     """The :class:`Names` of stored entities (name, kind, aliases)."""
     names = Names()
-    for name, kind, als in entities:
-        names.kind.setdefault(name, kind)  # the people are sorted once, below
-        for a in als:
-            names.aliases[a] = name
-            if "'s " in a:  # an alias like "user's sister": someone's relation
-                names.related.add(name)
-    names._people = sorted(n for n, k in names.kind.items() if k == "person")
+    names.extend(entities)
     return names
 
 

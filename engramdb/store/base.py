@@ -162,7 +162,12 @@ class SemanticStore(Protocol):
         ...
 
     def entity_state(self, user_id: str) -> tuple[str, str, int] | None:
-        """A key that stays equal while the user's entities do (None: no such user)."""
+        """A key that stays equal while the user's entities change only by additions (None: no
+        such user)."""
+        ...
+
+    def entities_after(self, user_id: str, after_rowid: int = 0) -> list[tuple[int, str, str, list[str]]]:
+        """(rowid, name, kind, aliases) of the user's entities past ``after_rowid``, in order."""
         ...
 
     def entity_names(self, user_id: str, facts_only: bool = False) -> list[tuple[str, str, list[str]]]:

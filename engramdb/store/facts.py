@@ -440,7 +440,6 @@ class FactStore:
                 ("ent_" + uuid.uuid4().hex, user_id, name, kind, json.dumps([alias] if alias else [])),
             )
             erow = cur.lastrowid
-            _entities_changed(c, user_id)
         else:
             erow, aliases = row[0], json.loads(row[1])
             if alias and alias not in aliases:
@@ -459,9 +458,22 @@ class FactStore:
         rows = self.s.query(sql, (user_id,))
         return [(r[0], r[1], _aliases(r[2])) for r in rows]
 
+    def entities_after(self, user_id: str, after_rowid: int = 0) -> list[tuple[int, str, str, list[str]]]:
+        """(rowid, name, kind, aliases) of the user's entities past ``after_rowid``, in order."""
+        if after_rowid <= 0:
+            rows = self.s.query(
+                "SELECT rowid, name, kind, aliases, user_id FROM entities WHERE user_id = ? ORDER BY rowid", (user_id,)
+            )
+        else:  # the few new ones, found by rowid (see facts(): the owner is checked here)
+            rows = self.s.query(
+                "SELECT rowid, name, kind, aliases, user_id FROM entities WHERE rowid > ? ORDER BY rowid", (after_rowid,)
+            )
+        return [(int(r[0]), r[1], r[2], _aliases(r[3])) for r in rows if r[4] == user_id]
+
     def entity_state(self, user_id: str) -> tuple[str, str, int] | None:
-        """(this database's id, when the user was created, a counter every write to the user's
-        entities bumps): equal while the entities are; None for a user not seen."""
+        """(this database's id, when the user was created, a counter that every write to the
+        user's entities other than adding one bumps): while it stands, the entities are those
+        read before plus any added since (with higher rowids); None for a user not seen."""
         rows = self.s.query("SELECT created_at, entity_version FROM users WHERE user_id = ?", (user_id,))
         return (self.s.store_id(), str(rows[0][0]), int(rows[0][1])) if rows else None
 
