@@ -163,7 +163,7 @@ def _mentions(
 #: ``SemanticStore.entity_state`` stands (entities only added since), brought up to date with
 #: the entities added since, not read in full at every add (at 100k episodes, reading 52k
 #: entities was most of an add's cost). A few users' worth.
-_NAMES: OrderedDict[tuple[str, str], tuple[tuple[str, int], int, Names]] = OrderedDict()
+_NAMES: OrderedDict[tuple[str, str], tuple[tuple[str, int], int, int, Names]] = OrderedDict()
 _NAMES_LOCK = threading.Lock()
 NAMES_CACHED = 8
 
@@ -173,22 +173,25 @@ def _known_names(facts: SemanticStore, user_id: str) -> Names:
     state = facts.entity_state(user_id)
     if state is None:
         return Names()
-    key, stands = (state[0], user_id), (state[1], state[2])
+    key, stands, aliased = (state[0], user_id), (state[1], state[2]), state[3]
     with _NAMES_LOCK:
         cached = _NAMES.get(key)
     if cached is not None and cached[0] == stands:
-        _, last, base = cached
+        _, last, seen, base = cached
         new = facts.entities_after(user_id, last)
-        if new:  # the kept reading stays as it is (another thread may be copying it)
+        if new or seen != aliased:  # the kept reading stays as it is (another thread may copy it)
             base = base.copy()
             base.extend((n, k, a) for _, n, k, a in new)
+        if seen != aliased:  # aliases were added to older entities: theirs again, in order
+            base.extend((n, k, a) for r, n, k, a in facts.aliased_entities(user_id) if r <= last)
+            base.extend((n, k, a) for _, n, k, a in new if a)  # later ones win, as when read in full
     else:
         new = facts.entities_after(user_id)
         base, last = known_from((n, k, a) for _, n, k, a in new), 0
     if new:
         last = new[-1][0]
     with _NAMES_LOCK:
-        _NAMES[key] = (stands, last, base)
+        _NAMES[key] = (stands, last, aliased, base)
         _NAMES.move_to_end(key)
         while len(_NAMES) > NAMES_CACHED:
             _NAMES.popitem(last=False)

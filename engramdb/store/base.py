@@ -161,9 +161,13 @@ class SemanticStore(Protocol):
         """Replace the nodes of ``sessions`` and all topic and person nodes, in one transaction."""
         ...
 
-    def entity_state(self, user_id: str) -> tuple[str, str, int] | None:
-        """A key that stays equal while the user's entities change only by additions (None: no
-        such user)."""
+    def entity_state(self, user_id: str) -> tuple[str, str, int, int] | None:
+        """(database id, user's creation date, deletions counter, new aliases counter) of the
+        user's entities (None: no such user)."""
+        ...
+
+    def aliased_entities(self, user_id: str) -> list[tuple[int, str, str, list[str]]]:
+        """(rowid, name, kind, aliases) of the user's entities that have aliases, in order."""
         ...
 
     def entities_after(self, user_id: str, after_rowid: int = 0) -> list[tuple[int, str, str, list[str]]]:

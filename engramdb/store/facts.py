@@ -114,6 +114,8 @@ class FactStore:
             for erow, aliases in known.values():
                 if erow in taught:
                     c.execute("UPDATE entities SET aliases = ? WHERE rowid = ?", (json.dumps(aliases), erow))
+            if taught:
+                _entities_changed(c, user_id, "alias_version")
             c.execute(
                 "DELETE FROM entities WHERE user_id = ? AND NOT EXISTS "
                 "(SELECT 1 FROM entity_links l WHERE l.entity_rowid = entities.rowid)",
@@ -444,7 +446,7 @@ class FactStore:
             erow, aliases = row[0], json.loads(row[1])
             if alias and alias not in aliases:
                 c.execute("UPDATE entities SET aliases = ? WHERE rowid = ?", (json.dumps(aliases + [alias]), erow))
-                _entities_changed(c, user_id)
+                _entities_changed(c, user_id, "alias_version")
         c.execute(
             "INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid, user_id) VALUES (?, ?, ?, ?)",
             (erow, ep_rowid, frow, user_id),
@@ -470,12 +472,20 @@ class FactStore:
             )
         return [(int(r[0]), r[1], r[2], _aliases(r[3])) for r in rows if r[4] == user_id]
 
-    def entity_state(self, user_id: str) -> tuple[str, str, int] | None:
-        """(this database's id, when the user was created, a counter that every write to the
-        user's entities other than adding one bumps): while it stands, the entities are those
-        read before plus any added since (with higher rowids); None for a user not seen."""
-        rows = self.s.query("SELECT created_at, entity_version FROM users WHERE user_id = ?", (user_id,))
-        return (self.s.store_id(), str(rows[0][0]), int(rows[0][1])) if rows else None
+    def entity_state(self, user_id: str) -> tuple[str, str, int, int] | None:
+        """(this database's id, when the user was created, a counter deletions of the user's
+        entities bump, one new aliases bump); None for a user not seen. While the first three
+        stand, the entities are those read before plus any added since (higher rowids); when
+        only the last moved, some of them also have a new alias."""
+        rows = self.s.query("SELECT created_at, entity_version, alias_version FROM users WHERE user_id = ?", (user_id,))
+        return (self.s.store_id(), str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def aliased_entities(self, user_id: str) -> list[tuple[int, str, str, list[str]]]:
+        """(rowid, name, kind, aliases) of the user's entities that have aliases, in order."""
+        return [(int(r[0]), r[1], r[2], _aliases(r[3])) for r in self.s.query(
+            "SELECT rowid, name, kind, aliases FROM entities WHERE user_id = ? AND aliases <> '[]' ORDER BY rowid",
+            (user_id,),
+        )]
 
     def entity_keys(self, user_id: str) -> list[tuple[int, str, list[str]]]:
         return [(int(r[0]), r[1], _aliases(r[2])) for r in self.s.query(
@@ -860,6 +870,8 @@ def _aliases(stored: str) -> list[str]:
     return out
 
 
-def _entities_changed(c: Any, user_id: str) -> None:
-    """Bump the user's entity counter (see ``entity_version``), in the caller's transaction."""
-    c.execute("UPDATE users SET entity_version = entity_version + 1 WHERE user_id = ?", (user_id,))
+def _entities_changed(c: Any, user_id: str, counter: str = "entity_version") -> None:
+    """Bump one of the user's entity counters (see ``entity_state``), in the caller's
+    transaction: ``entity_version`` for deletions, ``alias_version`` for a new alias."""
+    assert counter in ("entity_version", "alias_version")
+    c.execute(f"UPDATE users SET {counter} = {counter} + 1 WHERE user_id = ?", (user_id,))

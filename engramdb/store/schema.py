@@ -418,8 +418,12 @@ def _m0013(dialect: str) -> list[str]:
 
 @migration("0014_entity_version")
 def _m0014(dialect: str) -> list[str]:
-    # A counter per user bumped by every write to their entities but adding one (a new alias, a
-    # deletion): consolidation keeps the entities it resolves mentions against in memory while
-    # the counter stands still, and reads only those added since (higher rowids), instead of
-    # every entity of the user at every add (most of an add's cost at 100k episodes).
-    return ["ALTER TABLE users ADD COLUMN entity_version INTEGER NOT NULL DEFAULT 0"]
+    # Counters per user: one bumped when their entities are deleted, one when an entity gets a
+    # new alias. Consolidation keeps the entities it resolves mentions against in memory and
+    # reads only what changed (those added since, by rowid; the aliased ones when an alias was
+    # added; all after a deletion), instead of every entity of the user at every add (most of
+    # an add's cost at 100k episodes).
+    return [
+        "ALTER TABLE users ADD COLUMN entity_version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE users ADD COLUMN alias_version INTEGER NOT NULL DEFAULT 0",
+    ]
