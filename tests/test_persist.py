@@ -59,7 +59,8 @@ def test_a_fresh_process_opens_the_saved_index(tmp_path: Path, save_small: None)
     with Memory(path, embedder=HashEmbedder()) as mem:
         scope = mem._recall.scope("u")
         assert scope.units > 0 and scope.saved_units == scope.units  # opened, not rebuilt
-        assert isinstance(scope.vectors.state()["matrix"], np.memmap)
+        matrix = scope.vectors.state()["matrix"]
+        assert isinstance(matrix.base, np.memmap) and not matrix.flags.owndata  # a view of the map
         assert _ranking(mem, "u") == before
         _fill(mem, "u", 30, start=120)  # appended after the snapshot: read from the file
         after = _ranking(mem, "u")

@@ -140,7 +140,9 @@ class ClusteredIndex(ExactIndex):
     centroids and stored cluster by cluster, and a query scans only the ``probe`` share of the
     clusters nearest to it, plus the rows appended since the last grouping (the tail, scanned
     exactly). At 194k vectors (a 100k-episode scope) the default probe (12 % of the clusters)
-    finds 99 % of the exact top 10 and top 50 in ~5 ms instead of ~17.
+    finds 99 % of the exact top 10 and top 50 in ~5 ms instead of ~17. Larger scopes probe at
+    most ``max_probe`` clusters, so the rows read grow as √n: at 1.9M vectors (1M episodes) 128
+    of 2,787 clusters, ~15 ms instead of 165, and still all of the exact top 50.
 
     The tail is grouped into the clusters once it grows past a quarter of the grouped rows, and
     the centroids are trained again once the rows have doubled since their training. Rows keep
@@ -148,10 +150,12 @@ class ClusteredIndex(ExactIndex):
     index is an :class:`ExactIndex`, row for row (rankings of small scopes are exact).
     """
 
-    def __init__(self, dimensions: int = 0, *, exact_below: int | None = None, probe: float = 0.12, seed: int = 0) -> None:
+    def __init__(self, dimensions: int = 0, *, exact_below: int | None = None, probe: float = 0.12, seed: int = 0,
+                 max_probe: int = 128) -> None:
         super().__init__(dimensions)
         self.exact_below = EXACT_BELOW if exact_below is None else exact_below
         self.probe = probe
+        self.max_probe = max_probe
         self._seed = seed
         self._centroids = np.zeros((0, dimensions), dtype=np.float32)
         self._offsets = np.zeros(1, dtype=np.int64)  # cluster c: rows offsets[c]..offsets[c+1]
@@ -247,7 +251,7 @@ class ClusteredIndex(ExactIndex):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         q = np.asarray(query, dtype=np.float32)
         c = centroids.shape[0]
-        nprobe = min(c, max(8, int(np.ceil(self.probe * c))))
+        nprobe = min(c, self.max_probe, max(8, int(np.ceil(self.probe * c))))
         near = np.argpartition(-(centroids @ q), nprobe - 1)[:nprobe]
         near.sort()  # in storage order
         starts, ends = offsets[near], offsets[near + 1]

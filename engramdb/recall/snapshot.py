@@ -74,7 +74,9 @@ def load(root: Path, user_id: str, model: str | None, store_id: str) -> ScopeInd
             return None
         if meta.get("user_id") != user_id or meta.get("model") != model:
             return None
-        arrays = {k: np.load(base / name / f"{k}.npy", mmap_mode="r") for k in meta["arrays"]}
+        # Plain arrays over the maps: slicing a np.memmap costs ~25 us of Python each time, and a
+        # search slices the vectors a hundred times (measured: 1.2 s in 40 searches at 1M).
+        arrays = {k: np.asarray(np.load(base / name / f"{k}.npy", mmap_mode="r")) for k in meta["arrays"]}
         return ScopeIndex.from_state(arrays, meta)
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         return None  # missing, removed by another process meanwhile, or damaged: rebuild
