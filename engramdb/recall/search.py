@@ -129,13 +129,15 @@ def recall(
     lexical: tuple[np.ndarray, np.ndarray] | None = None,
     include_hidden: bool = False,
     graph: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    dense: bool = False,
 ) -> list[RankedGroup]:
     """Rank one user's episodes for ``query``; quarantined ones only with ``include_hidden``.
 
     ``lexical``: full-text candidates already found (``scope.lexical_search``), so a caller
     that needs them before ranking does not look them up twice. ``graph(seeds, weights)``: per
     episode, the association the memory graph finds from the best episodes (positions, scores);
-    see :mod:`.graph`.
+    see :mod:`.graph`. ``dense``: score every episode, not only those within reach (the same
+    ranking, slower; used when the reach cannot be shown to give it).
     """
     w = options.weights
     keys = query_keys(query)  # the query's full-text terms
@@ -159,9 +161,9 @@ def recall(
     dense_n = np.zeros(units.size)
     cos_raw = np.zeros(units.size)
     if dense_pos.size:
-        at = np.searchsorted(units, dense_pos)
-        dense_n[at] = normalise_dense(sims, exhaustive=dense_pos.size < options.candidates)
-        cos_raw[at] = sims
+        found = np.searchsorted(units, dense_pos)
+        dense_n[found] = normalise_dense(sims, exhaustive=dense_pos.size < options.candidates)
+        cos_raw[found] = sims
     lex_n = normalise_max(lex_raw)
 
     # 2. Fuse per unit, then per episode. A fact key is what was extracted from the episode, in
@@ -188,9 +190,27 @@ def recall(
             score = np.where(is_key & ~np.isin(scope.lexical.speaker_codes(units), named), 0.0, score)
     at_unit = {int(u): i for i, u in enumerate(units.tolist())}  # unit position -> candidate index
     is_statement = scope.unit_is_statement[units]
-    ep_text = max_by_group(np.where(is_key, 0.0, score), scope.unit_ep[units], n_eps)
-    ep_fact = max_by_group(np.where(is_key & ~is_statement, score, 0.0), scope.unit_ep[units], n_eps)
-    ep_said = max_by_group(np.where(is_statement, score, 0.0), scope.unit_ep[units], n_eps)
+    unit_ep = scope.unit_ep[units]
+    holders = _exact_holders(scope, query, options.exact_max_episodes) if w.exact > 0 else []
+
+    # The episodes scored: all of them, or (``reach``) only those a score can reach — the
+    # candidates' episodes, their neighbours and threads, and the exact lookups' holders. An
+    # episode beyond them can score only by its session and segment; if even the best it could
+    # get that way stays below the last episode ranked, the ranking is the same (checked below,
+    # else scored again over every episode). Arrays below are over ``reach`` when it is set.
+    reach = None if dense else _reach(scope, unit_ep, holders, analysis, options, as_of_ts, graph, w)
+    n_eps = scope.ep_rowid.size if reach is None else reach.size
+
+    def at(a: np.ndarray) -> np.ndarray:
+        return a if reach is None else a[reach]
+
+    def links(a: np.ndarray) -> np.ndarray:  # positions of neighbours, -1 for none (or beyond reach)
+        return a if reach is None else _local(reach, a[reach])
+
+    local_ep = unit_ep if reach is None else np.searchsorted(reach, unit_ep)
+    ep_text = max_by_group(np.where(is_key, 0.0, score), local_ep, n_eps)
+    ep_fact = max_by_group(np.where(is_key & ~is_statement, score, 0.0), local_ep, n_eps)
+    ep_said = max_by_group(np.where(is_statement, score, 0.0), local_ep, n_eps)
     ep_key = np.maximum(ep_fact, ep_said if w.statements > 0 else 0.0)
     ep_base = np.maximum(np.maximum(ep_text, w.facts * ep_fact), w.statements * ep_said) + w.facts_support * ep_key
     ep_facts = ep_base - ep_text  # what keys added, for ``why``
@@ -199,27 +219,29 @@ def recall(
     # preference was drawn from ("I enjoy audiobooks on my commute") counts for more — by the
     # named rule above, only the named speakers' ("a gift idea for Caroline?": hers, not Mel's).
     pref_sig = np.zeros(n_eps)
-    prefs = scope.ep_preference
+    prefs = at(scope.ep_preference)
     if analysis.asks_advice and w.preference > 0:
         if named.size:
-            prefs = prefs & _spoken_by(scope, named)
+            prefs = prefs & np.isin(_speaker_of(scope, np.arange(scope.ep_rowid.size) if reach is None else reach), named)
         boosted = ep_base * (1.0 + w.preference * prefs)
         pref_sig = boosted - ep_base
         ep_base = boosted
 
-    visible = np.ones(n_eps, dtype=bool) if include_hidden else ~scope.ep_hidden
+    visible = np.ones(n_eps, dtype=bool) if include_hidden else ~at(scope.ep_hidden)
     if as_of_ts is not None:
         visible &= scope.ep_recorded_ts <= as_of_ts
     ep_base = np.where(visible, ep_base, 0.0)
     known = visible.copy()  # recorded by the as-of time
 
     # 3. Time: ranges named in the question, "when" questions, first/latest intent.
-    ep_base, time_sig, order_sig, visible = _time_signals(scope, ep_base, visible, analysis, w)
+    ep_base, time_sig, order_sig, visible = _time_signals(
+        at(scope.ep_ts), at(scope.ep_event_lo), at(scope.ep_event_hi), ep_base, visible, analysis, w
+    )
 
     # 4. Context.
-    neigh = neighbour_support(ep_base, scope.ep_prev, scope.ep_next) if w.neighbours > 0 else np.zeros(n_eps)
-    thread = neighbour_support(ep_base, scope.ep_prev_own, scope.ep_next_own) if w.thread > 0 else np.zeros(n_eps)
-    if analysis.asks_advice and w.thread > 0 and w.preference > 0:
+    neigh = neighbour_support(ep_base, links(scope.ep_prev), links(scope.ep_next)) if w.neighbours > 0 else np.zeros(n_eps)
+    thread = neighbour_support(ep_base, links(scope.ep_prev_own), links(scope.ep_next_own)) if w.thread > 0 else np.zeros(n_eps)
+    if analysis.asks_advice and w.thread > 0 and w.preference > 0:  # (never with ``reach``)
         # The tastes a person tells in one conversation go together ("I listen to podcasts on my
         # commute" ... "I'm into the history ones"): for advice, a preference's thread reaches
         # the best other preference the same speaker told in the session, past any replies.
@@ -227,12 +249,15 @@ def recall(
         who = _speaker_of(scope, told)
         by = scope.ep_session[told] * (int(who.max(initial=0)) + 2) + who + 1  # (session, speaker)
         thread = np.maximum(thread, best_other_in_group(ep_base, told, by))
-    sess = session_support(ep_base, scope.ep_session, scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
-    seg = _segment_support(scope, keys, query_vector, w, options.candidates, known) if w.segments > 0 else np.zeros(n_eps)
+    sess = session_support(ep_base, at(scope.ep_session), scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
+    seg, seg_best = (
+        _segment_support(scope, keys, query_vector, w, options.candidates, known, reach, not include_hidden)
+        if w.segments > 0 else (np.zeros(n_eps), 0.0)
+    )
     final = combine(ep_base, neigh, thread, sess, seg, w)
     final = np.where(visible & (final > 0), final, -np.inf)
     graph_sig = np.zeros(n_eps)
-    if w.graph > 0 and graph is not None and np.isfinite(final).any():
+    if w.graph > 0 and graph is not None and np.isfinite(final).any():  # (never with ``reach``)
         # Association: what shares people, places and things with the best episodes, or with
         # what the question names, rises (Personalized PageRank from them, see recall.graph).
         ranked = np.flatnonzero(np.isfinite(final))
@@ -240,7 +265,15 @@ def recall(
         seeds = ranked[order[: options.graph_seeds]]
         graph_sig = np.sqrt(normalise_max(np.maximum(graph(seeds, final[seeds]), 0.0)))  # sqrt: mass falls fast per hop
         final = final + w.graph * float(final[ranked[order[0]]]) * graph_sig
-    exact = _exact_support(scope, query, visible, options.exact_max_episodes) if w.exact > 0 else np.zeros(n_eps)
+    exact = np.zeros(n_eps)
+    held = []  # per rare word asked for: the visible episodes holding it, if few enough
+    for eps in holders:
+        local = eps if reach is None else np.searchsorted(reach, eps)
+        local = local[visible[local]]
+        if 0 < local.size <= options.exact_max_episodes:
+            held.append(local)
+    for local in held:
+        exact[local] += 1.0 / len(held)
     if exact.any():
         # A rare token asked for and held in full is the strongest evidence there is: those
         # episodes go first (with weight >= 1), in their order; the others keep theirs.
@@ -249,13 +282,21 @@ def recall(
         final = np.where(visible & (exact > 0), lifted, final)
 
     # 5. Rank and group.
-    want = min(n_eps, max(limit * 4, 50))
+    want = min(scope.ep_rowid.size, max(limit * 4, 50))
     top = np.argpartition(-final, want - 1)[:want] if want < n_eps else np.arange(n_eps)
     top = top[np.isfinite(final[top])]
-    top = top[np.lexsort((top, -final[top]))]
+    pos = top if reach is None else reach[top]  # episode positions
+    order = np.lexsort((pos, -final[top]))
+    top, pos = top[order], pos[order]
+    if reach is not None:
+        # Beyond the reach an episode scores at most its session's support and its segment's.
+        beyond = w.session * float(sess.max(initial=0.0)) + w.segments * seg_best
+        if beyond > 0 and (top.size < want or final[top[-1]] <= beyond):
+            return recall(scope, query, query_vector, limit=limit, as_of_ts=as_of_ts, analysis=analysis,
+                          options=options, lexical=lexical, include_hidden=include_hidden, graph=graph, dense=True)
 
     best_units: dict[int, list[int]] = {}  # episode -> its candidate passages, best first
-    wanted = set(top.tolist())
+    wanted = set(pos.tolist())
     passages, passage_score = units[~is_key], score[~is_key]
     for u in passages[np.lexsort((passages, -passage_score))].tolist():
         e = int(scope.unit_ep[u])
@@ -263,30 +304,30 @@ def recall(
             best_units.setdefault(e, []).append(u)
     unit_score = {u: float(score[i]) for u, i in at_unit.items()}
 
-    def signals_of(e: int) -> dict[str, float]:
+    def signals_of(i: int, e: int) -> dict[str, float]:  # i: index into the arrays, e: the episode
         found = best_units.get(e, [])
-        i = at_unit[found[0]] if found else -1
+        c = at_unit[found[0]] if found else -1
         return {
-            "lexical": float(lex_n[i]) if i >= 0 else 0.0,
-            "dense": float(dense_n[i]) if i >= 0 else 0.0,
-            "bm25": float(lex_raw[i]) if i >= 0 else 0.0,
-            "cosine": float(cos_raw[i]) if i >= 0 else 0.0,
-            "facts": float(ep_facts[e]),
-            "preference": float(pref_sig[e]),
-            "relevance": float(ep_base[e]),
-            "neighbours": float(neigh[e]),
-            "thread": float(thread[e]),
-            "session": float(sess[e]),
-            "segment": float(seg[e]),
-            "time": float(time_sig[e]),
-            "order": float(order_sig[e]),
-            "exact": float(exact[e]),
-            "graph": float(graph_sig[e]),
+            "lexical": float(lex_n[c]) if c >= 0 else 0.0,
+            "dense": float(dense_n[c]) if c >= 0 else 0.0,
+            "bm25": float(lex_raw[c]) if c >= 0 else 0.0,
+            "cosine": float(cos_raw[c]) if c >= 0 else 0.0,
+            "facts": float(ep_facts[i]),
+            "preference": float(pref_sig[i]),
+            "relevance": float(ep_base[i]),
+            "neighbours": float(neigh[i]),
+            "thread": float(thread[i]),
+            "session": float(sess[i]),
+            "segment": float(seg[i]),
+            "time": float(time_sig[i]),
+            "order": float(order_sig[i]),
+            "exact": float(exact[i]),
+            "graph": float(graph_sig[i]),
         }
 
     groups: list[RankedGroup] = []
     group_of: dict[int, RankedGroup] = {}
-    for e in top.tolist():
+    for i, e in zip(top.tolist(), pos.tolist()):
         if e in group_of:
             continue
         target = None
@@ -298,14 +339,14 @@ def recall(
                     nb >= 0
                     and nb in group_of
                     and _is_edge(group_of[nb], nb, scope)
-                    and final[e] >= options.merge_ratio * group_of[nb].score
+                    and final[i] >= options.merge_ratio * group_of[nb].score
                 ):
                     target = group_of[nb]
                     break
         if target is None:
             if len(groups) >= limit:
                 continue
-            target = RankedGroup([], {}, float(final[e]), signals_of(e))
+            target = RankedGroup([], {}, float(final[i]), signals_of(i, e))
             groups.append(target)
         target.episodes.append(e)
         target.units[e] = _units_to_show(
@@ -327,16 +368,10 @@ def _speaker_of(scope: ScopeIndex, eps: np.ndarray) -> np.ndarray:
     return out
 
 
-def _spoken_by(scope: ScopeIndex, speakers: np.ndarray) -> np.ndarray:
-    """Episodes said by one of ``speakers`` (lexical speaker codes), as a mask."""
-    return np.isin(_speaker_of(scope, np.arange(scope.ep_rowid.size)), speakers)
-
-
-def _exact_support(scope: ScopeIndex, query: str, visible: np.ndarray, max_episodes: int) -> np.ndarray:
-    """Per episode, the share of the question's rare exact words (see
-    :func:`~engramdb.recall.query.exact_words`) its text holds; a word counts when at most
+def _exact_holders(scope: ScopeIndex, query: str, max_episodes: int) -> list[np.ndarray]:
+    """Per rare exact word of the question (see :func:`~engramdb.recall.query.exact_words`),
+    the episodes (positions) whose text holds it; recall keeps a word when at most
     ``max_episodes`` visible episodes hold it."""
-    out = np.zeros(scope.ep_rowid.size)
     holders = []
     for word in exact_words(query):
         key = term_key(word)
@@ -346,12 +381,46 @@ def _exact_support(scope: ScopeIndex, query: str, visible: np.ndarray, max_episo
         if docs.size > 500 * max_episodes:  # no word that many passages hold is a rare one
             continue
         eps = np.unique(scope.unit_ep[docs])
-        eps = eps[(eps >= 0) & visible[np.maximum(eps, 0)]]
-        if 0 < eps.size <= max_episodes:
-            holders.append(eps)
-    for eps in holders:
-        out[eps] += 1.0 / len(holders)
-    return out
+        holders.append(eps[eps >= 0])
+    return holders
+
+
+def _local(reach: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Indices into ``reach`` (sorted positions) of ``positions``; -1 for those not in it."""
+    if reach.size == 0:
+        return np.full(positions.shape, -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(reach, positions), reach.size - 1)
+    return np.where((positions >= 0) & (reach[at] == positions), at, -1)
+
+
+#: Scored over ``_reach`` rather than every episode only when it is at most this share of them.
+REACH_SHARE = 0.25
+
+
+def _reach(
+    scope: ScopeIndex, unit_ep: np.ndarray, holders: list[np.ndarray], analysis: QueryAnalysis,
+    options: RecallOptions, as_of_ts: float | None, graph: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
+    w: Weights,
+) -> np.ndarray | None:
+    """The episodes a score can reach other than through its session or segment (sorted
+    positions): the candidates' episodes, their neighbours and the speakers' threads around
+    them, and the exact lookups' holders. None (score every episode) when a signal needs them
+    all: time ranges (a range's share of memory), as-of searches, advice threads, the graph
+    walk; or when the reach is a large share of the memory anyway."""
+    n = scope.ep_rowid.size
+    if (analysis.ranges and w.time > 0) or as_of_ts is not None or (w.graph > 0 and graph is not None):
+        return None
+    if analysis.asks_advice and w.thread > 0 and w.preference > 0:
+        return None
+    own = np.unique(unit_ep[unit_ep >= 0])
+    parts = [own, *holders]
+    if w.neighbours > 0:
+        parts += [scope.ep_prev[own], scope.ep_next[own]]
+    if w.thread > 0:
+        parts += [scope.ep_prev_own[own], scope.ep_next_own[own]]
+    reach = np.unique(np.concatenate(parts))
+    reach = reach[reach >= 0]
+    return reach if reach.size <= REACH_SHARE * n else None
 
 
 def _segment_support(
@@ -361,35 +430,43 @@ def _segment_support(
     w: Weights,
     candidates: int,
     known: np.ndarray,
-) -> np.ndarray:
+    reach: np.ndarray | None = None,
+    hide_quarantined: bool = True,
+) -> tuple[np.ndarray, float]:
     """Each episode's segment, scored as one document: its members' words pooled (BM25 over the
     user's segments) and the mean of their vectors; 0 for episodes not yet in a segment, and for
     segments with a member not ``known`` by the as-of time (its words would speak for a turn the
-    search must not see).
+    search must not see). With ``reach``, for those episodes (``known`` is theirs; the others
+    are known unless quarantined and ``hide_quarantined``). Also returns the best segment's score.
 
     A question whose words are spread over several turns of one exchange matches the exchange
     better than any of its turns — and lifts those turns.
     """
     n_seg = scope.n_segments
-    out = np.zeros(scope.ep_rowid.size)
+    out = np.zeros(scope.ep_rowid.size if reach is None else reach.size)
     if n_seg == 0:
-        return out
+        return out, 0.0
     lex = normalise_max(np.maximum(scope.seg_lexical.scores(keys), 0.0)) if w.lexical > 0 else np.zeros(n_seg)
     dense = np.zeros(n_seg)
     if w.dense > 0 and query_vector is not None:
         pos, sims = scope.seg_vectors.search(query_vector, candidates)
         dense[pos] = normalise_dense(sims, exhaustive=pos.size < candidates)
     score = fuse(lex, dense, w)
-    member = scope.ep_segment >= 0
+    segment = scope.ep_segment if reach is None else scope.ep_segment[reach]
+    member = segment >= 0
     hidden = member & ~known
     if hidden.any():
-        score[scope.ep_segment[hidden]] = 0.0
-    out[member] = score[scope.ep_segment[member]]
-    return out
+        score[segment[hidden]] = 0.0
+    if reach is not None and hide_quarantined and scope.ep_hidden.any():  # quarantined members beyond the reach
+        beyond = scope.ep_hidden & (scope.ep_segment >= 0)
+        score[scope.ep_segment[beyond]] = 0.0
+    out[member] = score[segment[member]]
+    return out, float(score.max(initial=0.0))
 
 
 def _time_signals(
-    scope: ScopeIndex, ep_base: np.ndarray, visible: np.ndarray, analysis: QueryAnalysis, w: Weights
+    ts: np.ndarray, lo: np.ndarray, hi: np.ndarray, ep_base: np.ndarray, visible: np.ndarray,
+    analysis: QueryAnalysis, w: Weights,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reweight episode relevance by time; returns (relevance, time signal, order signal, visible).
 
@@ -403,26 +480,26 @@ def _time_signals(
         return ep_base, time_sig, order_sig, visible
     for r in analysis.ranges if w.time > 0 else ():
         if r.explicit:
-            inside = in_range(scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi, r)
+            inside = in_range(ts, lo, hi, r)
             if (ep_base * inside).max() > 0:
                 visible = visible & inside
                 ep_base = np.where(inside, ep_base, 0.0)
                 continue
-        close = range_closeness(scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi, r)
+        close = range_closeness(ts, lo, hi, r)
         # A range most of memory falls in tells little ("last week" over ten days of chats):
         # the boost shrinks with the share of (visible) episodes inside it.
         share = float((close[visible] > 0).mean()) if visible.any() else 0.0
         time_sig = np.maximum(time_sig, close * (1.0 - share))
     factor = 1.0 + w.time * time_sig
     if analysis.asks_when and w.when > 0:
-        factor += w.when * ~np.isnan(scope.ep_event_lo)
+        factor += w.when * ~np.isnan(lo)
     if analysis.order in ("latest", "earliest") and w.order > 0:
         relevant = ep_base >= 0.5 * float(ep_base.max()) if ep_base.max() > 0 else ep_base > 0
         if relevant.sum() > 1:
-            ts = scope.ep_ts[relevant]
-            span = float(ts.max() - ts.min())
+            seen = ts[relevant]
+            span = float(seen.max() - seen.min())
             if span > 0:
-                pos = (scope.ep_ts - ts.min()) / span
+                pos = (ts - seen.min()) / span
                 order_sig = np.where(relevant, pos if analysis.order == "latest" else 1.0 - pos, 0.0)
                 factor = factor + w.order * order_sig
     return ep_base * factor, time_sig, order_sig, visible
