@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..index.lexical import LexicalIndex, decode_terms, pool_postings, query_keys
-from ..index.vector import ClusteredIndex, ExactIndex, VectorIndex
+from ..index.vector import ClusteredIndex, VectorIndex
 from ..store.base import ScopeRows, SegmentRows, Store
 
 
@@ -120,7 +120,7 @@ class ScopeIndex:
         self.seg_rowid = np.zeros(0, dtype=np.int64)
         self.ep_segment = np.zeros(0, dtype=np.int64)  # position of the episode's segment, -1: none
         self.seg_lexical = LexicalIndex()
-        self.seg_vectors: VectorIndex = ExactIndex()
+        self.seg_vectors: VectorIndex = ClusteredIndex()  # ~140k segments at 1M episodes
         self._ep_pos: dict[int, int] = {}
         self._session_ids: dict[str | None, int] = {}
         self._last_in_session: dict[int, int] = {}
@@ -180,7 +180,7 @@ class ScopeIndex:
             {k[7:]: v for k, v in arrays.items() if k.startswith("seglex_")}, parts["seglex_"]
         )
         scope.vectors = ClusteredIndex.from_state({k[4:]: v for k, v in arrays.items() if k.startswith("vec_")})
-        scope.seg_vectors = ExactIndex.from_state({k[7:]: v for k, v in arrays.items() if k.startswith("segvec_")})
+        scope.seg_vectors = ClusteredIndex.from_state({k[7:]: v for k, v in arrays.items() if k.startswith("segvec_")})
         sessions = meta["sessions"]
         last_own = meta["last_own"]
         assert isinstance(sessions, list) and isinstance(last_own, dict)

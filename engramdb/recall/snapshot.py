@@ -29,8 +29,8 @@ import numpy as np
 from .scope import ScopeIndex
 
 #: Bumped when what a snapshot holds changes; other formats are ignored (and rebuilt).
-#: 2: the unit vectors are stored cluster by cluster (``ClusteredIndex``).
-FORMAT = 2
+#: 2: the unit vectors are stored cluster by cluster (``ClusteredIndex``); 3: the segments' too.
+FORMAT = 3
 
 
 def folder(root: Path, user_id: str, model: str | None) -> Path:
