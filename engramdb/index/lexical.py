@@ -211,20 +211,11 @@ class LexicalIndex:
 
         Reads a snapshot of the arrays, so a concurrent ``append`` cannot tear a query.
         """
-        n = min(self._length.size, self._speaker.size)
-        out = np.zeros(n, dtype=np.float32)
-        for docs, add in self._contributions(keys):
-            out[docs] += add
-        return out
-
-    def _contributions(self, keys: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per query term, in order: the documents it matches (by text or by speaker name) and
-        what it adds to their BM25 (float32, added in this order: the same sums either way)."""
         length, speaker = self._length, self._speaker
         n = min(length.size, speaker.size)
         length, speaker = length[:n], speaker[:n]
         base, tail = self._postings
-        out: list[tuple[np.ndarray, np.ndarray]] = []
+        out = np.zeros(n, dtype=np.float32)
         if n == 0 or not keys:
             return out
         sp_len = np.asarray(self._speaker_length, dtype=np.float32)
@@ -241,10 +232,10 @@ class LexicalIndex:
             idf = idf if idf > 0 else 1e-6  # as FTS5: a term in most documents still counts a little
             if docs.size:
                 norm = K1 * (1 - B + B * length[docs] / avg_len)
-                out.append((docs, np.asarray(idf * tf * (K1 + 1) / (tf + norm), dtype=np.float32)))
+                out[docs] += idf * tf * (K1 + 1) / (tf + norm)
             if sp_docs.size:
                 norm_sp = K1 * (1 - B + B * sp_len[speaker[sp_docs]] / sp_avg)
-                out.append((sp_docs, np.asarray(SPEAKER_WEIGHT * idf * (K1 + 1) / (1 + norm_sp), dtype=np.float32)))
+                out[sp_docs] += SPEAKER_WEIGHT * idf * (K1 + 1) / (1 + norm_sp)
         return out
 
     def documents(self, key: int) -> np.ndarray:
@@ -254,25 +245,15 @@ class LexicalIndex:
         return docs
 
     def search(self, keys: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k documents by BM25: (positions, scores), best first; only documents that match.
-
-        Scores only the documents the terms match, not every document (at 1M episodes, ~7.7M
-        passages: zeroing and scanning them cost ~20 ms a search); the sums are :meth:`scores`'s.
-        """
-        parts = self._contributions(keys)
-        if not parts or k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        matched = np.unique(np.concatenate([d for d, _ in parts]))
-        s = np.zeros(matched.size, dtype=np.float32)
-        for docs, add in parts:
-            s[np.searchsorted(matched, docs)] += add
+        """Top-k documents by BM25: (positions, scores), best first; only documents that match."""
+        s = self.scores(keys)
         hit = np.flatnonzero(s > 0)
-        if hit.size == 0:
+        if hit.size == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if hit.size > k:
             hit = hit[np.argpartition(-s[hit], k - 1)[:k]]
-        order = hit[np.lexsort((matched[hit], -s[hit]))]
-        return matched[order].astype(np.int64), s[order]
+        order = hit[np.lexsort((hit, -s[hit]))]
+        return order.astype(np.int64), s[order]
 
 
 def _merge(sorted_part: _Arrays, tail: tuple[_Arrays, ...]) -> _Arrays:
