@@ -178,9 +178,11 @@ def test_an_index_read_a_chunk_at_a_time_equals_one_read_at_once(tmp_path: Path,
         whole = mem._recall.index("u")
         before = _ranking(mem, "u")
     monkeypatch.setattr(scope_module, "UNIT_CHUNK", 7)
+    monkeypatch.setattr(scope_module.LexicalIndex, "merge_at", 10)
     with Memory(path, embedder=HashEmbedder()) as mem:  # built in chunks of 7 units, and saved
         assert _ranking(mem, "u") == before
         _states_equal(mem._recall.index("u"), whole)
+        assert mem._recall.index("u").lexical.tail_size <= 10  # sorted once built, not left an eighth behind
     with Memory(path, embedder=HashEmbedder()) as mem:  # opened from the snapshot (read-only maps)
         assert mem._recall.scope("u").saved_units > 0
         mem.add({"role": "user", "content": "I prefer green tea to coffee, always have."}, user_id="u", session_id="s0")

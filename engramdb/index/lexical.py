@@ -201,6 +201,12 @@ class LexicalIndex:
         )
         return index
 
+    def compact(self) -> None:
+        """Merge the unsorted tail into the sorted postings (a search scans the tail per term)."""
+        sorted_part, tail = self._postings
+        if tail:
+            self._postings, self._tail_size = (_merge(sorted_part, tail), ()), 0
+
     @property
     def tail_size(self) -> int:
         """Postings not merged into the sorted part yet."""

@@ -258,6 +258,9 @@ class ScopeIndex:
             segs = store.segment_rows(self.user_id, after_segment=after, archived=self.archived)
             hidden = store.hidden_episodes(self.user_id)
         self._append_segments(segs)
+        for lexical in (self.lexical, self.seg_lexical):  # a build or a large read: sorted for search
+            if lexical.tail_size > lexical.merge_at:
+                lexical.compact()
         self.ep_hidden = np.isin(self.ep_rowid, np.asarray(hidden, dtype=np.int64))
         self.version = version
 
