@@ -83,28 +83,41 @@ def test_threads_sharing_one_memory_never_fail(store_at: Callable[[str], str], t
                 assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-4)
 
 
-def _process(path: str, seed: int, ops: int, out: "mp.Queue[list[str]]") -> None:
+def _process(path: str, seed: int, ops: int, out: "mp.Queue[tuple[list[str], int]]") -> None:
+    from engramdb.recall import pipeline
+
+    pipeline.SAVE_MIN_UNITS = 200  # each process saves the indexes it builds, often, beside the others
     errors: list[str] = []
+    checks = [0]
     with Memory(path, embedder=default_embedder(threads=1)) as mem:
-        _work(mem, seed, ops, ["shared-a", "shared-b"], f"proc-{seed}", errors, [0])
-    out.put(errors)
+        _work(mem, seed, ops, ["shared-a", "shared-b"], f"proc-{seed}", errors, checks)
+    out.put((errors, checks[0]))
 
 
-def test_processes_sharing_one_file_never_fail(store_at: Callable[[str], str], tmp_path: Path) -> None:
+def test_processes_sharing_one_file_never_fail(store_at: Callable[[str], str], tmp_path: Path,
+                                               real_embedder: OnnxEmbedder) -> None:
     path = store_at("p")
-    with Memory(path, embedder=None) as mem:
+    with Memory(path, embedder=real_embedder) as mem:
         for u in ("shared-a", "shared-b"):
             mem.add("I talked about hiking in the Alps.", user_id=u)
     ctx = mp.get_context("spawn")
-    out: "mp.Queue[list[str]]" = ctx.Queue()
-    procs = [ctx.Process(target=_process, args=(path, i, 150, out)) for i in range(4)]
+    out: "mp.Queue[tuple[list[str], int]]" = ctx.Queue()
+    procs = [ctx.Process(target=_process, args=(path, i, 2500, out)) for i in range(4)]  # 10,000 operations
     for p in procs:
         p.start()
-    results = [out.get(timeout=600) for _ in procs]
+    results = [out.get(timeout=1800) for _ in procs]
     for p in procs:
         p.join(timeout=60)
     assert all(p.exitcode == 0 for p in procs)
-    assert [e for r in results for e in r] == []
+    assert [e for r, _ in results for e in r] == []
+    assert sum(n for _, n in results) > 5000
+    # consistent: a new process (opening the indexes the others saved, then reading the journal
+    # since) ranks as one that builds them from the file
+    with Memory(path, embedder=real_embedder) as seen, Memory(path, embedder=real_embedder, persist_indexes=False) as fresh:
+        for u in ("shared-a", "shared-b", "proc-0", "proc-3"):
+            q = "what about the jazz concert?"
+            got, want = seen.search(q, user_id=u, limit=20), fresh.search(q, user_id=u, limit=20)
+            assert got and [h.episode_ids for h in got] == [h.episode_ids for h in want]
 
 
 def test_a_closed_memory_is_freed_without_the_garbage_collector(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
