@@ -1,6 +1,7 @@
-"""Ingest and search speed at 10k and 100k episodes in one user's scope.
+"""Ingest and search speed at 10k, 100k (and 1M) episodes in one user's scope.
 
     python benchmarks/speed.py [--shared ../shared] [--sizes 10000 100000] [--queries 200]
+    python benchmarks/speed.py --keep DIR --sizes 10000 100000 1000000 --replicate
 
 Texts are real conversation turns from the shared LongMemEval and LoCoMo files (turns are
 reused, under new session ids, to reach the larger sizes). Measures:
@@ -8,7 +9,9 @@ reused, under new session ids, to reach the larger sizes). Measures:
   and on exactly the passages ingest embeds for them; cold ingest as a share of each;
 - cold ingest: those texts through ``Memory.add`` (one call per 20-turn session), no cache;
 - warm ingest: the same texts again into another scope (vectors come from the store);
-- ingest of each larger scope (vectors from the cache), with its rate per 10k turns;
+- ingest of each larger scope (vectors from the cache), with its rate per 10k turns; or, with
+  ``--replicate``, the scope before copied over (1M: the 100k scope ten times, under new ids),
+  and the first search of a fresh process, which builds its index;
 - search p50/p95/p99 (query embedding included; every query distinct) at each size;
 - at sizes whose vectors are clustered (``ClusteredIndex``), how many top-10 hits an exact index
   would give the same;
@@ -78,6 +81,57 @@ def ingest(mem: Memory, user: str, msgs: list[dict], tag: str) -> float:
     return time.perf_counter() - t0
 
 
+def replicate(source: Path, target: Path, copies: int) -> None:
+    """``target``: the one-user scope at ``source`` copied ``copies`` times over (new ids,
+    session ids and seqs; the same texts, vectors, facts, segments and entities): a scope to
+    measure search on at sizes whose ingest would take hours here. Rows of other users stay."""
+    import shutil
+    import sqlite3
+
+    shutil.copyfile(source, target)
+    c = sqlite3.connect(target, isolation_level=None)
+    c.execute("PRAGMA journal_mode=WAL")
+    c.execute("PRAGMA synchronous=OFF")  # a scratch copy: rebuilt if a crash spoils it
+
+    def top(sql: str) -> int:
+        return int(c.execute(sql).fetchone()[0] or 0) + 1
+
+    R, S = top("SELECT MAX(rowid) FROM episodes"), top("SELECT MAX(seq) FROM episodes WHERE user_id = 'big'")
+    U, F, G = top("SELECT MAX(rowid) FROM units"), top("SELECT MAX(rowid) FROM facts"), top("SELECT MAX(rowid) FROM segments")
+    shift = {  # how each copied column changes (others are copied as they are)
+        "episodes": {"rowid": "rowid + {k}*{R}", "id": "id || '-r{k}'", "session_id": "session_id || '-r{k}'",
+                     "seq": "seq + {k}*{S}"},
+        "units": {"rowid": "rowid + {k}*{U}", "episode_rowid": "episode_rowid + {k}*{R}",
+                  "fact_rowid": "fact_rowid + {k}*{F}"},
+        "facts": {"rowid": "rowid + {k}*{F}", "id": "id || '-r{k}'", "superseded_by": "superseded_by || '-r{k}'"},
+        "fact_sources": {"fact_rowid": "fact_rowid + {k}*{F}", "episode_rowid": "episode_rowid + {k}*{R}"},
+        "segments": {"rowid": "rowid + {k}*{G}", "id": "id || '-r{k}'", "session_id": "session_id || '-r{k}'",
+                     "first_seq": "first_seq + {k}*{S}", "last_seq": "last_seq + {k}*{S}",
+                     "summary_episode_rowid": "summary_episode_rowid + {k}*{R}"},
+        "episode_times": {"episode_rowid": "episode_rowid + {k}*{R}"},
+        "entity_links": {"episode_rowid": "episode_rowid + {k}*{R}", "fact_rowid": "fact_rowid + {k}*{F}"},
+    }
+    original = {"episodes": f"rowid < {R}", "units": f"rowid < {U}", "facts": f"rowid < {F}",
+                "segments": f"rowid < {G}", "fact_sources": f"fact_rowid < {F}",
+                "episode_times": f"episode_rowid < {R}", "entity_links": f"episode_rowid < {R}"}
+    for k in range(1, copies):
+        c.execute("BEGIN")
+        for table, how in shift.items():
+            cols = [r[1] for r in c.execute(f"PRAGMA table_info({table})")]
+            exprs = ",".join(how.get(x, x).format(k=k, R=R, S=S, U=U, F=F, G=G) for x in cols)
+            c.execute(f"INSERT INTO {table}({','.join(cols)}) SELECT {exprs} FROM {table} "
+                      f"WHERE user_id = 'big' AND {original[table]}")
+        c.execute("COMMIT")
+    last = int(c.execute("SELECT MAX(seq) FROM episodes WHERE user_id = 'big'").fetchone()[0])
+    version = int(c.execute("SELECT version FROM users WHERE user_id = 'big'").fetchone()[0]) + 1
+    c.execute("UPDATE users SET version = ? WHERE user_id = 'big'", (version,))
+    c.execute("INSERT INTO journal(user_id, seq, kind, at) VALUES ('big', ?, 'rebuild', '2026-01-01T00:00:00+00:00')",
+              (version,))  # the index is built afresh
+    c.execute("UPDATE consolidation SET last_seq = ? WHERE user_id = 'big'", (last,))  # nothing pending
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+
+
 def clustered_vs_exact(db: Path, embedder: object, queries: list[str]) -> dict[str, float]:
     """How the clustered vector index (above ``EXACT_BELOW`` vectors) changes the top 10 hits:
     the same questions against the saved (clustered) index and an exact one built afresh."""
@@ -130,6 +184,14 @@ print(json.dumps({"first_search_ms": round((t3 - t2) * 1000, 1), "second_search_
 """
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (VmHWM), mapped files' pages included."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def first_search(db: Path, query: str, persist: bool) -> dict[str, float]:
     """The first search of a fresh process (model loaded before the clock starts)."""
     out = subprocess.run([sys.executable, "-c", FIRST_SEARCH, str(db), "1" if persist else "0", query],
@@ -145,6 +207,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--cache", default=os.path.expanduser("~/.cache/engramdb/embeddings.sqlite"))
     ap.add_argument("--keep", type=Path, default=None, help="keep the scope databases here (and reuse them)")
+    ap.add_argument("--replicate", action="store_true",
+                    help="fill a size that is a multiple of the one before by copying that scope (1M in a minute "
+                         "or two, not hours of ingest); its ingest rate is then not measured")
     args = ap.parse_args()
     msgs, queries = texts_and_queries(args.shared)
     queries = queries[: args.queries]
@@ -179,8 +244,17 @@ def main() -> None:
             report["cold_ingest_vs_raw_turns"] = round(len(first) / cold / report["raw_embed_whole_turns_per_s"], 3)
             report["cold_ingest_vs_raw_passages"] = round(raw_seconds / cold, 3)
             report["embedded_texts_cold_and_warm"] = mem.embedded_texts
+        previous = None
         for size in args.sizes:
-            with Memory(Path(tmp) / f"scope-{size}.db", embedder=embedder, embedding_cache=args.cache) as mem:
+            db = Path(tmp) / f"scope-{size}.db"
+            if args.replicate and previous and not db.exists() and size % previous == 0:
+                t0 = time.perf_counter()
+                replicate(Path(tmp) / f"scope-{previous}.db", db, size // previous)
+                report[f"replicated_{size}_from_{previous}_seconds"] = round(time.perf_counter() - t0, 1)
+                # the first search builds its index from the store (and saves it): time and memory
+                report[f"fresh_process_{size}_first_build"] = first_search(db, queries[-4], True)
+            previous = size
+            with Memory(db, embedder=embedder, embedding_cache=args.cache) as mem:
                 if mem.store.user_version("big") is None:
                     rows = [msgs[i % len(msgs)] for i in range(size)]
                     step = 10_000  # the rate per 10k turns shows whether adds slow as the scope grows
@@ -191,12 +265,13 @@ def main() -> None:
                     ]
                     report[f"embedded_for_{size}"] = mem.embedded_texts
                 report[f"search_ms_at_{size}"] = {k: round(v, 2) for k, v in search_latency(mem, "big", queries).items()}
+                report[f"peak_rss_mb_so_far_after_searching_{size}"] = peak_rss_mb()  # this process's, all sizes
                 print(json.dumps(report, indent=1), file=sys.stderr)
-            db = Path(tmp) / f"scope-{size}.db"
             # the searches above saved the index; first with it, then built from the database
             report[f"fresh_process_{size}_saved_index"] = first_search(db, queries[-1], True)
             report[f"fresh_process_{size}_rebuilt_index"] = first_search(db, queries[-2], False)
-            if size >= EXACT_BELOW // 2:  # ~2 vectors per episode: the scope is clustered
+            if EXACT_BELOW // 2 <= size <= 200_000:  # clustered (~2 vectors per episode); at 1M an
+                # exact index takes 4 minutes and 14 GB to build (vector recall there: README)
                 report[f"clustered_vs_exact_{size}"] = clustered_vs_exact(db, embedder, queries)
             print(json.dumps(report, indent=1), file=sys.stderr)
     print(json.dumps(report, indent=1))
