@@ -440,6 +440,7 @@ class Memory:
             for table, n in self.store.forget_user(user).items():
                 removed[table] = removed.get(table, 0) + n
         self._recall.drop(user)
+        consolidation.forget_names(user)  # the entities kept in memory to resolve mentions
         check = residue(probes, salt, self.store.text_rows(), self.store.data_files()) if verify else {}
         return DeletionReceipt(rid, user, made, request, tuple(e.id for e in eps), removed, digest, salt, tuple(probes), check)
 

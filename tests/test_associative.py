@@ -64,6 +64,9 @@ def test_entities_written_elsewhere_are_known_to_the_next_add(store_at: Callable
         assert deb in {r.episode.id for r in one.related(sis, user_id="u")}  # "my sister": Deborah
         assert "user's sister" not in {e.name for e in one.entities(user_id="u")}
         one.forget(user_id="u")  # the user goes, and comes back
+        from engramdb.consolidate import engine
+
+        assert not [k for k in engine._NAMES if k[1] == "u"]  # nothing of them kept in memory
         _add(two, ["My sister Ana moved to Porto."], "t1")
         again = _add(one, ["My sister is coming over on Sunday."], "t2")[0]
         names = {e.name for e in one.entities(user_id="u")}

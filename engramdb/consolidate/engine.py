@@ -198,6 +198,14 @@ def _known_names(facts: SemanticStore, user_id: str) -> Names:
     return base.copy()
 
 
+def forget_names(user_id: str) -> None:
+    """Drop the entities kept in memory for the user (in every database: a deletion's text must
+    not outlive it in this process)."""
+    with _NAMES_LOCK:
+        for key in [k for k in _NAMES if k[1] == user_id]:
+            del _NAMES[key]
+
+
 def places_of(ep: Episode) -> list[str]:
     """An episode's place tags beyond the names it mentions: the place its writer gave
     (``place``), and the common places its speaker says they are or were at ("at the gym";

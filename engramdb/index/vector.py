@@ -72,7 +72,7 @@ class ExactIndex:
     def _fold_pending(self) -> bool:
         """Append the pending rows to the matrix (the caller holds ``_fold``); True if any.
 
-        The matrix is a prefix of a buffer with room to grow (by half again when full), so a
+        The matrix is a prefix of a buffer with room to grow (by a quarter when full), so a
         live chat's few rows per search are copied, not the whole matrix each time. Rows
         already in it are never written, so a search still reading the previous prefix is
         undisturbed.
@@ -135,13 +135,13 @@ EXACT_BELOW = 50_000
 
 
 class ClusteredIndex(ExactIndex):
-    """Exact search up to ``exact_below`` rows (default :data:`EXACT_BELOW`); above, an inverted file (IVF, as in FAISS's
-    ``IndexIVFFlat``): the rows are grouped by their nearest of ~2·√n spherical k-means
-    centroids and stored cluster by cluster, and a query scans only the ``probe`` share of the
-    clusters nearest to it, plus the rows appended since the last grouping (the tail, scanned
-    exactly). At 194k vectors (a 100k-episode scope) the default probe (12 % of the clusters)
-    finds 99 % of the exact top 10 and top 50 in ~5 ms instead of ~17. Larger scopes probe at
-    most ``max_probe`` clusters, so the rows read grow as √n: at 1.9M vectors (1M episodes) 128
+    """Exact search up to ``exact_below`` rows (default :data:`EXACT_BELOW`); above, an inverted
+    file (IVF, as in FAISS's ``IndexIVFFlat``): the rows are grouped by their nearest of ~2·√n
+    spherical k-means centroids and stored cluster by cluster, and a query scans only the ``probe``
+    share of the clusters nearest to it, plus the rows appended since the last grouping (the tail,
+    scanned exactly). At 194k vectors (a 100k-episode scope) the default probe (12 % of the
+    clusters) finds 99 % of the exact top 10 and top 50 in ~5 ms instead of ~17. Larger scopes probe
+    at most ``max_probe`` clusters, so the rows read grow as √n: at 1.9M vectors (1M episodes) 128
     of 2,787 clusters, ~15 ms instead of 165, and still all of the exact top 50.
 
     The tail is grouped into the clusters once it grows past a quarter of the grouped rows, and
@@ -264,7 +264,7 @@ class ClusteredIndex(ExactIndex):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         k = min(k, rows.size)
         top = np.argpartition(-sims, k - 1)[:k] if k < rows.size else np.arange(rows.size)
-        order = top[np.lexsort((positions[rows[top]], -sims[top]))]  # ties: by position, as exact does
+        order = top[np.lexsort((positions[rows[top]], -sims[top]))]  # ties: by position
         return positions[rows[order]], sims[order].astype(np.float32)
 
 

@@ -598,6 +598,8 @@ class SQLStore:
         with self._tx() as c:
             for table in ("facts", "changes", "segments", "entities", "consolidation", "core_blocks", "core_changes"):
                 out[table] = c.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,)).rowcount
+            # entities went: whoever keeps them in memory reads them again (FactStore.entity_state)
+            c.execute("UPDATE users SET entity_version = entity_version + 1 WHERE user_id = ?", (user_id,))
             self.record_change(c, user_id, "delete")
         self.checkpoint()
         return out
