@@ -210,14 +210,18 @@ def search(db: str, user_id: str, limit: int, now: str | None, as_of: str | None
 @db_option
 @user_option()
 @click.option("--budget", "-b", default=1000, show_default=True, help="Token budget.")
+@click.option("--group", type=click.Choice(["auto", "time", "entity"]), default="auto", show_default=True,
+              help="time: one list, oldest first; entity: grouped by whom or what the lines are about; "
+                   "auto: by entity when the pieces are spread over conversations.")
 @time_options
 @json_option
 @click.argument("query")
 @handle_errors
-def context(db: str, user_id: str, budget: int, now: str | None, as_of: str | None, as_json: bool, query: str) -> None:
+def context(db: str, user_id: str, budget: int, group: str, now: str | None, as_of: str | None, as_json: bool,
+            query: str) -> None:
     """Print recall for QUERY packed into a token budget, ready for an LLM prompt."""
     with _open(db) as mem:
-        ctx = mem.context(query, user_id=user_id, budget_tokens=budget, now=now, as_of=as_of)
+        ctx = mem.context(query, user_id=user_id, budget_tokens=budget, now=now, as_of=as_of, group=group)
     if as_json:
         click.echo(json.dumps({"context": str(ctx), "tokens": ctx.tokens, "episode_ids": list(ctx.episode_ids)}, indent=1))
     else:

@@ -114,9 +114,10 @@ class Client:
 
     def context(
         self, query: str, *, user_id: str, budget_tokens: int = 1000, now: str | datetime | None = None,
-        as_of: str | datetime | None = None,
+        as_of: str | datetime | None = None, group: str = "auto",
     ) -> Context:
-        body = {"query": query, "user_id": user_id, "budget_tokens": budget_tokens, "now": _when(now), "as_of": _when(as_of)}
+        body = {"query": query, "user_id": user_id, "budget_tokens": budget_tokens, "now": _when(now), "as_of": _when(as_of),
+                "group": group}
         return load(Context, self._call("POST", "/v1/context", json={k: v for k, v in body.items() if v is not None}))  # type: ignore[no-any-return]
 
     def timeline(

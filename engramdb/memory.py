@@ -89,6 +89,10 @@ def open_store(target: object, *, read_only: bool = False) -> Store:
     return SQLiteStore(text, read_only=read_only)
 
 
+#: Users whose speakers' names :meth:`Memory.context` keeps (a few names each).
+SPEAKERS_KEPT = 4096
+
+
 class Memory:
     """Long-term memory for one application: episodes in, ranked recall out.
 
@@ -165,6 +169,7 @@ class Memory:
         self._recognition: dict[str, tuple[int | None, list[int], list[bytes], list[bytes | None]]] = {}
         self._facts = self.store.semantic() if SEMANTIC in self.store.capabilities else None
         self._lock = threading.RLock()
+        self._speakers: dict[str, tuple[tuple[str, str] | None, int, dict[str, str]]] = {}  # (made, last seq, names)
         persist = persist_indexes and PERSISTENT_INDEX in self.store.capabilities
         self._recall = Recaller(self.store, self._embedder.get, persist=persist)
         self.embedded_texts = 0  # how many texts this instance sent to the model (cache misses)
@@ -1166,6 +1171,7 @@ class Memory:
         budget_tokens: int = 1000,
         now: str | datetime | None = None,
         as_of: str | datetime | None = None,
+        group: str = "auto",
     ) -> Context:
         """Recall packed into at most ``budget_tokens`` tokens: a block for an LLM prompt.
 
@@ -1174,9 +1180,18 @@ class Memory:
         about every instance of something ("how many…", "how much in total…"), the instances
         recall gathered come first, their lines marked ``#1``…``#n`` under a line that says how
         many were found (see :attr:`Hits.instances`).
+
+        ``group``: ``"time"`` — one list, oldest first; ``"entity"`` — the lines in groups by
+        the person, place or thing they name (the question's first), oldest first in each,
+        when any entity is named by two lines; ``"auto"`` (default) — by entity when the lines
+        come from two sessions or more and at least two entities are each named by two of them
+        (the pieces of a question spread over conversations), not for a "how many…" question;
+        otherwise by time. Grouping changes the order, not which lines are shown.
         """
         if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
             raise LimitError("budget_tokens must be a positive integer", field="budget_tokens")
+        if group not in ("auto", "time", "entity"):
+            raise InputError("group must be 'auto', 'time' or 'entity'", field="group")
         limit = min(MAX_LIMIT, max(10, budget_tokens // 25))
         hits = self._search(query, user_id, limit, now, as_of, None)
         opts = self.recall_options
@@ -1198,11 +1213,12 @@ class Memory:
                 note = ""
         # "how many…?": the instances gathered come first, marked, with how many were found
         lead = instances_header(hits.aggregate or "", len(hits.instances)) if hits.instances else ""
-        ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share, lead=lead)
+        about, first, led = self._about(query, hits, group, bool(lead))
+        ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share, lead, about, first, led)
         fit = sum(1 for h in ctx.hits if "instance" in h.signals)
         if lead and fit < len(hits.instances):  # say so when the budget holds fewer
             lead += f" only {fit} fit here."
-            ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share, lead=lead)
+            ctx = pack(hits, rest, opts.context_whole_hits, opts.context_whole_share, lead, about, first, led)
         if note:
             text = note + ("\n" + str(ctx) if str(ctx) else "")
             ctx = Context(text, ctx.episode_ids, count_tokens(text), ctx.hits)
@@ -1213,6 +1229,68 @@ class Memory:
             shown = set(ctx.episode_ids)
             self._record_use(hits[0].episodes[0].user_id, [[e for e in h.episode_ids if e in shown] for h in ctx.hits], now)
         return ctx
+
+    def _about(
+        self, query: str, hits: Hits, group: str, aggregate: bool
+    ) -> tuple[dict[str, builtins.list[str]] | None, builtins.list[str], bool]:
+        """What :func:`pack` needs to group a context (see :meth:`context`): episode id -> whom or
+        what it is about (its speaker, named, and the entities it names: a speaker's short name
+        counts as theirs), the ones the question names, and whether one of those must lead;
+        ``None``: the context stays in time order."""
+        if group == "time" or self._facts is None or not hits:
+            return None, [], False
+        if group == "auto" and (aggregate or len({ep.session_id for h in hits for ep in h.episodes}) < 2):
+            return None, [], False
+        user = hits[0].episodes[0].user_id
+        speakers = dict(self._speakers_of(user))
+        speakers.update({ep.name.lower(): ep.name for h in hits for ep in h.episodes if ep.name})
+
+        def person(name: str) -> str | None:
+            low = name.lower()
+            if low in speakers:
+                return speakers[low]
+            whole = [s for s in speakers if len(low) >= 3 and len(s) > len(low) and s.startswith(low)]
+            return speakers[whole[0]] if len(whole) == 1 else None  # "Mel" -> "Melanie"
+
+        asked = query.lower()
+        first: dict[str, None] = {}
+
+        def named(name: str, said: Sequence[str]) -> None:
+            if any(re.search(rf"(?<!\w){re.escape(a.lower())}(?!\w)", asked) for a in said):
+                first[name] = None
+
+        about: dict[str, builtins.list[str]] = {}
+        for h in hits:
+            for ep in h.episodes:
+                if ep.name:
+                    about.setdefault(ep.id, []).append(ep.name)
+                    named(ep.name, [ep.name])
+        for eid, ents in self._facts.episode_entities(user, list(about.keys() | {e.id for h in hits for e in h.episodes})).items():
+            for name, _kind, aliases in ents:
+                said = [name, *aliases]
+                canon = next((p for p in map(person, said) if p), name)
+                if canon not in about.setdefault(eid, []):
+                    about[eid].append(canon)
+                named(canon, said)
+        return about, list(first), group == "auto"
+
+    def _speakers_of(self, user: str) -> dict[str, str]:
+        """The names the user's speakers have had (lower case -> as written): kept, and brought
+        up to date with the episodes added since (a user deleted and made again starts over)."""
+        assert self._facts is not None
+        state = self._facts.entity_state(user)
+        made = (state[0], state[1]) if state is not None else None
+        with self._lock:
+            kept = self._speakers.get(user)
+        after, names = (kept[1], dict(kept[2])) if kept is not None and kept[0] == made else (0, {})
+        new, last = self._facts.speakers_after(user, after)
+        names.update((n.lower(), n) for n in new)
+        with self._lock:
+            self._speakers.pop(user, None)
+            self._speakers[user] = (made, last, names)
+            while len(self._speakers) > SPEAKERS_KEPT:  # the users seen longest ago go first
+                del self._speakers[next(iter(self._speakers))]
+        return names
 
     def timeline(
         self,

@@ -13,9 +13,10 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from engramdb import Memory, NotFoundError, OnnxEmbedder, RecallOptions, Weights
+from engramdb import InputError, Memory, NotFoundError, OnnxEmbedder, RecallOptions, Weights
 from engramdb.consolidate.mentions import Names, mentions
 from engramdb.recall.graph import names_in, ppr
+from engramdb.recall.packing import GROUPED_HEADER, HEADER, OTHER, group_by_entity
 from engramdb.recall.query import exact_words, facets
 
 
@@ -93,6 +94,40 @@ def test_two_hop_question_through_an_entity_it_does_not_name(mem: Memory) -> Non
     assert (_rank(without, "Acme Robotics") or 99) > 3
     hit = with_graph[_rank(with_graph, "Acme Robotics") - 1]  # type: ignore[operator]
     assert hit.signals["graph"] > 0 and "graph" in str(mem.why(hit))
+
+
+def test_context_groups_the_pieces_of_a_question_by_entity(mem: Memory) -> None:
+    _add(mem, ["My sister Deborah started a pottery class.", "Tomasz fixed my bike on Saturday.",
+               "I planted tomatoes in the garden."])
+    _add(mem, ["Deborah sent me a photo of her first vase.", "Tomasz is training for a marathon.",
+               "The tomatoes are finally ripe."], "s2")
+    _add(mem, ["Deborah wants to sell her pottery at the market.", "Tomasz ran the marathon in under four hours."], "s3")
+    q = "What has Deborah been doing with her pottery?"
+    grouped = mem.context(q, user_id="u", budget_tokens=400)  # auto: the question names her
+    plain = mem.context(q, user_id="u", budget_tokens=400, group="time")
+    assert plain.startswith(HEADER) and grouped.startswith(GROUPED_HEADER)
+    assert set(grouped.episode_ids) == set(plain.episode_ids)  # the same lines, in another order
+    lines = grouped.splitlines()
+    heads = [line for line in lines if line.startswith("About ") or line == OTHER]
+    assert heads[0] == "About Deborah:"  # the one the question names leads
+    section = lines[lines.index("About Deborah:") + 1 :]
+    section = section[: next((i for i, line in enumerate(section) if line in heads), len(section))]
+    assert len(section) == 3 and all("Deborah" in line for line in section)
+    said = ["started a pottery class", "sent me a photo", "sell her pottery"]  # oldest first within the group
+    assert [next(i for i, t in enumerate(said) if t in line) for line in section] == [0, 1, 2]
+    assert sum(line.count("Deborah sent me a photo") for line in lines) == 1  # each line once
+    with pytest.raises(InputError):
+        mem.context(q, user_id="u", group="people")
+
+
+def test_group_by_entity_unit() -> None:
+    about = {"a": ["Ann"], "b": ["Ann", "Bo"], "c": ["Bo"], "d": ["Bo"], "e": []}
+    groups = group_by_entity(["a", "b", "c", "d", "e"], about, first=["Ann"])
+    assert groups == [("Ann", ["a", "b"]), ("Bo", ["c", "d"]), ("", ["e"])]  # the question's first, each once
+    assert group_by_entity(["a", "b", "c", "d", "e"], about)[0] == ("Bo", ["b", "c", "d"])  # most named first
+    assert group_by_entity(["a", "b"], about, first=["Ann"]) is None  # one group, nothing else: no grouping
+    assert group_by_entity(["b", "c", "d", "e"], about, first=["Ann"], led=True) is None  # Ann heads nothing
+    assert group_by_entity(["a", "e"], about) is None
 
 
 def test_a_note_evolves_when_a_new_episode_arrives(mem: Memory) -> None:

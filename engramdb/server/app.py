@@ -189,7 +189,7 @@ def create_app(memory: Memory, *, require_keys: bool | None = None, max_body: in
     @app.post("/v1/context")
     async def context(request: Request) -> JSONResponse:
         t = tenant(request)
-        data = args(await body(request), ("query", "user_id", "budget_tokens", "now", "as_of"))
+        data = args(await body(request), ("query", "user_id", "budget_tokens", "now", "as_of", "group"))
         data["user_id"] = t.inside(data.get("user_id"))
         return out(memory.context(data.pop("query", None), **data), t)
 

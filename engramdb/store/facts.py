@@ -634,6 +634,27 @@ class FactStore:
                     out.setdefault(int(r), set()).add(str(name).lower())
         return out
 
+    def episode_entities(self, user_id: str, episode_ids: Sequence[str]) -> dict[str, list[tuple[str, str, list[str]]]]:
+        """Episode id -> (name, kind, aliases) of the entities it mentions or a fact drawn from
+        it names, in the order first linked; not the roles ("user", "assistant")."""
+        out: dict[str, list[tuple[str, str, list[str]]]] = {}
+        seen: set[tuple[str, str]] = set()
+        ids = list(dict.fromkeys(episode_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            # Found from the episodes by id, the owner checked here (see _fact_rowids_of).
+            for eid, name, kind, aliases, owner in self.s.query(
+                "SELECT e.id, en.name, en.kind, en.aliases, e.user_id FROM episodes e JOIN entity_links l ON "
+                "l.episode_rowid = e.rowid AND l.user_id = e.user_id JOIN entities en ON en.rowid = l.entity_rowid "
+                f"AND en.user_id = l.user_id WHERE e.id IN ({','.join('?' * len(chunk))}) AND en.name NOT IN {_ROLES} "
+                "ORDER BY l.rowid",
+                chunk,
+            ):
+                if owner == user_id and (eid, name) not in seen:
+                    seen.add((eid, name))
+                    out.setdefault(str(eid), []).append((str(name), str(kind), _aliases(aliases)))
+        return out
+
     def placed_episodes(self, user_id: str, place: str) -> set[str]:
         """Ids of the user's episodes tagged with ``place`` (case aside) or given it."""
         rows = self.s.query(
@@ -725,6 +746,14 @@ class FactStore:
         return [str(r[0]) for r in self.s.query(
             "SELECT DISTINCT name FROM episodes WHERE user_id = ? AND name IS NOT NULL", (user_id,)
         )]
+
+    def speakers_after(self, user_id: str, after_seq: int = 0) -> tuple[list[str], int]:
+        """The names speakers have in the user's episodes past ``after_seq``, and the last seq
+        (read by the user's seq index: only the episodes added since)."""
+        rows = self.s.query(
+            "SELECT name, MAX(seq) FROM episodes WHERE user_id = ? AND seq > ? GROUP BY name", (user_id, after_seq)
+        )
+        return [str(r[0]) for r in rows if r[0] is not None], max((int(r[1]) for r in rows), default=after_seq)
 
     def summaries(self, user_id: str, level: str | None = None) -> list[Node]:
         sql = ("SELECT id, level, key, title, text, children, episodes, last_seq, updated_at FROM summaries "
