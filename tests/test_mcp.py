@@ -32,8 +32,11 @@ async def _session(db: Path) -> None:
         assert all(tools[n].description and tools[n].inputSchema["properties"] for n in TOOLS)
         added = _payload(await s.call_tool("remember", {"content": "I adopted a cat named Pixel", "timestamp": "2024-05-02T10:00:00"}))
         [eid] = added["ids"]  # type: ignore[index]
-        hits = _payload(await s.call_tool("recall", {"query": "what is my cat called?"}))
-        assert [e["id"] for e in hits[0]["episodes"]] == [eid]  # type: ignore[index]
+        found = _payload(await s.call_tool("recall", {"query": "what is my cat called?"}))
+        assert [e["id"] for e in found["hits"][0]["episodes"]] == [eid]  # type: ignore[index]
+        assert found["relevance"]["relevant"] is True  # type: ignore[index]
+        unknown = _payload(await s.call_tool("recall", {"query": "which airline did I fly to Peru with?"}))
+        assert unknown["relevance"]["relevant"] is False  # type: ignore[index]  # so the agent can say it does not know
         await s.call_tool("core_memory_append", {"label": "human", "text": "Name: Alice"})
         block = _payload(await s.call_tool("core_memory_replace", {"label": "human", "old": "Alice", "new": "Alice Moreau"}))
         assert block["value"] == "Name: Alice Moreau"  # type: ignore[index]
@@ -59,8 +62,8 @@ async def _over_http(url: str) -> None:
                 await s.initialize()
                 assert TOOLS <= {t.name for t in (await s.list_tools()).tools}
                 [eid] = _payload(await s.call_tool("remember", {"content": "I keep bees on the roof"}))["ids"]  # type: ignore[index]
-                hits = _payload(await s.call_tool("recall", {"query": "who keeps bees?"}))
-                assert [e["id"] for e in hits[0]["episodes"]] == [eid]  # type: ignore[index]
+                found = _payload(await s.call_tool("recall", {"query": "who keeps bees?"}))
+                assert [e["id"] for e in found["hits"][0]["episodes"]] == [eid]  # type: ignore[index]
                 return
         except (OSError, ExceptionGroup) as exc:  # not listening yet
             last = exc

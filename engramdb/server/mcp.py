@@ -50,17 +50,22 @@ def create_server(memory: Memory, *, default_user: str | None = None, host: str 
         return {"ids": memory.add(msg, user_id=who(user_id), session_id=session_id, timestamp=timestamp)}
 
     @mcp.tool()
-    def recall(query: str, user_id: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
+    def recall(query: str, user_id: str | None = None, limit: int = 5) -> dict[str, Any]:
         """Search a person's long-term memory: what they said that bears on `query`, best first.
-        Each hit has its `text`, `score`, `signals` and the `episodes` it cites (id, timestamp,
-        speaker name or role, session)."""
-        return dump(memory.search(query, user_id=who(user_id), limit=limit))  # type: ignore[no-any-return]
+        Returns `hits` (each with its `text`, `score`, `signals` and the `episodes` it cites: id,
+        timestamp, speaker name or role, session) and `relevance`: `relevant` is false when none
+        of them seems to bear on the question (then say you do not know rather than guess),
+        with a `confidence`."""
+        hits = memory.search(query, user_id=who(user_id), limit=limit)
+        return dump({"hits": hits, "relevance": hits.relevance})  # type: ignore[no-any-return]
 
     @mcp.tool()
-    def context(query: str, user_id: str | None = None, budget_tokens: int = 800) -> str:
+    def context(query: str, user_id: str | None = None, budget_tokens: int = 800, group: str = "auto") -> str:
         """A block of memories for your prompt: working memory first, then what bears on `query`,
-        oldest first, each line dated and attributed, within `budget_tokens`."""
-        return str(memory.context(query, user_id=who(user_id), budget_tokens=budget_tokens))
+        oldest first, each line dated and attributed, within `budget_tokens`. `group`: "entity"
+        puts the lines in groups by whom or what they are about, "time" keeps one list, "auto"
+        groups when the pieces of the question are spread over conversations."""
+        return str(memory.context(query, user_id=who(user_id), budget_tokens=budget_tokens, group=group))
 
     @mcp.tool()
     def timeline(user_id: str | None = None, query: str | None = None, start: str | None = None,
