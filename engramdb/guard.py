@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .encode.prefilter import finditer, literal_starts, lowered
+
 #: Who wrote a text: a person, the assistant, the application's system prompt, a tool's
 #: output, or a document (a page, a file) the application stored.
 SOURCES = ("user", "assistant", "system", "tool", "document")
@@ -161,6 +163,10 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(w for w in vocab if w.isalpha())
 
 
+#: The words each cue must begin with (see :mod:`engramdb.encode.prefilter`): most texts have
+#: none of a cue's, and are not searched for it.
+_STARTS = [literal_starts(pattern) for _, _, pattern in _CUES]
+
 _WORD = re.compile(r"[A-Za-z]+(?:['’][a-z]+)?")
 _ODD_PUNCT = re.compile(r"[\]\)][\(\[]|\\[!+]|\*\*\w|[~^;]{2,}|[%#@]\{|->\s*%|\)\w+\?")
 _GLUED = re.compile(r"\b[a-z]{3,}[A-Z][a-z]{2,}\b")
@@ -201,10 +207,13 @@ class Guard:
         """The verdict on ``text`` written by ``source``; ``imported``: it came in a file
         someone imported (held to the untrusted threshold)."""
         trusted = source in TRUSTED and not imported
-        quoted = [m.span() for m in _QUOTED.finditer(text) if _REPORTED.search(text[: m.start()][-80:])]
+        quoted: list[tuple[int, int]] | None = None  # found when a cue is
+        lower = lowered(text)
         found: dict[str, float] = {}
-        for reason, weight, pattern in _CUES:
-            for m in pattern.finditer(text):
+        for (reason, weight, pattern), starts in zip(_CUES, _STARTS):
+            for m in finditer(pattern, starts, text, lower):
+                if quoted is None:
+                    quoted = [q.span() for q in _QUOTED.finditer(text) if _REPORTED.search(text[: q.start()][-80:])]
                 inside = any(a <= m.start() and m.end() <= b for a, b in quoted)
                 w = weight / 2 if inside else weight
                 found[reason] = max(found.get(reason, 0.0), w)

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from .prefilter import finditer, literal_starts, lowered, search
+
 __all__ = ["TimeMention", "find_times", "annotate"]
 
 
@@ -392,19 +394,25 @@ def _rel_period(anchor: date, rel: str, unit: str) -> tuple[date, date, str]:
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
+#: The words each cue and rule must begin with (see :mod:`engramdb.encode.prefilter`).
+_CUE_STARTS = {name: literal_starts(cue) for name, cue in _CUES.items()}
+_RULE_STARTS = [literal_starts(pattern) for pattern, _, _ in _RULES]
+
+
 def find_times(text: str, anchor: datetime | date) -> list[TimeMention]:
     """All time expressions in ``text``, resolved against ``anchor``, in text order."""
     day = _d(anchor)
     taken: list[tuple[int, int]] = []
     out: list[TimeMention] = []
-    cues = {name for name, cue in _CUES.items() if cue.search(text)}
+    lower = lowered(text)
+    cues = {name for name, cue in _CUES.items() if search(cue, _CUE_STARTS[name], text, lower)}
     if not cues:
         return out
     sentences = [(s.start(), s.end()) for s in _SENTENCE.finditer(text)] or [(0, len(text))]
-    for pattern, name, needs in _RULES:
+    for (pattern, name, needs), starts in zip(_RULES, _RULE_STARTS):
         if not needs <= cues:
             continue
-        for m in pattern.finditer(text):
+        for m in finditer(pattern, starts, text, lower):
             s, e = m.span()
             if any(s < b and a < e for a, b in taken):
                 continue
