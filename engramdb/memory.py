@@ -44,9 +44,9 @@ from .recall.search import RecallOptions
 from . import structured
 from .semantic import FACT_KINDS, PREDICATES, predicate_of
 from .structured import Rows, object_matches, pattern_words, rows_of
-from .store.base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, NewUnit, SemanticStore, Store
+from .store.base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, NewUnit, SemanticStore, Stale, Store
 from .store.sqlite import SQLiteStore
-from .timeutil import now_utc, parse_timestamp
+from .timeutil import iso, now_utc, parse_timestamp
 from .validate import MAX_ID_CHARS, MAX_QUERY_CHARS, check_count, check_id, check_text, normalise_messages
 
 #: Most hits one search returns.
@@ -251,9 +251,43 @@ class Memory:
         recorded = now_utc()
         model = self.embedder.model_id if self.embedder else None
         self._check_model(model)
+        # Messages this user has already (the whole history sent again with each new turn, a
+        # retried call): each is one more sighting of its episode, with no analysis or embedding.
+        hashes = [hashlib.sha256(d.content.encode("utf-8")).hexdigest() for d in drafts]
+        known = self.store.same_episodes(user, [
+            (h, session, d.role, d.name, iso(d.timestamp), json.dumps(d.metadata, ensure_ascii=False))
+            for h, d in zip(hashes, drafts)
+        ])
+        try:
+            ids = self._add_new(user, session, agent, source, writer, drafts, hashes, known, recorded, model)
+        except Stale:  # one of them was deleted meanwhile: add them all the ordinary way
+            known = [None] * len(drafts)
+            ids = self._add_new(user, session, agent, source, writer, drafts, hashes, known, recorded, model)
+        made = iter(i for i, d in zip(ids, drafts) if d.id is None)
+        if self.consolidate_on_add and self._facts is not None and any(k is None for k in known):
+            try:
+                self.consolidate(user_id=user)
+            except Exception as exc:  # the episodes are stored; consolidation can be re-run
+                warnings.warn(f"consolidation after add failed for {user!r}: {exc}", stacklevel=2)
+        return [d.id if d.id is not None else next(made) for d in asked]  # one per message, in order
+
+    def _add_new(
+        self, user: str, session: str | None, agent: str | None, source: str | None, writer: str | None,
+        drafts: Sequence[Any], hashes: Sequence[str], known: Sequence[str | None], recorded: datetime,
+        model: str | None,
+    ) -> builtins.list[str]:
+        """Analyse and store the messages of :meth:`add` (those ``known`` only as sightings);
+        returns their episodes' ids in order (an existing one's for a message merged into it)."""
         episodes: list[NewEpisode] = []
         to_embed: dict[str, str] = {}
-        for d in drafts:
+        for d, content_hash, same in zip(drafts, hashes, known):
+            if same is not None:
+                episodes.append(NewEpisode(
+                    id=d.id or "ep_" + uuid.uuid4().hex, agent_id=agent, session_id=session, role=d.role,
+                    name=d.name, content=d.content, occurred_at=d.timestamp, recorded_at=recorded, place=d.place,
+                    metadata=d.metadata, importance=0.0, content_hash=content_hash, same_as=same,
+                ))
+                continue
             speaker = d.name or d.role or ""
             src = d.source or source or source_for_role(d.role)
             via = d.writer or writer
@@ -284,7 +318,7 @@ class Memory:
                     metadata=d.metadata,
                     importance=d.importance if d.importance is not None else estimate_importance(d.content, d.role),
                     importance_given=d.importance is not None,
-                    content_hash=hashlib.sha256(d.content.encode("utf-8")).hexdigest(),
+                    content_hash=content_hash,
                     units=units,
                     times=find_times(d.content, d.timestamp),
                     source=src,
@@ -294,13 +328,7 @@ class Memory:
             )
         vectors = self._vectors_for(model, to_embed) if model else {}
         merged = self.store.add_episodes(user, episodes, model, vectors)
-        made = iter(merged.get(e.id, e.id) for e, d in zip(episodes, drafts) if d.id is None)
-        if self.consolidate_on_add and self._facts is not None:
-            try:
-                self.consolidate(user_id=user)
-            except Exception as exc:  # the episodes are stored; consolidation can be re-run
-                warnings.warn(f"consolidation after add failed for {user!r}: {exc}", stacklevel=2)
-        return [d.id if d.id is not None else next(made) for d in asked]  # one per message, in order
+        return [merged.get(e.id, e.id) for e in episodes]
 
     def _check_model(self, model: str | None) -> None:
         """One embedding model per file: vectors of two models are not comparable, and a unit

@@ -200,6 +200,28 @@ def test_the_same_message_stored_twice_is_one_episode_seen_twice(mem: Memory) ->
     assert c != a and len(mem.search("bees", user_id="u")) == 2
 
 
+def test_history_sent_again_with_each_turn_adds_only_the_new_turn(mem: Memory) -> None:
+    history = [{"role": "user", "content": "My sister Deborah lives in Lisbon.", "timestamp": "2024-05-01T09:00:00"},
+               {"role": "assistant", "content": "Lisbon is lovely in May.", "timestamp": "2024-05-01T09:00:05"}]
+    first = mem.add(history, user_id="u", session_id="s")
+    facts = mem.facts(user_id="u")
+    turn = {"role": "user", "content": "Deborah adopted a cat called Miso.", "timestamp": "2024-05-01T09:01:00"}
+    again = mem.add(history + [turn], user_id="u", session_id="s")  # the whole history, as chat APIs send it
+    assert again[:2] == first and again[2] not in first
+    assert [e.sightings for e in map(mem.get, first)] == [2, 2] and len(mem.list(user_id="u")) == 3
+    assert {f.id for f in facts} <= {f.id for f in mem.facts(user_id="u")}  # nothing redrawn twice
+    assert mem.search("cat called Miso", user_id="u")[0].episodes[0].id == again[2]
+
+
+def test_a_known_message_deleted_meanwhile_is_stored_anew_with_a_faked_lookup(mem: Memory) -> None:
+    msg = {"content": "I keep bees on the roof.", "timestamp": "2024-05-01T09:00:00"}
+    [a] = mem.add(msg, user_id="u", session_id="s")
+    mem.delete(a, user_id="u")
+    mem.store.same_episodes = lambda user_id, keys: [a] * len(keys)  # type: ignore[method-assign]  # looked up before the delete
+    [b] = mem.add(msg, user_id="u", session_id="s")
+    assert b != a and mem.get(b).sightings == 1 and mem.search("bees", user_id="u")[0].episodes[0].id == b
+
+
 def test_cli_policy_maintain_recognise_restore(store_at: Callable[[str], str], tmp_path: Path) -> None:
     db = store_at("c")
     env = {"ENGRAMDB_PATH": db, "COLUMNS": "200"}

@@ -28,6 +28,10 @@ class NewUnit:
     vector_hash: str | None
 
 
+class Stale(Exception):
+    """An episode an add counted on was deleted meanwhile: nothing was written, do it again."""
+
+
 @dataclass
 class NewEpisode:
     id: str
@@ -48,6 +52,7 @@ class NewEpisode:
     writer: str | None = None  # through what: an import, an API key…
     flag: tuple[float, tuple[str, ...]] | None = None  # (score, reasons): stored quarantined
     importance_given: bool = True  # False: estimated (consolidation may refine it)
+    same_as: str | None = None  # the id of the episode it repeats, found before (see Store.same_episodes)
 
 
 @dataclass
@@ -288,7 +293,13 @@ class Store(Protocol):
     ) -> dict[str, str]:
         """Persist episodes, units, new vectors and index entries in one transaction. An episode
         that repeats one the user has (same text, speaker, session, time, metadata) is stored as
-        a second sighting of it: returns {new id: existing id} for those."""
+        a second sighting of it: returns {new id: existing id} for those. An episode with
+        ``same_as`` is only that sighting (nothing else of it is read); if that episode is gone
+        by then, raises :class:`Stale` and writes nothing."""
+
+    def same_episodes(self, user_id: str, keys: Sequence[tuple[str, str | None, str | None, str | None, str, str]]) -> list[str | None]:
+        """For each (content hash, session, role, name, occurred at ISO, metadata JSON): the id of
+        the user's episode that is the same message, or None."""
 
     def hidden_episodes(self, user_id: str) -> list[int]:
         """Row ids of the user's episodes recall must not show (quarantined)."""

@@ -20,7 +20,7 @@ from ..index.lexical import encode_terms
 from ..lifecycle import DAY, gist, initial_stability, reinforced, retrievability, sign_code
 from ..model import Episode, StoreStats
 from ..timeutil import iso, now_utc, to_utc
-from .base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, ScopeRows, SegmentRows, SemanticStore
+from .base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, ScopeRows, SegmentRows, SemanticStore, Stale
 from .schema import schema_version
 
 EPISODE_COLS = (
@@ -454,6 +454,13 @@ class SQLStore:
                     [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
                 )
             for ep in episodes:
+                if ep.same_as is not None:  # known to repeat one, before any analysis of it
+                    if c.execute(
+                        "UPDATE episodes SET sightings = sightings + 1 WHERE id = ? AND user_id = ?", (ep.same_as, user_id)
+                    ).rowcount != 1:
+                        raise Stale(ep.same_as)
+                    merged[ep.id] = ep.same_as
+                    continue
                 meta = json.dumps(ep.metadata, ensure_ascii=False)
                 # The same message stored again (a retried add, a re-import without ids): one
                 # episode seen twice. Same text, speaker, session, time and metadata.
@@ -506,6 +513,21 @@ class SQLStore:
                     ],
                 )
         return merged
+
+    def same_episodes(
+        self, user_id: str, keys: Sequence[tuple[str, str | None, str | None, str | None, str, str]]
+    ) -> list[str | None]:
+        found: dict[tuple[str, str | None, str | None, str | None, str, str], str] = {}
+        hashes = list(dict.fromkeys(k[0] for k in keys))
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i : i + 500]
+            for row in self._q(
+                "SELECT content_hash, session_id, role, name, occurred_at, metadata, id FROM episodes "
+                f"WHERE user_id = ? AND content_hash IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                (user_id, *chunk),
+            ):
+                found.setdefault((row[0], row[1], row[2], row[3], row[4], row[5]), row[6])
+        return [found.get(tuple(k)) for k in keys]  # type: ignore[arg-type]
 
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
