@@ -233,6 +233,29 @@ def test_a_question_about_something_never_said_is_not_relevant(mem: Memory) -> N
     assert "guitar" in str(full) and "Nothing in memory" not in str(full)
 
 
+def test_relevance_with_the_common_words_kept_is_relevance_counted_afresh(mem: Memory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from engramdb.recall import relevance
+
+    rng = random.Random(3)
+    pets, places = ["dog", "cat", "parrot", "hamster"], ["Lisbon", "Porto", "Madrid", "Oslo"]
+    verbs = ["walked", "fed", "washed", "brushed"]
+    _add(mem, [f"I {verbs[i % 4]} my {rng.choice(pets)} in {rng.choice(places)} on day {i}." for i in range(60)])
+    questions = ["Where did I walk my dog?", "Did I ever walk a parrot in Oslo?", "What about my violin?"]
+
+    def verdicts() -> list[tuple[float, bool]]:
+        return [(h.relevance.coverage, h.relevant) for h in (mem.search(q, user_id="u") for q in questions)]
+
+    monkeypatch.setattr(relevance, "KEEP_ABOVE", 10**9)  # counted afresh every time
+    fresh = verdicts()
+    monkeypatch.setattr(relevance, "KEEP_ABOVE", 0)  # every word kept, and read back the second time
+    assert verdicts() == fresh and verdicts() == fresh
+    _add(mem, ["I walked my violin teacher's dog in Oslo."], "s2")  # the scope changed: counted again
+    kept = verdicts()
+    monkeypatch.setattr(relevance, "KEEP_ABOVE", 10**9)
+    relevance._kept.clear()
+    assert kept == verdicts() and kept != fresh
+
+
 # -- pure parts ------------------------------------------------------------------------------
 
 

@@ -17,6 +17,9 @@ split it did not help (benchmarks/README.md, "Abstention").
 from __future__ import annotations
 
 import math
+import threading
+import weakref
+from collections import OrderedDict
 
 import numpy as np
 
@@ -32,6 +35,42 @@ TOP = 10
 THRESHOLD = 0.35
 #: Slope of the confidence around the threshold.
 SLOPE = 12.0
+#: A word in more passages than this has the episodes holding it kept (a bit each), per scope
+#: and until the scope changes: counting them is a pass over the word's postings and over every
+#: episode (~18 ms a question at 1M episodes, most of it for the common words that recur).
+KEEP_ABOVE = 20_000
+KEPT_WORDS = 256
+
+_kept: weakref.WeakKeyDictionary[ScopeIndex, tuple[tuple[int, int, int], OrderedDict[int, tuple[int, np.ndarray]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_kept_lock = threading.Lock()
+
+
+def _holding(scope: ScopeIndex, key: int, n: int) -> tuple[int, np.ndarray, bool]:
+    """(how many episodes hold ``key``, which: a bool per episode or packed bits, packed?)."""
+    state = (scope.version, int(scope.ep_rowid.size), int(scope.unit_ep.size))
+    with _kept_lock:
+        got = _kept.get(scope)
+        if got is not None and got[0] == state and key in got[1]:
+            got[1].move_to_end(key)
+            seen, bits = got[1][key]
+            return seen, bits, True
+    docs = scope.lexical.documents(key)
+    eps = scope.unit_ep[docs]
+    has = np.bincount(eps[eps >= 0], minlength=n) > 0  # the episodes holding it
+    seen = int(np.count_nonzero(has))
+    if docs.size <= KEEP_ABOVE:
+        return seen, has, False
+    bits = np.packbits(has)
+    with _kept_lock:
+        got = _kept.get(scope)
+        words = got[1] if got is not None and got[0] == state else OrderedDict()
+        words[key] = (seen, bits)
+        while len(words) > KEPT_WORDS:
+            words.popitem(last=False)
+        _kept[scope] = (state, words)
+    return seen, bits, True
 
 
 def assess(scope: ScopeIndex, query: str, groups: list[RankedGroup], *, top: int = TOP) -> Relevance:
@@ -48,14 +87,16 @@ def assess(scope: ScopeIndex, query: str, groups: list[RankedGroup], *, top: int
     total = 0.0
     member = [np.asarray(g.episodes, dtype=np.int64) for g in shown]
     for key in keys:
-        eps = scope.unit_ep[scope.lexical.documents(key)]
-        has = np.bincount(eps[eps >= 0], minlength=n) > 0  # the episodes holding it
-        seen = int(np.count_nonzero(has))
+        seen, has, packed = _holding(scope, key, n)
         df = max(seen, 1)  # a word never seen here is as telling as the rarest seen, no more
         idf = max(math.log((n - df + 0.5) / (df + 0.5)) if df < n else 0.0, 0.05)
         total += idf
         if seen:
-            held += idf * np.fromiter((has[m].any() for m in member), dtype=bool, count=len(member))
+            if packed:  # bit m of the packed array, first bit highest
+                inside = [bool(((has[m >> 3] >> (7 - (m & 7))) & 1).any()) for m in member]
+            else:
+                inside = [bool(has[m].any()) for m in member]
+            held += idf * np.asarray(inside, dtype=bool)
     coverage = float(held.max() / total) if total else 1.0
     closeness = max((g.signals.get("cosine", 0.0) for g in shown), default=0.0)
     confidence = 1.0 / (1.0 + math.exp(-SLOPE * (coverage - THRESHOLD)))
