@@ -15,7 +15,7 @@ import pytest
 
 from engramdb import InputError, Memory, NotFoundError, OnnxEmbedder, RecallOptions, Weights
 from engramdb.consolidate.mentions import Names, mentions
-from engramdb.recall.graph import names_in, ppr
+from engramdb.recall.graph import GraphIndex, names_in, ppr
 from engramdb.recall.packing import GROUPED_HEADER, HEADER, OTHER, group_by_entity
 from engramdb.recall.query import exact_words, facets
 
@@ -270,6 +270,40 @@ def test_mentions_and_aliases_unit() -> None:
     names.add("Aurelia", "person")
     assert [m.name for m in mentions("I saw Aurel today.", "user", names)] == ["Aurel"]  # two it may be: neither
     assert names_in("Where does my sister's friend Deb live?")[-1] == "user's sister"
+
+
+def test_graph_index_answers_as_the_links_do_unit() -> None:
+    rng = random.Random(11)
+    links: list[tuple[int, int, int, bool]] = []
+    graph = GraphIndex()
+    roles = {1}
+    for batch in range(40):  # small adds (the tail), and now and then a merge
+        new = [(len(links) + i + 1, rng.randint(1, 60), rng.randint(1, 400), False) for i in range(rng.randint(1, 120))]
+        new = [(r, e, p, e in roles) for r, e, p, _ in new] + [(len(links) + 500, new[0][1], new[0][2], False)]  # a repeat
+        links += new
+        graph = graph.extend(new)
+        pairs = {(e, p) for _, e, p, _ in links}
+        eps = rng.sample(range(1, 400), 5)
+        ents = rng.sample(range(1, 61), 4) + [1]
+        assert graph.edges(episodes=eps) == sorted((e, p) for e, p in pairs if p in eps and e not in roles)
+        assert graph.edges(entities=ents) == sorted((e, p) for e, p in pairs if e in ents and e not in roles)
+        both = graph.edges(episodes=eps, entities=ents)
+        assert both == sorted((e, p) for e, p in pairs if (p in eps or e in ents) and e not in roles)
+        assert graph.degrees(ents) == {e: k for e in ents if (k := sum(1 for x, _ in pairs if x == e))}
+    assert graph.last == max(r for r, _, _, _ in links)
+    assert GraphIndex.of(links).edges(entities=range(61)) == graph.edges(entities=range(61))
+
+
+def test_deleting_a_linked_episode_moves_the_entity_counter(mem: Memory) -> None:
+    a, b = _add(mem, ["My colleague Tomasz works at Acme Robotics.", "I play chess with Tomasz on Fridays."])
+    semantic = mem.store.semantic()
+    before = semantic.entity_state("u")
+    linked = {p for _, _, p, _ in semantic.graph_links_after("u")}
+    mem.delete(b, user_id="u")  # Tomasz stays, named by the other one: only links go
+    assert semantic.entity_state("u")[2] > before[2]  # type: ignore[index]
+    assert {p for _, _, p, _ in semantic.graph_links_after("u")} < linked
+    g = mem.graph(user_id="u", around="Tomasz")
+    assert b not in {e.source for e in g.edges} and a in {e.source for e in g.edges}
 
 
 def test_personalized_pagerank_matches_the_dense_solution() -> None:

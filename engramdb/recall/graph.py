@@ -9,10 +9,11 @@ with what the question is about, through who and what they share. So "where does
 husband work?" reaches "Tomasz works at Acme" through Tomasz, whom the episode about Deborah's
 wedding mentions and the question does not.
 
-Only the neighbourhood of the start is read from the store (a few indexed reads), so the cost
-follows it, not the memory. An entity that much of the memory mentions (the user, the other
-speaker) says nothing about any one episode: past ``HUB_SHARE`` of the episodes (and at least
-``HUB_MIN``) it is left out, as a stopword is.
+The links are kept in memory (:class:`GraphIndex`: each way sorted, a small unsorted tail for
+those added since), brought up to date from the store with the links added since the last
+search, so a walk reads only the neighbourhood of its start, in arrays. An entity that much of
+the memory mentions (the user, the other speaker) says nothing about any one episode: past
+``HUB_SHARE`` of the episodes (and at least ``HUB_MIN``) it is left out, as a stopword is.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import numpy as np
 
 from ..consolidate.mentions import KIN
 from ..encode.text import STOPWORDS
-from ..store.base import SemanticStore
 
 #: Restart probability of the walk (HippoRAG uses 0.5).
 RESTART = 0.5
@@ -69,6 +69,124 @@ class EntityIndex:
         return {e for n in names for e in self._by.get(n.lower(), ())}
 
 
+_Pairs = tuple[np.ndarray, np.ndarray]  # (entity rowids, episode rowids), one link each
+
+
+class GraphIndex:
+    """A user's entity–episode links, in memory: each (entity, episode) pair once, sorted by
+    entity and by episode, with those added since in a small tail. Immutable: :meth:`extend`
+    returns a new index (a search may be reading this one)."""
+
+    #: The tail is merged in past this share of the sorted part.
+    MERGE_SHARE = 0.0625
+
+    def __init__(self, entity: np.ndarray | None = None, episode: np.ndarray | None = None,
+                 roles: frozenset[int] = frozenset(), last: int = 0) -> None:
+        ent = np.zeros(0, dtype=np.int64) if entity is None else np.asarray(entity, dtype=np.int64)
+        ep = np.zeros(0, dtype=np.int64) if episode is None else np.asarray(episode, dtype=np.int64)
+        self.roles = roles  # entities that are a role ("user", "assistant"): no edges, a degree
+        self.last = last  # the highest link rowid read
+        self._by_entity = _unique_sorted(ent, ep)
+        by_ep = _unique_sorted(self._by_entity[1], self._by_entity[0])
+        self._by_episode = (by_ep[1], by_ep[0])  # (entity, episode), sorted by episode
+        self._tail: _Pairs = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    @classmethod
+    def of(cls, links: Sequence[tuple[int, int, int, bool]]) -> GraphIndex:
+        """An index of ``links``: (link rowid, entity rowid, episode rowid, entity is a role)."""
+        index = cls()
+        return index.extend(links)
+
+    def extend(self, links: Sequence[tuple[int, int, int, bool]]) -> GraphIndex:
+        """This index with ``links`` added (see :meth:`of`)."""
+        if not links:
+            return self
+        arr = np.asarray([(e, p) for _, e, p, _ in links], dtype=np.int64).reshape(-1, 2)
+        roles = self.roles | {e for _, e, _, role in links if role}
+        last = max(self.last, max(r for r, _, _, _ in links))
+        new = _unique_sorted(arr[:, 0], arr[:, 1])
+        known = _contains(self._by_entity, new)
+        tail = (np.concatenate([self._tail[0], new[0][~known]]), np.concatenate([self._tail[1], new[1][~known]]))
+        tail = _unique_sorted(*tail)
+        if tail[0].size > max(256, self.MERGE_SHARE * self._by_entity[0].size):
+            merged = GraphIndex(np.concatenate([self._by_entity[0], tail[0]]),
+                                np.concatenate([self._by_entity[1], tail[1]]), roles, last)
+            return merged
+        out = GraphIndex.__new__(GraphIndex)
+        out.roles, out.last = roles, last
+        out._by_entity, out._by_episode, out._tail = self._by_entity, self._by_episode, tail
+        return out
+
+    def edges(self, *, episodes: Sequence[int] = (), entities: Sequence[int] = ()) -> list[tuple[int, int]]:
+        """(entity rowid, episode rowid) links touching ``episodes`` or ``entities``, roles
+        aside, each once, sorted."""
+        ents: list[np.ndarray] = []
+        eps: list[np.ndarray] = []
+        for keys, (a, b), first in ((episodes, self._by_episode, False), (entities, self._by_entity, True)):
+            if not len(keys):
+                continue
+            want = np.asarray(sorted(set(keys)), dtype=np.int64)
+            idx = _slices(b if not first else a, want)
+            ents.append(a[idx])
+            eps.append(b[idx])
+            in_tail = np.isin(self._tail[0] if first else self._tail[1], want)
+            ents.append(self._tail[0][in_tail])
+            eps.append(self._tail[1][in_tail])
+        if not ents:
+            return []
+        e, p = _unique_sorted(np.concatenate(ents), np.concatenate(eps))
+        if self.roles:
+            keep = ~np.isin(e, np.fromiter(self.roles, dtype=np.int64, count=len(self.roles)))
+            e, p = e[keep], p[keep]
+        return list(zip(e.tolist(), p.tolist()))
+
+    def degrees(self, entities: Sequence[int]) -> dict[int, int]:
+        """How many episodes each of ``entities`` links to (roles too); entities with none left out."""
+        want = np.asarray(sorted(set(entities)), dtype=np.int64)
+        if not want.size:
+            return {}
+        a = self._by_entity[0]
+        counts = np.searchsorted(a, want, side="right") - np.searchsorted(a, want, side="left")
+        if self._tail[0].size:
+            counts += np.searchsorted(self._tail[0], want, side="right") - np.searchsorted(self._tail[0], want, side="left")
+        return {int(e): int(c) for e, c in zip(want, counts) if c}
+
+
+def _unique_sorted(a: np.ndarray, b: np.ndarray) -> _Pairs:
+    """The pairs (a, b) once each, sorted by a then b."""
+    if a.size == 0:
+        return a.astype(np.int64), b.astype(np.int64)
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    keep = np.concatenate(([True], (a[1:] != a[:-1]) | (b[1:] != b[:-1])))
+    return a[keep], b[keep]
+
+
+def _contains(sorted_pairs: _Pairs, pairs: _Pairs) -> np.ndarray:
+    """For each of ``pairs``: whether ``sorted_pairs`` (by a, then b) holds it."""
+    a, b = sorted_pairs
+    if a.size == 0 or pairs[0].size == 0:
+        return np.zeros(pairs[0].size, dtype=bool)
+    lo = np.searchsorted(a, pairs[0], side="left")
+    hi = np.searchsorted(a, pairs[0], side="right")
+    out = np.zeros(pairs[0].size, dtype=bool)
+    for i in np.flatnonzero(hi > lo):  # few new links per add
+        j = lo[i] + np.searchsorted(b[lo[i] : hi[i]], pairs[1][i])
+        out[i] = j < hi[i] and b[j] == pairs[1][i]
+    return out
+
+
+def _slices(sorted_keys: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Positions in ``sorted_keys`` of every entry equal to one of ``want``."""
+    lo = np.searchsorted(sorted_keys, want, side="left")
+    hi = np.searchsorted(sorted_keys, want, side="right")
+    n = hi - lo
+    if not n.sum():
+        return np.zeros(0, dtype=np.int64)
+    starts = np.repeat(lo - np.concatenate(([0], np.cumsum(n)[:-1])), n)
+    return np.arange(int(n.sum()), dtype=np.int64) + starts
+
+
 def ppr(
     edges: np.ndarray, n_nodes: int, restart: np.ndarray, *, alpha: float = RESTART, iterations: int = ITERATIONS
 ) -> np.ndarray:
@@ -102,8 +220,7 @@ def ppr(
 
 
 def associations(
-    semantic: SemanticStore,
-    user_id: str,
+    graph: GraphIndex,
     seed_rowids: Sequence[int],
     seed_weights: Sequence[float],
     named_entities: Collection[int],
@@ -124,19 +241,19 @@ def associations(
     hub = max(HUB_MIN, HUB_SHARE * n_episodes)
 
     def specific(entities: set[int]) -> set[int]:
-        degree = semantic.entity_degrees(user_id, sorted(entities))
+        degree = graph.degrees(sorted(entities))
         return {e for e in entities if degree.get(e, 0) <= hub}
 
     named = specific(set(named_entities)) if named_entities else set()
     seeds = [r for r, w in zip(seed_rowids, seed_weights) if w > 0]
-    first = semantic.graph_edges(user_id, episodes=seeds) if seeds else []
+    first = graph.edges(episodes=seeds) if seeds else []
     start = named | specific({e for e, _ in first})
     if not start:
         return {}
-    reached = {ep for _, ep in semantic.graph_edges(user_id, entities=sorted(start))}
-    around = specific({e for e, _ in semantic.graph_edges(user_id, episodes=sorted(reached))} - start)
+    reached = {ep for _, ep in graph.edges(entities=sorted(start))}
+    around = specific({e for e, _ in graph.edges(episodes=sorted(reached))} - start)
     kept = sorted(start | around)
-    edges = semantic.graph_edges(user_id, entities=kept)
+    edges = graph.edges(entities=kept)
     if not edges:
         return {}
     ep_ids = sorted({ep for _, ep in edges})

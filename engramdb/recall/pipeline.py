@@ -36,7 +36,7 @@ from ..consolidate.mentions import place_tags
 from ..model import Episode, Hit, Hits
 from ..store.base import SEMANTIC, Store
 from . import snapshot
-from .graph import EntityIndex, associations, names_in
+from .graph import EntityIndex, GraphIndex, associations, names_in
 from .packing import excerpt
 from .aggregate import gather
 from .query import aggregate_of, analyse, facets
@@ -70,6 +70,7 @@ class Recaller:
         self._scopes: OrderedDict[tuple[str, bool], ScopeIndex] = OrderedDict()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._entities: OrderedDict[str, tuple[int | None, EntityIndex]] = OrderedDict()  # user -> (version, index)
+        self._graphs: OrderedDict[str, tuple[tuple[str, str, int], GraphIndex]] = OrderedDict()  # user -> (state, links)
         self._lock = threading.Lock()
 
     def scope(self, user: str, archived: bool = False) -> ScopeIndex:
@@ -229,7 +230,7 @@ class Recaller:
             named = self._entity_index(scope).find(names_in(query))
             if not named and not seeds.size:
                 return out
-            found = associations(self.store.semantic(), scope.user_id, scope.ep_rowid[seeds].tolist(),
+            found = associations(self._graph_index(scope.user_id), scope.ep_rowid[seeds].tolist(),
                                  weights.tolist(), named, scope.ep_rowid.size, beyond_named=beyond)
             if found:
                 pos = scope.positions_of(np.fromiter(found, dtype=np.int64, count=len(found)))
@@ -272,6 +273,26 @@ class Recaller:
             return [set(f.sources) for f in told if len(f.sources) > 1]
 
         return same
+
+    def _graph_index(self, user: str) -> GraphIndex:
+        """The user's entity–episode links: kept while no link of theirs was deleted (the
+        entity counter of ``SemanticStore.entity_state`` stands), with the links added since
+        read at each walk (a user deleted and made again, or another database, starts over)."""
+        semantic = self.store.semantic()
+        state = semantic.entity_state(user)
+        if state is None:
+            return GraphIndex()
+        stands = (state[0], state[1], state[2])
+        with self._lock:
+            cached = self._graphs.get(user)
+        graph = cached[1] if cached is not None and cached[0] == stands else GraphIndex()
+        graph = graph.extend(semantic.graph_links_after(user, graph.last))
+        with self._lock:
+            self._graphs[user] = (stands, graph)
+            self._graphs.move_to_end(user)
+            while len(self._graphs) > MAX_SCOPES:
+                self._graphs.popitem(last=False)
+        return graph
 
     def _entity_index(self, scope: ScopeIndex) -> EntityIndex:
         """The user's entities by name, read again when the memory has changed."""

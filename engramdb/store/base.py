@@ -129,6 +129,11 @@ class SemanticStore(Protocol):
 
     def entities(self, user_id: str) -> list[Entity]: ...
 
+    def graph_links_after(self, user_id: str, after_rowid: int = 0) -> list[tuple[int, int, int, bool]]:
+        """(link rowid, entity rowid, episode rowid, is a role) of the user's links to episodes
+        past ``after_rowid``, in rowid order. Every deletion of a link moves ``entity_state``."""
+        ...
+
     def place_links(self, user_id: str, episode_rowids: Sequence[int]) -> dict[int, set[str]]:
         """Episode rowid -> the places (lower case) it is tagged with."""
         ...
@@ -193,15 +198,6 @@ class SemanticStore(Protocol):
 
     def entity_keys(self, user_id: str) -> list[tuple[int, str, list[str]]]:
         """(rowid, name, aliases) of the user's entities (roles aside): what questions are matched against."""
-
-    def graph_edges(
-        self, user_id: str, *, episodes: Sequence[int] = (), entities: Sequence[int] = ()
-    ) -> list[tuple[int, int]]:
-        """(entity rowid, episode rowid) mention edges of the user touching ``episodes`` or
-        ``entities`` (rowids)."""
-
-    def entity_degrees(self, user_id: str, entities: Sequence[int]) -> dict[int, int]:
-        """How many episodes mention each of ``entities`` (rowids)."""
 
     def related_rows(self, user_id: str, episode_id: str) -> list[tuple[int, str, str, int]]:
         """(other episode rowid, reason, detail, entity degree) of the episodes linked to one."""

@@ -493,35 +493,15 @@ class FactStore:
             (user_id,),
         )]
 
-    def graph_edges(
-        self, user_id: str, *, episodes: Sequence[int] = (), entities: Sequence[int] = ()
-    ) -> list[tuple[int, int]]:
-        out: set[tuple[int, int]] = set()
-        ents = list(entities)
-        for column, ids in (("episode_rowid", list(episodes)), ("entity_rowid", ents)):
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                rows = self.s.query(
-                    f"SELECT DISTINCT entity_rowid, episode_rowid FROM entity_links WHERE user_id = ? AND {column} IN "
-                    f"({', '.join('?' * len(chunk))}) AND episode_rowid IS NOT NULL AND entity_rowid NOT IN "
-                    f"(SELECT rowid FROM entities WHERE user_id = ? AND name IN {_ROLES})",
-                    (user_id, *chunk, user_id),
-                )
-                out.update((int(a), int(b)) for a, b in rows)
-        return sorted(out)
-
-    def entity_degrees(self, user_id: str, entities: Sequence[int]) -> dict[int, int]:
-        out: dict[int, int] = {}
-        ids = list(entities)
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            rows = self.s.query(
-                "SELECT entity_rowid, COUNT(DISTINCT episode_rowid) FROM entity_links WHERE user_id = ? AND entity_rowid IN "
-                f"({', '.join('?' * len(chunk))}) GROUP BY entity_rowid",
-                (user_id, *chunk),
-            )
-            out.update((int(a), int(b)) for a, b in rows)
-        return out
+    def graph_links_after(self, user_id: str, after_rowid: int = 0) -> list[tuple[int, int, int, bool]]:
+        """(link rowid, entity rowid, episode rowid, whether the entity is a role: "user"…) of the
+        user's links to episodes past ``after_rowid``, in rowid order."""
+        return [(int(r[0]), int(r[1]), int(r[2]), bool(r[3])) for r in self.s.query(
+            f"SELECT l.rowid, l.entity_rowid, l.episode_rowid, CASE WHEN en.name IN {_ROLES} THEN 1 ELSE 0 END "
+            "FROM entity_links l JOIN entities en ON en.rowid = l.entity_rowid AND en.user_id = l.user_id "
+            "WHERE l.user_id = ? AND l.rowid > ? AND l.episode_rowid IS NOT NULL ORDER BY l.rowid",
+            (user_id, after_rowid),
+        )]
 
     def related_rows(self, user_id: str, episode_id: str) -> list[tuple[int, str, str, int]]:
         """(other episode rowid, reason, detail, entity degree or 0) of the episodes linked to one:
@@ -850,12 +830,13 @@ class FactStore:
             if gone.rowcount:  # the upper levels are drawn from all sessions: built again in full
                 c.execute("UPDATE summaries SET text = 'stale' WHERE user_id = ? AND level = 'root'", (owner,))
         # Entities named only by what goes: their links go with the episode, and then they do.
-        c.execute("DELETE FROM entity_links WHERE episode_rowid = ?", (ep_rowid,))
+        # Either moves the entity counter (recall keeps the links in memory until it moves).
+        linked = c.execute("DELETE FROM entity_links WHERE episode_rowid = ?", (ep_rowid,)).rowcount
         if c.execute(
             "DELETE FROM entities WHERE user_id = ? AND NOT EXISTS "
             "(SELECT 1 FROM entity_links l WHERE l.entity_rowid = entities.rowid)",
             (owner,),
-        ).rowcount:
+        ).rowcount or linked:
             _entities_changed(c, owner)
         # A segment summarised by this episode gets its summary from the next member left
         # (the summary quotes the deleted text); a segment with no member left goes.
@@ -878,9 +859,11 @@ class FactStore:
     @staticmethod
     def _drop_fact(c: Any, fact_id: str) -> None:
         """Delete a fact and its key units, and reopen what it superseded."""
-        frow = c.execute("SELECT rowid FROM facts WHERE id = ?", (fact_id,)).fetchone()
+        frow = c.execute("SELECT rowid, user_id FROM facts WHERE id = ?", (fact_id,)).fetchone()
         if frow is None:
             return
+        if c.execute("SELECT 1 FROM entity_links WHERE fact_rowid = ? LIMIT 1", (frow[0],)).fetchone():
+            _entities_changed(c, frow[1])  # its links go with it (see forget_episode)
         c.execute("DELETE FROM units WHERE fact_rowid = ?", (frow[0],))
         c.execute(
             "UPDATE facts SET status = 'current', valid_to = NULL, superseded_at = NULL, superseded_by = NULL "

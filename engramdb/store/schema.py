@@ -427,3 +427,13 @@ def _m0014(dialect: str) -> list[str]:
         "ALTER TABLE users ADD COLUMN entity_version INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE users ADD COLUMN alias_version INTEGER NOT NULL DEFAULT 0",
     ]
+
+
+@migration("0015_graph_links")
+def _m0015(dialect: str) -> list[str]:
+    # Recall keeps a user's entity-episode links in memory for the graph walk and reads only
+    # the links added since (by rowid; all again when the user's entity_version moves: every
+    # deletion of a link moves it). That read goes by user, then rowid.
+    if dialect == "sqlite":  # an SQLite index holds the rowid after its columns, in order
+        return ["CREATE INDEX entity_links_user ON entity_links(user_id)"]
+    return ["CREATE INDEX entity_links_user ON entity_links(user_id, rowid)"]
