@@ -18,6 +18,7 @@ from engramdb.consolidate.mentions import Names, mentions
 from engramdb.recall.graph import GraphIndex, names_in, ppr
 from engramdb.recall.packing import GROUPED_HEADER, HEADER, OTHER, group_by_entity
 from engramdb.recall.query import exact_words, facets
+from engramdb.store.base import ROLES
 
 
 def _add(mem: Memory, texts: list[str], session: str = "s1", user: str = "u") -> list[str]:
@@ -292,6 +293,20 @@ def test_graph_index_answers_as_the_links_do_unit() -> None:
         assert graph.degrees(ents) == {e: k for e in ents if (k := sum(1 for x, _ in pairs if x == e))}
     assert graph.last == max(r for r, _, _, _ in links)
     assert GraphIndex.of(links).edges(entities=range(61)) == graph.edges(entities=range(61))
+
+
+def test_entities_and_aliases_added_later_are_found_by_the_kept_index(mem: Memory) -> None:
+    on = RecallOptions(weights=Weights(graph=0.2))
+    _add(mem, ["My sister Deborah married Tomasz last spring."])
+    mem.search("Where does Deborah's husband work?", user_id="u", options=on)  # the index is kept
+    _add(mem, ["Deb called me yesterday.", "My neighbour Ingrid works at the harbour."], "s2")
+    kept = mem._recall._entity_index("u")
+    mem._recall._entities.clear()
+    fresh = mem._recall._entity_index("u")
+    names = [n for e in mem.entities(user_id="u") if e.name not in ROLES for n in (e.name, *e.aliases)]
+    assert {"Deb", "Ingrid"} <= set(names)
+    assert all(kept.find([n]) == fresh.find([n]) and fresh.find([n]) for n in names)
+    assert kept.find(["deb"]) == kept.find(["Deborah"])
 
 
 def test_deleting_a_linked_episode_moves_the_entity_counter(mem: Memory) -> None:

@@ -56,17 +56,41 @@ def names_in(question: str) -> list[str]:
 
 class EntityIndex:
     """A user's entities by name and alias, case aside: what a question names, found without a
-    read (one per memory version; see ``Recaller``)."""
+    read (kept while no entity of the user is deleted; see ``Recaller``). Immutable: :meth:`extend`
+    returns a new index."""
 
-    def __init__(self, rows: Sequence[tuple[int, str, Sequence[str]]]) -> None:
-        self._by: dict[str, list[int]] = {}
+    def __init__(self, rows: Sequence[tuple[int, str, Sequence[str]]] = (), last: int = 0, aliased: int = 0) -> None:
+        self._by: dict[str, tuple[int, ...]] = {}
+        self.last = last  # the highest entity rowid read
+        self.aliased = aliased  # the user's alias counter when it was read
+        self._add(rows)
+
+    def _add(self, rows: Sequence[tuple[int, str, Sequence[str]]]) -> None:
         for rowid, name, aliases in rows:
-            for key in (name, *aliases):
-                self._by.setdefault(key.lower(), []).append(rowid)
+            for key in dict.fromkeys(k.lower() for k in (name, *aliases)):
+                have = self._by.get(key, ())
+                if rowid not in have:
+                    self._by[key] = (*have, rowid)
+            self.last = max(self.last, rowid)
+
+    def extend(self, rows: Sequence[tuple[int, str, Sequence[str]]], aliased: int | None = None) -> EntityIndex:
+        """This index with ``rows`` (rowid, name, aliases) added: new entities, or older ones with
+        their aliases now; ``aliased``: the alias counter they were read at."""
+        if not rows and (aliased is None or aliased == self.aliased):
+            return self
+        out = EntityIndex(last=self.last, aliased=self.aliased if aliased is None else aliased)
+        out._by = dict(self._by)
+        out._add(rows)
+        return out
 
     def find(self, names: Sequence[str]) -> set[int]:
         """The entities named or aliased by one of ``names``."""
         return {e for n in names for e in self._by.get(n.lower(), ())}
+
+    @property
+    def keys(self) -> int:
+        """How many names and aliases it knows."""
+        return len(self._by)
 
 
 _Pairs = tuple[np.ndarray, np.ndarray]  # (entity rowids, episode rowids), one link each

@@ -34,7 +34,7 @@ from ..encode.embedders import Embedder
 from ..lifecycle import DAY, retrievability
 from ..consolidate.mentions import place_tags
 from ..model import Episode, Hit, Hits
-from ..store.base import SEMANTIC, Store
+from ..store.base import ROLES, SEMANTIC, Store
 from . import snapshot
 from .graph import EntityIndex, GraphIndex, associations, names_in
 from .packing import excerpt
@@ -69,7 +69,7 @@ class Recaller:
         self._store_id: str | None = None
         self._scopes: OrderedDict[tuple[str, bool], ScopeIndex] = OrderedDict()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._entities: OrderedDict[str, tuple[int | None, EntityIndex]] = OrderedDict()  # user -> (version, index)
+        self._entities: OrderedDict[str, tuple[tuple[str, str, int], EntityIndex]] = OrderedDict()  # user -> (state, index)
         self._graphs: OrderedDict[str, tuple[tuple[str, str, int], GraphIndex]] = OrderedDict()  # user -> (state, links)
         self._lock = threading.Lock()
 
@@ -227,7 +227,7 @@ class Recaller:
 
         def walk(seeds: np.ndarray, weights: np.ndarray) -> np.ndarray:
             out = np.zeros(scope.ep_rowid.size)
-            named = self._entity_index(scope).find(names_in(query))
+            named = self._entity_index(scope.user_id).find(names_in(query))
             if not named and not seeds.size:
                 return out
             found = associations(self._graph_index(scope.user_id), scope.ep_rowid[seeds].tolist(),
@@ -294,16 +294,28 @@ class Recaller:
                 self._graphs.popitem(last=False)
         return graph
 
-    def _entity_index(self, scope: ScopeIndex) -> EntityIndex:
-        """The user's entities by name, read again when the memory has changed."""
+    def _entity_index(self, user: str) -> EntityIndex:
+        """The user's entities by name: kept while none of theirs is deleted, with the entities
+        added since, and those given an alias since, read at each use (as consolidation does)."""
+        semantic = self.store.semantic()
+        state = semantic.entity_state(user)
+        if state is None:
+            return EntityIndex()
+        stands, aliased = (state[0], state[1], state[2]), state[3]
         with self._lock:
-            cached = self._entities.get(scope.user_id)
-        if cached is not None and cached[0] == scope.version:
-            return cached[1]
-        index = EntityIndex(self.store.semantic().entity_keys(scope.user_id))
+            cached = self._entities.get(user)
+        if cached is not None and cached[0] == stands:
+            index = cached[1]
+            rows = [(r, n, a) for r, n, _, a in semantic.entities_after(user, index.last) if n not in ROLES]
+            if aliased != index.aliased:  # older entities got aliases: theirs again
+                rows += [(r, n, a) for r, n, _, a in semantic.aliased_entities(user) if r <= index.last and n not in ROLES]
+            index = index.extend(rows, aliased)
+        else:
+            rows = [(r, n, a) for r, n, _, a in semantic.entities_after(user) if n not in ROLES]
+            index = EntityIndex(rows, aliased=aliased)
         with self._lock:
-            self._entities[scope.user_id] = (scope.version, index)
-            self._entities.move_to_end(scope.user_id)
+            self._entities[user] = (stands, index)
+            self._entities.move_to_end(user)
             while len(self._entities) > MAX_SCOPES:
                 self._entities.popitem(last=False)
         return index

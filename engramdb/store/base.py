@@ -28,6 +28,10 @@ class NewUnit:
     vector_hash: str | None
 
 
+#: Entity names that are a role, not a person or thing: no walk goes through them.
+ROLES = ("user", "assistant", "system", "tool")
+
+
 class Stale(Exception):
     """An episode an add counted on was deleted meanwhile: nothing was written, do it again."""
 
@@ -195,9 +199,6 @@ class SemanticStore(Protocol):
     def entity_names(self, user_id: str, facts_only: bool = False) -> list[tuple[str, str, list[str]]]:
         """(name, kind, aliases) of the user's entities: what a consolidation resolves mentions
         against (``facts_only``: those a fact names, what a rebuild of the mentions starts from)."""
-
-    def entity_keys(self, user_id: str) -> list[tuple[int, str, list[str]]]:
-        """(rowid, name, aliases) of the user's entities (roles aside): what questions are matched against."""
 
     def related_rows(self, user_id: str, episode_id: str) -> list[tuple[int, str, str, int]]:
         """(other episode rowid, reason, detail, entity degree) of the episodes linked to one."""

@@ -19,6 +19,7 @@ from ..model import Change, Entity, Episode, Fact, Segment
 from ..model import Summary as Node
 from ..semantic import STATEMENT, Decision, FactDraft, Known, SegmentInfo
 from ..timeutil import iso, now_utc
+from .base import ROLES
 from .sql import EPISODE_COLS, SQLStore
 
 _FACT_COLS = (
@@ -27,7 +28,7 @@ _FACT_COLS = (
 )
 _STATE_COLS = ("status", "valid_to", "superseded_at", "superseded_by", "strength")
 #: Entities named by a role, not a name (a fact's subject "user"): in every episode, in no graph.
-_ROLES = "('user', 'assistant', 'system', 'tool')"
+_ROLES = "(" + ", ".join(f"'{r}'" for r in ROLES) + ")"
 
 
 _OBJECT_KIND = {
@@ -484,12 +485,6 @@ class FactStore:
         """(rowid, name, kind, aliases) of the user's entities that have aliases, in order."""
         return [(int(r[0]), r[1], r[2], _aliases(r[3])) for r in self.s.query(
             "SELECT rowid, name, kind, aliases FROM entities WHERE user_id = ? AND aliases <> '[]' ORDER BY rowid",
-            (user_id,),
-        )]
-
-    def entity_keys(self, user_id: str) -> list[tuple[int, str, list[str]]]:
-        return [(int(r[0]), r[1], _aliases(r[2])) for r in self.s.query(
-            f"SELECT rowid, name, aliases FROM entities WHERE user_id = ? AND name NOT IN {_ROLES}",
             (user_id,),
         )]
 
