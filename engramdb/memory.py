@@ -1210,11 +1210,12 @@ class Memory:
         many were found (see :attr:`Hits.instances`).
 
         ``group``: ``"time"`` — one list, oldest first; ``"entity"`` — the lines in groups by
-        the person, place or thing they name (the question's first), oldest first in each,
-        when any entity is named by two lines; ``"auto"`` (default) — by entity when the lines
-        come from two sessions or more and at least two entities are each named by two of them
-        (the pieces of a question spread over conversations), not for a "how many…" question;
-        otherwise by time. Grouping changes the order, not which lines are shown.
+        whom or what they are about (their speaker, the people, places and things they name),
+        the question's first, oldest first in each, an entity heading a group when two lines
+        or more are about it; ``"auto"`` (default) — so grouped when the hits come from two
+        sessions or more and an entity the question names heads a group that leaves other
+        lines apart (the pieces of a question spread over conversations), never for a "how
+        many…" question; otherwise by time. Grouping changes the order, not which lines are shown.
         """
         if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1:
             raise LimitError("budget_tokens must be a positive integer", field="budget_tokens")
@@ -1293,7 +1294,7 @@ class Memory:
                 if ep.name:
                     about.setdefault(ep.id, []).append(ep.name)
                     named(ep.name, [ep.name])
-        for eid, ents in self._facts.episode_entities(user, list(about.keys() | {e.id for h in hits for e in h.episodes})).items():
+        for eid, ents in self._facts.episode_entities(user, [ep.id for h in hits for ep in h.episodes]).items():
             for name, _kind, aliases in ents:
                 said = [name, *aliases]
                 canon = next((p for p in map(person, said) if p), name)
