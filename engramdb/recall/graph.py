@@ -94,6 +94,7 @@ class EntityIndex:
 
 
 _Pairs = tuple[np.ndarray, np.ndarray]  # (entity rowids, episode rowids), one link each
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 class GraphIndex:
@@ -141,39 +142,37 @@ class GraphIndex:
         out._by_entity, out._by_episode, out._tail = self._by_entity, self._by_episode, tail
         return out
 
-    def edges(self, *, episodes: Sequence[int] = (), entities: Sequence[int] = ()) -> list[tuple[int, int]]:
-        """(entity rowid, episode rowid) links touching ``episodes`` or ``entities``, roles
-        aside, each once, sorted."""
+    def edges(self, *, episodes: Sequence[int] | np.ndarray = (), entities: Sequence[int] | np.ndarray = ()) -> _Pairs:
+        """(entity rowids, episode rowids) of the links touching ``episodes`` or ``entities``,
+        roles aside, each once, sorted by entity then episode."""
         ents: list[np.ndarray] = []
         eps: list[np.ndarray] = []
-        for keys, (a, b), first in ((episodes, self._by_episode, False), (entities, self._by_entity, True)):
+        for keys, (a, b), by_entity in ((episodes, self._by_episode, False), (entities, self._by_entity, True)):
             if not len(keys):
                 continue
-            want = np.asarray(sorted(set(keys)), dtype=np.int64)
-            idx = _slices(b if not first else a, want)
+            want = np.unique(np.asarray(keys, dtype=np.int64))
+            idx = _slices(a if by_entity else b, want)
             ents.append(a[idx])
             eps.append(b[idx])
-            in_tail = np.isin(self._tail[0] if first else self._tail[1], want)
+            in_tail = np.isin(self._tail[0] if by_entity else self._tail[1], want)
             ents.append(self._tail[0][in_tail])
             eps.append(self._tail[1][in_tail])
         if not ents:
-            return []
+            return _NONE, _NONE
         e, p = _unique_sorted(np.concatenate(ents), np.concatenate(eps))
         if self.roles:
             keep = ~np.isin(e, np.fromiter(self.roles, dtype=np.int64, count=len(self.roles)))
             e, p = e[keep], p[keep]
-        return list(zip(e.tolist(), p.tolist()))
+        return e, p
 
-    def degrees(self, entities: Sequence[int]) -> dict[int, int]:
-        """How many episodes each of ``entities`` links to (roles too); entities with none left out."""
-        want = np.asarray(sorted(set(entities)), dtype=np.int64)
-        if not want.size:
-            return {}
+    def degree_array(self, entities: np.ndarray) -> np.ndarray:
+        """How many episodes each of ``entities`` links to (roles too; 0: none)."""
+        want = np.asarray(entities, dtype=np.int64)
         a = self._by_entity[0]
         counts = np.searchsorted(a, want, side="right") - np.searchsorted(a, want, side="left")
         if self._tail[0].size:
             counts += np.searchsorted(self._tail[0], want, side="right") - np.searchsorted(self._tail[0], want, side="left")
-        return {int(e): int(c) for e, c in zip(want, counts) if c}
+        return counts
 
 
 def _unique_sorted(a: np.ndarray, b: np.ndarray) -> _Pairs:
@@ -250,65 +249,68 @@ def associations(
     named_entities: Collection[int],
     n_episodes: int,
     beyond_named: bool = False,
-) -> dict[int, float]:
-    """Episode rowid -> how strongly the walk associates it with the question: its mass, the
-    walk restarting at the entities the question names (``NAMED_SHARE`` of the restarts when
-    there are any) and at those the best episodes ``seed_rowids`` mention (by their
-    ``seed_weights``), less what a seed sends back to itself (an episode is not associated with
-    itself). The subgraph read: those entities, the episodes that mention them, the other
-    entities those mention, and their episodes. {} without entities.
+) -> tuple[np.ndarray, np.ndarray]:
+    """(episode rowids, mass): how strongly the walk associates each episode with the question:
+    its mass, the walk restarting at the entities the question names (``NAMED_SHARE`` of the
+    restarts when there are any) and at those the best episodes ``seed_rowids`` mention (by
+    their ``seed_weights``), less what a seed sends back to itself (an episode is not associated
+    with itself). The subgraph walked: those entities, the episodes that mention them, the other
+    entities those mention, and their episodes. Only episodes with mass; none without entities.
 
     ``beyond_named``: scale so that the best episode *not* mentioning a named entity gets 1 (and
     cap the ones that do at 1): they are found by their words already; what the walk adds is
     what lies a step further (Tomasz's job, for a question about Deborah's husband).
     """
+    nothing = (np.zeros(0, dtype=np.int64), np.zeros(0))
     hub = max(HUB_MIN, HUB_SHARE * n_episodes)
 
-    def specific(entities: set[int]) -> set[int]:
-        degree = graph.degrees(sorted(entities))
-        return {e for e in entities if degree.get(e, 0) <= hub}
+    def specific(entities: np.ndarray) -> np.ndarray:
+        return entities[graph.degree_array(entities) <= hub]
 
-    named = specific(set(named_entities)) if named_entities else set()
-    seeds = [r for r, w in zip(seed_rowids, seed_weights) if w > 0]
-    first = graph.edges(episodes=seeds) if seeds else []
-    start = named | specific({e for e, _ in first})
-    if not start:
-        return {}
-    reached = {ep for _, ep in graph.edges(entities=sorted(start))}
-    around = specific({e for e, _ in graph.edges(episodes=sorted(reached))} - start)
-    kept = sorted(start | around)
-    edges = graph.edges(entities=kept)
-    if not edges:
-        return {}
-    ep_ids = sorted({ep for _, ep in edges})
-    ep_at = {r: i for i, r in enumerate(ep_ids)}
-    ent_at = {e: len(ep_ids) + i for i, e in enumerate(kept)}
-    pairs = np.array([(ent_at[e], ep_at[ep]) for e, ep in edges], dtype=np.int64)
-    n = len(ep_ids) + len(kept)
+    named = specific(np.unique(np.fromiter(named_entities, dtype=np.int64))) if named_entities else _NONE
+    seeds = np.asarray([r for r, w in zip(seed_rowids, seed_weights) if w > 0], dtype=np.int64)
+    first_e, first_p = graph.edges(episodes=seeds) if seeds.size else (_NONE, _NONE)
+    start = np.union1d(named, specific(np.unique(first_e)))
+    if not start.size:
+        return nothing
+    reached = np.unique(graph.edges(entities=start)[1])
+    around = specific(np.setdiff1d(np.unique(graph.edges(episodes=reached)[0]), start))
+    kept = np.union1d(start, around)
+    edge_e, edge_p = graph.edges(entities=kept)
+    if not edge_e.size:
+        return nothing
+    ep_ids = np.unique(edge_p)
+    n_ep = ep_ids.size
+    pairs = np.stack([np.searchsorted(kept, edge_e) + n_ep, np.searchsorted(ep_ids, edge_p)], axis=1)
+    n = n_ep + kept.size
     # one restart column per seed episode (its weight spread over its entities), one for the
     # entities the question names: the walk is linear, so a seed's own column is what it sends
-    # back to itself, and is left out of its association
-    per_seed: dict[int, list[int]] = {}
-    for e, ep in first:
-        if e in ent_at and ep in ep_at:
-            per_seed.setdefault(ep, []).append(ent_at[e])
+    # back to itself, and is left out of its association. Columns in the order the seeds' links
+    # come (by entity, then episode).
+    inside = np.isin(first_e, kept) & np.isin(first_p, ep_ids)
+    seed_e, seed_p = first_e[inside], first_p[inside]
+    _, at = np.unique(seed_p, return_index=True)
+    per_seed = [int(r) for r in seed_p[np.sort(at)]]
     w = dict(zip(seed_rowids, (float(x) for x in seed_weights)))
     total = sum(w[r] for r in per_seed) or 1.0
-    named_nodes = [ent_at[e] for e in sorted(named)]
-    seed_share = 1.0 - NAMED_SHARE if named_nodes and per_seed else 1.0
+    named_nodes = np.searchsorted(kept, named) + n_ep
+    seed_share = 1.0 - NAMED_SHARE if named_nodes.size and per_seed else 1.0
     restart = np.zeros((n, len(per_seed) + 1))
-    for j, (r, nodes) in enumerate(per_seed.items()):
-        restart[nodes, j] = seed_share * w[r] / total / len(nodes)
-    if named_nodes:
-        restart[named_nodes, -1] = (1.0 - seed_share if per_seed else 1.0) / len(named_nodes)
+    seed_at = np.searchsorted(ep_ids, np.asarray(per_seed, dtype=np.int64))
+    for j, r in enumerate(per_seed):
+        nodes = np.searchsorted(kept, seed_e[seed_p == r]) + n_ep
+        restart[nodes, j] = seed_share * w[r] / total / nodes.size
+    if named_nodes.size:
+        restart[named_nodes, -1] = (1.0 - seed_share if per_seed else 1.0) / named_nodes.size
     walked = ppr(pairs, n, restart)
     mass = walked.sum(axis=1)
-    for j, r in enumerate(per_seed):
-        mass[ep_at[r]] -= walked[ep_at[r], j]
-    if beyond_named and named:
-        direct = {ep for e, ep in edges if e in named}
-        further = [mass[ep_at[r]] for r in ep_ids if r not in direct]
-        top = max(further, default=0.0)
+    for j, i in enumerate(seed_at):
+        mass[i] -= walked[i, j]
+    if beyond_named and named.size:
+        direct = np.isin(ep_ids, edge_p[np.isin(edge_e, named)])
+        top = float(mass[:n_ep][~direct].max()) if (~direct).any() else 0.0
         if top > 0:
             mass = np.minimum(mass / top, 1.0)
-    return {r: float(mass[i]) for r, i in ep_at.items() if mass[i] > 1e-12}
+    keep = mass[:n_ep] > 1e-12
+    return ep_ids[keep], mass[:n_ep][keep]
+

@@ -230,11 +230,10 @@ class Recaller:
             named = self._entity_index(scope.user_id).find(names_in(query))
             if not named and not seeds.size:
                 return out
-            found = associations(self._graph_index(scope.user_id), scope.ep_rowid[seeds].tolist(),
-                                 weights.tolist(), named, scope.ep_rowid.size, beyond_named=beyond)
-            if found:
-                pos = scope.positions_of(np.fromiter(found, dtype=np.int64, count=len(found)))
-                mass = np.fromiter(found.values(), dtype=np.float64, count=len(found))
+            rowids, mass = associations(self._graph_index(scope.user_id), scope.ep_rowid[seeds].tolist(),
+                                        weights.tolist(), named, scope.ep_rowid.size, beyond_named=beyond)
+            if rowids.size:
+                pos = scope.positions_of(rowids)
                 out[pos[pos >= 0]] = mass[pos >= 0]
             return out
 

@@ -266,7 +266,15 @@ class ScopeIndex:
 
     def positions_of(self, rowids: np.ndarray) -> np.ndarray:
         """Positions of episodes given their rowids; -1 for one this index does not hold."""
-        return np.array([self._ep_pos.get(r, -1) for r in rowids.tolist()], dtype=np.int64)
+        rowids = np.asarray(rowids, dtype=np.int64)
+        if not self.ep_rowid.size or not rowids.size:
+            return np.full(rowids.size, -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.ep_rowid, rowids), self.ep_rowid.size - 1)
+        found = self.ep_rowid[pos] == rowids  # episodes are appended in rowid order, mostly
+        out = np.where(found, pos, -1)
+        for i in np.flatnonzero(~found).tolist():  # not held, or held out of order
+            out[i] = self._ep_pos.get(int(rowids[i]), -1)
+        return out
 
     def _episode_positions(self, rowids: np.ndarray) -> np.ndarray:
         """Positions of episodes given their rowids (episodes are appended in rowid order)."""
