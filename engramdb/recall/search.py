@@ -198,7 +198,12 @@ def recall(
     # episode beyond them can score only by its session and segment; if even the best it could
     # get that way stays below the last episode ranked, the ranking is the same (checked below,
     # else scored again over every episode). Arrays below are over ``reach`` when it is set.
-    reach = None if dense else _reach(scope, unit_ep, holders, analysis, options, as_of_ts, graph, w)
+    # The graph walk from the entities the question names alone (no seed episodes, the default)
+    # does not depend on the ranking: walked first, what it reaches is within reach too.
+    walked = None
+    if w.graph > 0 and graph is not None and options.graph_seeds == 0:
+        walked = graph(np.zeros(0, dtype=np.int64), np.zeros(0))
+    reach = None if dense else _reach(scope, unit_ep, holders, analysis, options, as_of_ts, graph, w, walked)
     n_eps = scope.ep_rowid.size if reach is None else reach.size
 
     def at(a: np.ndarray) -> np.ndarray:
@@ -257,14 +262,20 @@ def recall(
     final = combine(ep_base, neigh, thread, sess, seg, w)
     final = np.where(visible & (final > 0), final, -np.inf)
     graph_sig = np.zeros(n_eps)
-    if w.graph > 0 and graph is not None and np.isfinite(final).any():  # (never with ``reach``)
+    if w.graph > 0 and graph is not None and np.isfinite(final).any():  # (with ``reach``: seedless only)
         # Association: what shares people, places and things with the best episodes, or with
         # what the question names, rises (Personalized PageRank from them, see recall.graph).
         ranked = np.flatnonzero(np.isfinite(final))
         order = np.argsort(-final[ranked], kind="stable")
+        best = float(final[ranked[order[0]]])
+        if reach is not None and best <= w.session * float(sess.max(initial=0.0)) + w.segments * seg_best:
+            # the walk's lift scales with the best episode, which may lie beyond the reach
+            return recall(scope, query, query_vector, limit=limit, as_of_ts=as_of_ts, analysis=analysis,
+                          options=options, lexical=lexical, include_hidden=include_hidden, graph=graph, dense=True)
         seeds = ranked[order[: options.graph_seeds]]
-        graph_sig = np.sqrt(normalise_max(np.maximum(graph(seeds, final[seeds]), 0.0)))  # sqrt: mass falls fast per hop
-        final = final + w.graph * float(final[ranked[order[0]]]) * graph_sig
+        association = at(walked) if walked is not None else graph(seeds, final[seeds])
+        graph_sig = np.sqrt(normalise_max(np.maximum(association, 0.0)))  # sqrt: mass falls fast per hop
+        final = final + w.graph * best * graph_sig
     exact = np.zeros(n_eps)
     held = []  # per rare word asked for: the visible episodes holding it, if few enough
     for eps in holders:
@@ -400,20 +411,23 @@ REACH_SHARE = 0.25
 def _reach(
     scope: ScopeIndex, unit_ep: np.ndarray, holders: list[np.ndarray], analysis: QueryAnalysis,
     options: RecallOptions, as_of_ts: float | None, graph: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
-    w: Weights,
+    w: Weights, walked: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """The episodes a score can reach other than through its session or segment (sorted
     positions): the candidates' episodes, their neighbours and the speakers' threads around
-    them, and the exact lookups' holders. None (score every episode) when a signal needs them
-    all: time ranges (a range's share of memory), as-of searches, advice threads, the graph
-    walk; or when the reach is a large share of the memory anyway."""
+    them, the exact lookups' holders and what the graph walk ``walked`` reached. None (score
+    every episode) when a signal needs them all: time ranges (a range's share of memory), as-of
+    searches, advice threads, a graph walk seeded from the ranking; or when the reach is a large
+    share of the memory anyway."""
     n = scope.ep_rowid.size
-    if (analysis.ranges and w.time > 0) or as_of_ts is not None or (w.graph > 0 and graph is not None):
+    if (analysis.ranges and w.time > 0) or as_of_ts is not None or (w.graph > 0 and graph is not None and walked is None):
         return None
     if analysis.asks_advice and w.thread > 0 and w.preference > 0:
         return None
     own = np.unique(unit_ep[unit_ep >= 0])
     parts = [own, *holders]
+    if walked is not None:
+        parts.append(np.flatnonzero(walked > 0))
     if w.neighbours > 0:
         parts += [scope.ep_prev[own], scope.ep_next[own]]
     if w.thread > 0:
