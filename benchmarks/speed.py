@@ -9,6 +9,7 @@ reused, under new session ids, to reach the larger sizes). Measures:
   and on exactly the passages ingest embeds for them; cold ingest as a share of each;
 - cold ingest: those texts through ``Memory.add`` (one call per 20-turn session), no cache;
 - warm ingest: the same texts again into another scope (vectors come from the store);
+- the same messages sent again into that scope (a chat API resending its history): sightings;
 - ingest of each larger scope (vectors from the cache), with its rate per 10k turns; or, with
   ``--replicate``, the scope before copied over (1M: the 100k scope ten times, under new ids),
   and the first search of a fresh process, which builds its index;
@@ -256,8 +257,10 @@ def main() -> None:
         with Memory(Path(tmp) / "speed.db", embedder=embedder) as mem:
             cold = ingest(mem, "cold", first, "c")
             warm = ingest(mem, "warm", first, "w")
+            again = ingest(mem, "warm", first, "w")  # the same messages sent again: sightings
             report["cold_ingest_turns_per_s"] = round(len(first) / cold, 1)
             report["warm_ingest_turns_per_s"] = round(len(first) / warm, 1)
+            report["resent_turns_per_s"] = round(len(first) / again, 1)
             # ingest turns/s against the model's whole-turn throughput; and the stricter share:
             # time to embed the same passages in one call / time to ingest them in 20-turn calls
             report["cold_ingest_vs_raw_turns"] = round(len(first) / cold / report["raw_embed_whole_turns_per_s"], 3)
