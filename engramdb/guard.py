@@ -163,8 +163,8 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(w for w in vocab if w.isalpha())
 
 
-#: The words each cue must begin with (see :mod:`engramdb.encode.prefilter`): most texts have
-#: none of a cue's, and are not searched for it.
+#: The words each cue must begin with (see :mod:`engramdb.encode.prefilter`): a cue is tried
+#: only where one of them is, and most texts hold none of most cues'.
 _STARTS = [literal_starts(pattern) for _, _, pattern in _CUES]
 
 _WORD = re.compile(r"[A-Za-z]+(?:['’][a-z]+)?")

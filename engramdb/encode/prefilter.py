@@ -1,15 +1,14 @@
-"""A cheap test that a regular expression cannot match a text: the literal words it must begin with.
+"""Rule patterns tried only where they may begin: the literal words every match starts with.
 
 Most rule patterns (time expressions, poisoning cues) begin with a word from a list:
 ``\\b(?:ignore|disregard|override)\\b…``. Python's ``re`` tries such a pattern at every position of
-the text; finding its first words with ``str.__contains__`` first is some fifty times cheaper, and
-nearly every text has none of them. :func:`literal_starts` reads the pattern's parse tree for
-the strings every match must begin with (lower case, at most ``width`` characters); a pattern
-that may begin with anything (``\\d``, ``.``, an optional part) gets ``None`` and is always run.
-
-The test is exact in one direction only, which is the one that matters: when it says a pattern
-cannot match, it cannot (for ASCII text; other text is always searched, since case folding of
-some letters differs between ``str.lower`` and ``re.IGNORECASE``).
+the text; finding its first words with ``str.find`` is far cheaper, and most texts hold few of
+them. :func:`literal_starts` reads the pattern's parse tree for the strings every match must
+begin with (lower case, at most ``width`` characters; an optional part both ways); a pattern that
+may begin with anything (``\\d``, ``.``, ``\\s*``) gets ``None`` and is searched whole.
+:func:`finditer` then tries the pattern only at those places, which gives ``finditer``'s matches:
+a match must begin at one of them. Text that is not ASCII is searched whole, since case folding
+of some letters differs between ``str.lower`` and ``re.IGNORECASE``.
 """
 
 from __future__ import annotations
