@@ -295,7 +295,7 @@ def test_graph_index_answers_as_the_links_do_unit() -> None:
         assert both == sorted((e, p) for e, p in pairs if (p in eps or e in ents) and e not in roles)
         assert graph.degree_array(np.asarray(ents)).tolist() == [sum(1 for x, _ in pairs if x == e) for e in ents]
     assert graph.last == max(r for r, _, _, _ in links)
-    every = [GraphIndex.of(links).edges(entities=range(61)), graph.edges(entities=range(61))]
+    every = [GraphIndex().extend(links).edges(entities=range(61)), graph.edges(entities=range(61))]
     assert all(np.array_equal(a, b) for a, b in zip(*every))
 
 
@@ -311,6 +311,18 @@ def test_entities_and_aliases_added_later_are_found_by_the_kept_index(mem: Memor
     assert {"Deb", "Ingrid"} <= set(names)
     assert all(kept.find([n]) == fresh.find([n]) and fresh.find([n]) for n in names)
     assert kept.find(["deb"]) == kept.find(["Deborah"])
+
+
+def test_graph_index_knows_its_links_with_small_and_huge_rowids_unit() -> None:
+    from engramdb.recall.graph import _contains, _unique_sorted
+
+    rng = random.Random(5)
+    for big in (0, 2**40):  # a 64-bit key of two rowids, and the slow path past 2**31
+        base = _unique_sorted(*(np.asarray([rng.randint(1, 50) + big for _ in range(300)], dtype=np.int64) for _ in range(2)))
+        asked = (np.asarray([rng.randint(1, 50) + big for _ in range(200)], dtype=np.int64),
+                 np.asarray([rng.randint(1, 50) + big for _ in range(200)], dtype=np.int64))
+        held = set(zip(base[0].tolist(), base[1].tolist()))
+        assert _contains(base, asked).tolist() == [(a, b) in held for a, b in zip(asked[0].tolist(), asked[1].tolist())]
 
 
 def test_deleting_a_linked_episode_moves_the_entity_counter(mem: Memory) -> None:

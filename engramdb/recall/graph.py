@@ -87,10 +87,6 @@ class EntityIndex:
         """The entities named or aliased by one of ``names``."""
         return {e for n in names for e in self._by.get(n.lower(), ())}
 
-    @property
-    def keys(self) -> int:
-        """How many names and aliases it knows."""
-        return len(self._by)
 
 
 _Pairs = tuple[np.ndarray, np.ndarray]  # (entity rowids, episode rowids), one link each
@@ -116,14 +112,9 @@ class GraphIndex:
         self._by_episode = (by_ep[1], by_ep[0])  # (entity, episode), sorted by episode
         self._tail: _Pairs = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
-    @classmethod
-    def of(cls, links: Sequence[tuple[int, int, int, bool]]) -> GraphIndex:
-        """An index of ``links``: (link rowid, entity rowid, episode rowid, entity is a role)."""
-        index = cls()
-        return index.extend(links)
-
     def extend(self, links: Sequence[tuple[int, int, int, bool]]) -> GraphIndex:
-        """This index with ``links`` added (see :meth:`of`)."""
+        """This index with ``links`` added: (link rowid, entity rowid, episode rowid, whether the
+        entity is a role)."""
         if not links:
             return self
         arr = np.asarray([(e, p) for _, e, p, _ in links], dtype=np.int64).reshape(-1, 2)
@@ -190,10 +181,14 @@ def _contains(sorted_pairs: _Pairs, pairs: _Pairs) -> np.ndarray:
     a, b = sorted_pairs
     if a.size == 0 or pairs[0].size == 0:
         return np.zeros(pairs[0].size, dtype=bool)
+    if max(int(a[-1]), int(b.max()), int(pairs[0].max()), int(pairs[1].max())) < 2**31:  # rowids, in practice
+        base, asked = (a << 32) | b, (pairs[0] << 32) | pairs[1]  # in the same order as the pairs
+        at = np.minimum(np.searchsorted(base, asked), base.size - 1)
+        return np.asarray(base[at] == asked)
     lo = np.searchsorted(a, pairs[0], side="left")
     hi = np.searchsorted(a, pairs[0], side="right")
     out = np.zeros(pairs[0].size, dtype=bool)
-    for i in np.flatnonzero(hi > lo):  # few new links per add
+    for i in np.flatnonzero(hi > lo):
         j = lo[i] + np.searchsorted(b[lo[i] : hi[i]], pairs[1][i])
         out[i] = j < hi[i] and b[j] == pairs[1][i]
     return out
