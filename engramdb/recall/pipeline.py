@@ -26,7 +26,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -49,6 +49,8 @@ _WHERE = re.compile(r"^\W*where\b|\bwhere (?:did|do|does|was|were|is|are|have|ha
 
 #: Users whose indexes one process keeps in memory (least recently searched go first).
 MAX_SCOPES = 32
+K = TypeVar("K")
+V = TypeVar("V")
 #: Query vectors kept (a question asked again, or context() after search, embeds nothing).
 MAX_QUERY_VECTORS = 1024
 #: An index is saved when this many of its units, and this share of them, are not on disk.
@@ -83,10 +85,7 @@ class Recaller:
             scope = self._scopes.get(key)
             if scope is None or scope.model != model:
                 scope = ScopeIndex(user, model, archived=True) if archived else self._open(user, model)
-                self._scopes[key] = scope
-            self._scopes.move_to_end(key)
-            while len(self._scopes) > MAX_SCOPES:
-                self._scopes.popitem(last=False)
+            _keep(self._scopes, key, scope)
             return scope
 
     def _open(self, user: str, model: str | None) -> ScopeIndex:
@@ -287,10 +286,7 @@ class Recaller:
         graph = cached[1] if cached is not None and cached[0] == stands else GraphIndex()
         graph = graph.extend(semantic.graph_links_after(user, graph.last))
         with self._lock:
-            self._graphs[user] = (stands, graph)
-            self._graphs.move_to_end(user)
-            while len(self._graphs) > MAX_SCOPES:
-                self._graphs.popitem(last=False)
+            _keep(self._graphs, user, (stands, graph))
         return graph
 
     def _entity_index(self, user: str) -> EntityIndex:
@@ -313,10 +309,7 @@ class Recaller:
             rows = [(r, n, a) for r, n, _, a in semantic.entities_after(user) if n not in ROLES]
             index = EntityIndex(rows, aliased=aliased)
         with self._lock:
-            self._entities[user] = (stands, index)
-            self._entities.move_to_end(user)
-            while len(self._entities) > MAX_SCOPES:
-                self._entities.popitem(last=False)
+            _keep(self._entities, user, (stands, index))
         return index
 
     def _anchor_event(
@@ -368,6 +361,14 @@ class Recaller:
                     Hit(text="\n".join(passages), score=g.score, episodes=tuple(eps), passages=tuple(passages), signals=signals)
                 )
         return hits
+
+
+def _keep(cache: OrderedDict[K, V], key: K, value: V) -> None:
+    """Put ``value`` in an LRU ``cache`` of at most ``MAX_SCOPES`` users (the caller holds its lock)."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > MAX_SCOPES:
+        cache.popitem(last=False)
 
 
 def _interleave(ranked: list[list[RankedGroup]], limit: int) -> list[RankedGroup]:
