@@ -121,6 +121,27 @@ def test_a_killed_save_leaves_an_index_equal_to_a_rebuild(tmp_path: Path) -> Non
     assert len(leftovers) <= 2  # the current snapshot (and at most one a kill left half-written)
 
 
+def test_a_save_clears_what_killed_saves_left(tmp_path: Path, save_small: None) -> None:
+    path = tmp_path / "c.db"
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 20)
+        _ranking(mem, "u")
+        [current] = list((tmp_path / "c.db.idx").glob("*/CURRENT"))
+        base = current.parent
+        # what a kill leaves at each step of a save: a folder half-written, a complete one never
+        # made current (its pointer still inside), and a pointer file of an older version
+        (base / ".7-dead.tmp").mkdir()
+        (base / ".7-dead.tmp" / "vectors.npy").write_bytes(b"half")
+        (base / "8-dead").mkdir()
+        (base / "8-dead" / snapshot._POINTER).write_text("8-dead")
+        (base / ".CURRENT.0badf00d").write_text("6-gone")
+        _fill(mem, "u", 20, start=20)
+        _ranking(mem, "u")  # the next save
+        name = (base / "CURRENT").read_text()
+        assert sorted(p.name for p in base.iterdir()) == sorted(["CURRENT", name])
+        assert not (base / name / snapshot._POINTER).exists()
+
+
 def test_damaged_snapshot_is_rebuilt(tmp_path: Path, save_small: None) -> None:
     path = tmp_path / "d.db"
     with Memory(path, embedder=HashEmbedder()) as mem:

@@ -32,6 +32,8 @@ from .scope import ScopeIndex
 #: 2: the unit vectors are stored cluster by cluster (``ClusteredIndex``); 3: the segments' too.
 FORMAT = 3
 
+_POINTER = ".CURRENT.next"
+
 
 def folder(root: Path, user_id: str, model: str | None) -> Path:
     digest = hashlib.sha256(f"{user_id}\0{model or ''}".encode("utf-8")).hexdigest()[:32]
@@ -53,14 +55,21 @@ def save(scope: ScopeIndex, root: Path, store_id: str) -> Path:
             os.fsync(fh.fileno())
     meta = {**meta, "format": FORMAT, "store_id": store_id, "arrays": sorted(arrays), "units": scope.units}
     (tmp / "meta.json").write_text(json.dumps(meta))
+    # The new pointer is written inside the snapshot, so a kill at any point leaves nothing
+    # but this one folder behind (a pointer of its own would outlive it).
+    with open(tmp / _POINTER, "w") as fh:
+        fh.write(name)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, base / name)
-    pointer = base / f".CURRENT.{uuid.uuid4().hex[:8]}"
-    pointer.write_text(name)
-    os.replace(pointer, base / "CURRENT")  # the switch: atomic
+    os.replace(base / name / _POINTER, base / "CURRENT")  # the switch: atomic
     _sync_dir(base)
     for old in base.iterdir():  # earlier snapshots, and what a crash left half-written
-        if old.name not in (name, "CURRENT") and not old.name.startswith(".CURRENT"):
-            shutil.rmtree(old, ignore_errors=True)
+        if old.name not in (name, "CURRENT"):
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
     return base / name
 
 
