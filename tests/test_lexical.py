@@ -91,6 +91,33 @@ def test_appending_in_pieces_equals_building_at_once() -> None:
         np.testing.assert_allclose(pieces.scores(query_keys(q)), once.scores(query_keys(q)), rtol=1e-6)
 
 
+def test_search_between_appends_equals_a_fresh_index() -> None:
+    # a search reads only the documents its terms touch when they are few, and keeps each
+    # named speaker's documents: neither may change what it finds as documents arrive
+    rng = random.Random(11)
+    vocab = [f"w{i}" for i in range(400)] + ["common"] * 40
+    names = ["Ana Lima", "Ben", "Carla Ben", "Dev"]
+    docs, speakers = [], []
+    grown = LexicalIndex()
+    for step in range(12):
+        chunk = [" ".join(rng.choice(vocab) for _ in range(rng.randint(2, 20))) for _ in range(rng.randint(50, 400))]
+        who = [rng.choice(names) for _ in chunk]
+        grown.append([encode_terms(d) for d in chunk], who)
+        docs += chunk
+        speakers += who
+        fresh = _index(docs, speakers)
+        for q in ("w1 w2", "ben w7", "ana common", "common", "carla w9 w10 w11", "dev w399", "zzz"):
+            for k in (1, 10, 100000):
+                got, scores = grown.search(query_keys(q), k)
+                want, want_scores = fresh.search(query_keys(q), k)
+                assert got.tolist() == want.tolist(), (q, k)
+                np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
+                full = fresh.scores(query_keys(q))
+                best = sorted(np.flatnonzero(full > 0).tolist(), key=lambda i: (-full[i], i))[:k]
+                assert scores.tolist() == full[best].tolist()  # (which of a tie at the cut: any)
+                assert got.tolist() == sorted(got.tolist(), key=lambda i: (-full[i], i))
+
+
 def test_term_blobs_round_trip() -> None:
     blobs = [encode_terms("the cat sat on the cat"), encode_terms(""), encode_terms("Dogs, dogs and DOGS!")]
     doc, keys, counts, lengths = decode_terms(blobs)

@@ -116,6 +116,7 @@ class LexicalIndex:
         self._speaker_keys: list[frozenset[int]] = []
         self._speaker_length: list[int] = []
         self._averages = (1e-9, 1e-9)
+        self._speaker_cache: dict[tuple[int, ...], tuple[int, np.ndarray]] = {}
 
     def count(self) -> int:
         return int(self._length.size)
@@ -217,19 +218,24 @@ class LexicalIndex:
 
         Reads a snapshot of the arrays, so a concurrent ``append`` cannot tear a query.
         """
+        return self._scores(keys)[0]
+
+    def _scores(self, keys: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """:meth:`scores`, and the documents each term touched (a document may be in several)."""
         length, speaker = self._length, self._speaker
         n = min(length.size, speaker.size)
         length, speaker = length[:n], speaker[:n]
         base, tail = self._postings
         out = np.zeros(n, dtype=np.float32)
+        touched: list[np.ndarray] = []
         if n == 0 or not keys:
-            return out
+            return out, touched
         sp_len = np.asarray(self._speaker_length, dtype=np.float32)
         avg_len, sp_avg = self._averages
         for key in keys:
             docs, tf = _postings(key, base, tail, n)
-            sp_codes = [c for c, ks in enumerate(self._speaker_keys) if key in ks]
-            sp_docs = np.flatnonzero(np.isin(speaker, sp_codes)) if sp_codes else np.zeros(0, dtype=np.int64)
+            sp_codes = tuple(c for c, ks in enumerate(self._speaker_keys) if key in ks)
+            sp_docs = self._speaker_docs(sp_codes, speaker) if sp_codes else np.zeros(0, dtype=np.int64)
             if docs.size == 0 and sp_docs.size == 0:
                 continue
             both = int(np.isin(speaker[docs], sp_codes).sum()) if sp_codes and docs.size else 0
@@ -239,10 +245,28 @@ class LexicalIndex:
             if docs.size:
                 norm = K1 * (1 - B + B * length[docs] / avg_len)
                 out[docs] += idf * tf * (K1 + 1) / (tf + norm)
+                touched.append(docs)
             if sp_docs.size:
                 norm_sp = K1 * (1 - B + B * sp_len[speaker[sp_docs]] / sp_avg)
                 out[sp_docs] += SPEAKER_WEIGHT * idf * (K1 + 1) / (1 + norm_sp)
-        return out
+                touched.append(sp_docs)
+        return out, touched
+
+    def _speaker_docs(self, codes: tuple[int, ...], speaker: np.ndarray) -> np.ndarray:
+        """The documents (ascending) among ``speaker``'s whose speaker is one of ``codes``: kept
+        per set of codes and extended by what was appended since (a document's speaker never
+        changes, and documents are only appended), so a name asked again costs no scan of all."""
+        n = speaker.size
+        seen, docs = self._speaker_cache.get(codes, (0, np.zeros(0, dtype=np.int32)))
+        if seen > n:  # the caller reads an older snapshot than the one kept
+            return docs[: int(np.searchsorted(docs, n))]
+        if seen < n:
+            more = (seen + np.flatnonzero(np.isin(speaker[seen:], codes))).astype(np.int32)
+            docs = np.concatenate([docs, more])
+            if len(self._speaker_cache) >= 8:  # a few names (a role's list runs to half the documents)
+                self._speaker_cache.clear()
+            self._speaker_cache[codes] = (n, docs)  # one assignment: readers see the old or the new
+        return docs
 
     def documents(self, key: int) -> np.ndarray:
         """The documents (positions, each once, in no particular order) whose text holds ``key``."""
@@ -252,8 +276,13 @@ class LexicalIndex:
 
     def search(self, keys: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k documents by BM25: (positions, scores), best first; only documents that match."""
-        s = self.scores(keys)
-        hit = np.flatnonzero(s > 0)
+        s, touched = self._scores(keys)
+        if sum(d.size for d in touched) < s.size // 8:  # few postings: not every document read
+            seen = np.sort(np.concatenate(touched)) if touched else np.zeros(0, dtype=np.int64)
+            seen = seen[s[seen] > 0]
+            hit = seen[np.concatenate(([True], seen[1:] != seen[:-1]))] if seen.size else seen  # each once, ascending
+        else:
+            hit = np.flatnonzero(s > 0)
         if hit.size == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if hit.size > k:
