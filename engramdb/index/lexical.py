@@ -23,6 +23,7 @@ import numpy as np
 import snowballstemmer
 
 from ..encode.text import is_content, query_terms, words
+from .arrays import union
 
 K1 = 1.2
 B = 0.75
@@ -278,9 +279,8 @@ class LexicalIndex:
         """Top-k documents by BM25: (positions, scores), best first; only documents that match."""
         s, touched = self._scores(keys)
         if sum(d.size for d in touched) < s.size // 8:  # few postings: not every document read
-            seen = np.sort(np.concatenate(touched)) if touched else np.zeros(0, dtype=np.int64)
-            seen = seen[s[seen] > 0]
-            hit = seen[np.concatenate(([True], seen[1:] != seen[:-1]))] if seen.size else seen  # each once, ascending
+            seen = union(*touched) if touched else np.zeros(0, dtype=np.int64)
+            hit = seen[s[seen] > 0]  # ascending, as the scan below gives them
         else:
             hit = np.flatnonzero(s > 0)
         if hit.size == 0 or k <= 0:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..consolidate.mentions import KIN
 from ..encode.text import STOPWORDS
+from ..index.arrays import distinct, minus, union
 
 #: Restart probability of the walk (HippoRAG uses 0.5).
 RESTART = 0.5
@@ -141,7 +142,7 @@ class GraphIndex:
         for keys, (a, b), by_entity in ((episodes, self._by_episode, False), (entities, self._by_entity, True)):
             if not len(keys):
                 continue
-            want = np.unique(np.asarray(keys, dtype=np.int64))
+            want = distinct(np.asarray(keys, dtype=np.int64))
             idx = _slices(a if by_entity else b, want)
             ents.append(a[idx])
             eps.append(b[idx])
@@ -262,19 +263,19 @@ def associations(
     def specific(entities: np.ndarray) -> np.ndarray:
         return entities[graph.degree_array(entities) <= hub]
 
-    named = specific(np.unique(np.fromiter(named_entities, dtype=np.int64))) if named_entities else _NONE
+    named = specific(distinct(np.fromiter(named_entities, dtype=np.int64))) if named_entities else _NONE
     seeds = np.asarray([r for r, w in zip(seed_rowids, seed_weights) if w > 0], dtype=np.int64)
     first_e, first_p = graph.edges(episodes=seeds) if seeds.size else (_NONE, _NONE)
-    start = np.union1d(named, specific(np.unique(first_e)))
+    start = union(named, specific(distinct(first_e)))
     if not start.size:
         return nothing
-    reached = np.unique(graph.edges(entities=start)[1])
-    around = specific(np.setdiff1d(np.unique(graph.edges(episodes=reached)[0]), start))
-    kept = np.union1d(start, around)
+    reached = distinct(graph.edges(entities=start)[1])
+    around = specific(minus(graph.edges(episodes=reached)[0], start))
+    kept = union(start, around)
     edge_e, edge_p = graph.edges(entities=kept)
     if not edge_e.size:
         return nothing
-    ep_ids = np.unique(edge_p)
+    ep_ids = distinct(edge_p)
     n_ep = ep_ids.size
     pairs = np.stack([np.searchsorted(kept, edge_e) + n_ep, np.searchsorted(ep_ids, edge_p)], axis=1)
     n = n_ep + kept.size

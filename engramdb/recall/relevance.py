@@ -23,6 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..index.arrays import distinct
 from ..index.lexical import query_keys
 from ..model import Relevance
 from .scope import ScopeIndex
@@ -48,7 +49,8 @@ _kept_lock = threading.Lock()
 
 
 def _holding(scope: ScopeIndex, key: int, n: int) -> tuple[int, np.ndarray, bool]:
-    """(how many episodes hold ``key``, which: a bool per episode or packed bits, packed?)."""
+    """(how many episodes hold ``key``, which: their positions ascending, or packed bits (a bit
+    per episode), packed?)."""
     state = (scope.version, int(scope.ep_rowid.size), int(scope.unit_ep.size))
     with _kept_lock:
         got = _kept.get(scope)
@@ -58,10 +60,11 @@ def _holding(scope: ScopeIndex, key: int, n: int) -> tuple[int, np.ndarray, bool
             return seen, bits, True
     docs = scope.lexical.documents(key)
     eps = scope.unit_ep[docs]
+    if docs.size <= KEEP_ABOVE:  # a rare word: its few episodes, not a flag for every one
+        held = distinct(eps[eps >= 0])
+        return int(held.size), held, False
     has = np.bincount(eps[eps >= 0], minlength=n) > 0  # the episodes holding it
     seen = int(np.count_nonzero(has))
-    if docs.size <= KEEP_ABOVE:
-        return seen, has, False
     bits = np.packbits(has)
     with _kept_lock:
         got = _kept.get(scope)
@@ -85,7 +88,8 @@ def assess(scope: ScopeIndex, query: str, groups: list[RankedGroup], *, top: int
     n = max(scope.ep_rowid.size, 1)
     held = np.zeros(len(shown))
     total = 0.0
-    member = [np.asarray(g.episodes, dtype=np.int64) for g in shown]
+    member = np.asarray([e for g in shown for e in g.episodes], dtype=np.int64)  # every hit's episodes
+    hit_of = np.repeat(np.arange(len(shown)), [len(g.episodes) for g in shown])
     for key in keys:
         seen, has, packed = _holding(scope, key, n)
         df = max(seen, 1)  # a word never seen here is as telling as the rarest seen, no more
@@ -93,10 +97,11 @@ def assess(scope: ScopeIndex, query: str, groups: list[RankedGroup], *, top: int
         total += idf
         if seen:
             if packed:  # bit m of the packed array, first bit highest
-                inside = [bool(((has[m >> 3] >> (7 - (m & 7))) & 1).any()) for m in member]
-            else:
-                inside = [bool(has[m].any()) for m in member]
-            held += idf * np.asarray(inside, dtype=bool)
+                holds = ((has[member >> 3] >> (7 - (member & 7))) & 1).astype(bool)
+            else:  # positions ascending
+                at = np.minimum(np.searchsorted(has, member), has.size - 1)
+                holds = has[at] == member
+            held += idf * (np.bincount(hit_of[holds], minlength=len(shown)) > 0)
     coverage = float(held.max() / total) if total else 1.0
     closeness = max((g.signals.get("cosine", 0.0) for g in shown), default=0.0)
     confidence = 1.0 / (1.0 + math.exp(-SLOPE * (coverage - THRESHOLD)))

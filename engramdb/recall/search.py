@@ -34,6 +34,7 @@ from .fusion import (
     session_support,
 )
 from ..index.lexical import query_keys, term_key
+from ..index.arrays import distinct, union
 from .query import QueryAnalysis, exact_words, in_range, range_closeness
 from .scope import ScopeIndex
 
@@ -155,7 +156,7 @@ def recall(
     dense_pos, sims = empty
     if w.dense > 0 and query_vector is not None:
         dense_pos, sims = scope.vectors.search(query_vector, options.candidates)
-    units = np.union1d(lex_pos, dense_pos).astype(np.int64)
+    units = union(lex_pos, dense_pos).astype(np.int64)
     lex_raw = np.zeros(units.size)
     lex_raw[np.searchsorted(units, lex_pos)] = np.maximum(lex_score, 0.0)
     dense_n = np.zeros(units.size)
@@ -391,7 +392,7 @@ def _exact_holders(scope: ScopeIndex, query: str, max_episodes: int) -> list[np.
         docs = scope.lexical.documents(key)
         if docs.size > 500 * max_episodes:  # no word that many passages hold is a rare one
             continue
-        eps = np.unique(scope.unit_ep[docs])
+        eps = distinct(scope.unit_ep[docs])
         holders.append(eps[eps >= 0])
     return holders
 
@@ -424,7 +425,7 @@ def _reach(
         return None
     if analysis.asks_advice and w.thread > 0 and w.preference > 0:
         return None
-    own = np.unique(unit_ep[unit_ep >= 0])
+    own = distinct(unit_ep[unit_ep >= 0])
     parts = [own, *holders]
     if walked is not None:
         parts.append(np.flatnonzero(walked > 0))
@@ -432,7 +433,7 @@ def _reach(
         parts += [scope.ep_prev[own], scope.ep_next[own]]
     if w.thread > 0:
         parts += [scope.ep_prev_own[own], scope.ep_next_own[own]]
-    reach = np.unique(np.concatenate(parts))
+    reach = union(*parts)
     reach = reach[reach >= 0]
     return reach if reach.size <= REACH_SHARE * n else None
 
