@@ -299,6 +299,35 @@ def test_graph_index_answers_as_the_links_do_unit() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(*every))
 
 
+def test_walk_goes_through_the_most_named_entities_and_keeps_the_most_associated_unit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engramdb.recall import graph as G
+
+    # entity 1 is asked about; it is named in episodes 1-10. Entity 10+j is named in episodes
+    # 1..j beside it (j = 1..10) and in three episodes of its own, 100j+1..100j+3.
+    links = [(0, 1, p, False) for p in range(1, 11)]
+    for j in range(1, 11):
+        links += [(0, 10 + j, p, False) for p in range(1, j + 1)]
+        links += [(0, 10 + j, 100 * j + k, False) for k in (1, 2, 3)]
+    graph = GraphIndex().extend([(i + 1, e, p, r) for i, (_, e, p, r) in enumerate(links)])
+
+    def walk() -> dict[int, float]:
+        rowids, mass = G.associations(graph, [], [], {1}, 1000)
+        return dict(zip(rowids.tolist(), mass.tolist()))
+
+    monkeypatch.setattr(G, "AROUND_MAX", 10**9)
+    monkeypatch.setattr(G, "WALK_KEEP", 10**9)
+    every = walk()
+    assert {r // 100 for r in every if r > 100} == set(range(1, 11))  # every entity's own episodes
+    monkeypatch.setattr(G, "AROUND_MAX", 3)
+    through = walk()
+    assert {r // 100 for r in through if r > 100} == {8, 9, 10}  # those named most beside entity 1
+    monkeypatch.setattr(G, "WALK_KEEP", 4)
+    kept = walk()
+    assert kept == dict(sorted(through.items(), key=lambda x: (-x[1], x[0]))[:4])
+
+
 def test_entities_and_aliases_added_later_are_found_by_the_kept_index(mem: Memory) -> None:
     on = RecallOptions(weights=Weights(graph=0.2))
     _add(mem, ["My sister Deborah married Tomasz last spring."])
