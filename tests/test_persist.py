@@ -90,6 +90,29 @@ def test_a_saved_index_is_not_trusted_after_a_delete_or_for_another_file(tmp_pat
         assert len(mem.search("lake", user_id="u", limit=50)) == 20
 
 
+def test_a_snapshot_is_not_trusted_over_a_restored_backup(tmp_path: Path, save_small: None) -> None:
+    import shutil
+    import sqlite3
+
+    path = tmp_path / "r.db"
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 40)
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(path) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 40, start=40)
+        _ranking(mem, "u")  # saved: 80 episodes
+    for part in ("", "-wal", "-shm"):
+        Path(f"{path}{part}").unlink(missing_ok=True)
+    shutil.copy(backup, path)  # the file goes back to 40 episodes; the snapshot stays
+    with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as other:
+        _fill(other, "u", 60, start=500)  # other writes: the user's version passes the snapshot's
+    with Memory(path, embedder=HashEmbedder()) as mem, Memory(path, embedder=HashEmbedder(), persist_indexes=False) as fresh:
+        assert mem._recall.scope("u").units == 0  # not opened: rebuilt from the file
+        assert _ranking(mem, "u") == _ranking(fresh, "u")
+
+
 def test_a_killed_save_leaves_an_index_equal_to_a_rebuild(tmp_path: Path) -> None:
     path = tmp_path / "k.db"
     script = textwrap.dedent(f"""

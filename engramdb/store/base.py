@@ -277,9 +277,6 @@ class Store(Protocol):
     def replace_vectors(self, old_model: str | None, model: str, vectors: dict[str, np.ndarray]) -> None:
         """Swap the store's vectors for ``model``'s, in one transaction."""
 
-    def unit_count(self, user_id: str, up_to: int) -> int:
-        """How many units of the user have a row id up to ``up_to`` (a saved index's check)."""
-
     def journal(self, user_id: str, after: int) -> list[tuple[int, str]]:
         """(seq, kind) of the user's writes after version ``after``: ``add`` and ``consolidate``
         only append rows; ``status`` changes which episodes are quarantined; ``delete``,

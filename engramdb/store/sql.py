@@ -184,10 +184,6 @@ class SQLStore:
             for (user,) in c.execute("SELECT user_id FROM users").fetchall():
                 self.record_change(c, user, "rebuild")  # every index holds the old vectors
 
-    def unit_count(self, user_id: str, up_to: int) -> int:
-        """How many units of the user have a row id up to ``up_to``."""
-        return int(self._q("SELECT COUNT(*) FROM units WHERE user_id = ? AND rowid <= ?", (user_id, up_to))[0][0])
-
     def journal(self, user_id: str, after: int) -> list[tuple[int, str]]:
         """(seq, kind) of the user's writes after ``after``, in order."""
         return [(int(r[0]), r[1]) for r in self._q(
