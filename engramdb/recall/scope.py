@@ -121,9 +121,9 @@ class ScopeIndex:
         self.ep_segment = np.zeros(0, dtype=np.int64)  # position of the episode's segment, -1: none
         self.seg_lexical = LexicalIndex()
         self.seg_vectors: VectorIndex = ClusteredIndex()  # ~140k segments at 1M episodes
-        self._ep_pos: dict[int, int] = {}
+        self._ep_pos: dict[int, int] | None = {}
         self._session_ids: dict[str | None, int] = {}
-        self._last_in_session: dict[int, int] = {}
+        self._last_in_session: dict[int, int] | None = {}
         self._last_own: dict[int, dict[str, int]] = {}  # session -> speaker -> their last position
         self.last_seq = 0
         self.saved_units = 0  # units the newest snapshot on disk holds (recall.snapshot)
@@ -186,12 +186,11 @@ class ScopeIndex:
         assert isinstance(sessions, list) and isinstance(last_own, dict)
         scope._session_ids = {sid: code for code, sid in enumerate(sessions)}
         scope._last_own = {int(code): dict(own) for code, own in last_own.items()}
-        # the last episode of each session: the highest position with its code
-        if scope.ep_session.size:
-            order = np.lexsort((np.arange(scope.ep_session.size), scope.ep_session))
-            ends = np.flatnonzero(np.append(scope.ep_session[order][1:] != scope.ep_session[order][:-1], True))
-            scope._last_in_session = dict(zip(scope.ep_session[order][ends].tolist(), order[ends].tolist()))
-        scope._ep_pos = dict(zip(scope.ep_rowid.tolist(), range(scope.ep_rowid.size)))
+        # The maps from episode rowid to position, and from session to its last episode, are
+        # made when an append or a lookup first needs them: at 1M episodes they took 0.2 s of
+        # a fresh process's first search, which seldom needs them.
+        scope._ep_pos = None
+        scope._last_in_session = None
         version, last_seq = meta["version"], meta["last_seq"]
         assert isinstance(version, int) and isinstance(last_seq, int)
         scope.version, scope.last_seq = version, last_seq
@@ -273,8 +272,27 @@ class ScopeIndex:
         found = self.ep_rowid[pos] == rowids  # episodes are appended in rowid order, mostly
         out = np.where(found, pos, -1)
         for i in np.flatnonzero(~found).tolist():  # not held, or held out of order
-            out[i] = self._ep_pos.get(int(rowids[i]), -1)
+            out[i] = self._positions().get(int(rowids[i]), -1)
         return out
+
+    def _positions(self) -> dict[int, int]:
+        """Episode rowid -> position (made on first use after opening a saved index)."""
+        held = self._ep_pos
+        if held is None:
+            held = self._ep_pos = dict(zip(self.ep_rowid.tolist(), range(self.ep_rowid.size)))
+        return held
+
+    def _session_ends(self) -> dict[int, int]:
+        """Session code -> its last episode's position (made on first use, as above)."""
+        ends_of = self._last_in_session
+        if ends_of is None:
+            ends_of = {}
+            if self.ep_session.size:  # the highest position with each code
+                order = np.lexsort((np.arange(self.ep_session.size), self.ep_session))
+                ends = np.flatnonzero(np.append(self.ep_session[order][1:] != self.ep_session[order][:-1], True))
+                ends_of = dict(zip(self.ep_session[order][ends].tolist(), order[ends].tolist()))
+            self._last_in_session = ends_of
+        return ends_of
 
     def _episode_positions(self, rowids: np.ndarray) -> np.ndarray:
         """Positions of episodes given their rowids (episodes are appended in rowid order)."""
@@ -283,7 +301,8 @@ class ScopeIndex:
         pos = np.minimum(np.searchsorted(self.ep_rowid, rowids), max(self.ep_rowid.size - 1, 0))
         if self.ep_rowid.size and np.array_equal(self.ep_rowid[pos], rowids):
             return pos.astype(np.int64)
-        return np.array([self._ep_pos[r] for r in rowids.tolist()], dtype=np.int64)  # not sorted
+        held = self._positions()
+        return np.array([held[r] for r in rowids.tolist()], dtype=np.int64)  # not sorted
 
     def _append_segments(self, rows: SegmentRows) -> None:
         """Index new segments, each as one document: its member episodes' passages (fact keys
@@ -294,7 +313,8 @@ class ScopeIndex:
             return
         base = self.seg_rowid.size
         self.seg_rowid = np.append(self.seg_rowid, rows.segment_rowid)
-        known = np.array([r in self._ep_pos for r in rows.member_episode.tolist()], dtype=bool)
+        held = self._positions()
+        known = np.array([r in held for r in rows.member_episode.tolist()], dtype=bool)
         if known.any():
             self.ep_segment[self._episode_positions(rows.member_episode[known])] = base + rows.member_segment[known]
         seg_of_unit = self.ep_segment[self.unit_ep] if self.unit_ep.size else np.zeros(0, dtype=np.int64)
@@ -345,16 +365,17 @@ class ScopeIndex:
         prev_own = np.full(len(new_eps), -1, dtype=np.int64)
         next_own = np.append(self.ep_next_own, np.full(len(new_eps), -1, dtype=np.int64))
         agent = rows.episode_by_assistant.tolist()
+        held, last_in = self._positions(), self._session_ends()
         for i, (rowid, sid, who) in enumerate(zip(new_eps.tolist(), sessions, rows.episode_speaker)):
             pos = start + i
-            self._ep_pos[rowid] = pos
+            held[rowid] = pos
             code = self._session_ids.setdefault(sid, len(self._session_ids))
             ses[i] = code
-            last = self._last_in_session.get(code)
+            last = last_in.get(code)
             if last is not None:
                 prev[i] = last
                 next_all[last] = pos
-            self._last_in_session[code] = pos
+            last_in[code] = pos
             if agent[i]:
                 self._last_own.pop(code, None)
                 continue
