@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["Quantity", "find_quantities", "singular", "UNITS", "convert"]
 
@@ -141,6 +142,7 @@ _IRREGULAR = {"people": "person", "children": "child", "men": "man", "women": "w
               "pies": "pie", "ties": "tie", "lies": "lie"}
 
 
+@lru_cache(maxsize=65_536)  # an aggregating search asks it of every word of 50 hits (~1,000 a question)
 def singular(word: str) -> str:
     """A counted thing's last word in the singular, lower case ("Online Courses" -> "online course")."""
     words = word.lower().split()
