@@ -80,7 +80,13 @@ def gather(
     if not hits:
         return [], []
     top = hits[0].score
-    texts = [_words_of(h) for h in hits]
+    texts: dict[int, set[str]] = {}  # a hit's words, read when first needed (most never are)
+
+    def text(i: int) -> set[str]:
+        if i not in texts:
+            texts[i] = _words_of(hits[i])
+        return texts[i]
+
     chosen: list[int] = []
     per: dict[str | None, int] = {}
     mine = agg.first_person
@@ -88,16 +94,16 @@ def gather(
     near = [h.signals.get("cosine", 0.0) for h in hits] if by == "cosine" else [h.score for h in hits]
     best = max(near)
     for i, h in enumerate(hits):
-        named = bool(focus) and named_ratio is not None and h.score >= named_ratio * top and bool(focus & texts[i])
-        if near[i] < ratio * best and not named:
-            if by == "score" and (named_ratio is None or h.score < named_ratio * top):
-                break  # best first: the rest score lower still
-            continue
-        if i and mine and all(e.role == "assistant" for e in h.episodes):
-            continue  # "how many … have I …": the asker tells their own instances
+        low = near[i] < ratio * best
+        if low and by == "score" and (named_ratio is None or h.score < named_ratio * top):
+            break  # best first: the rest score lower still
         s = _session(h)
         if per.get(s, 0) >= per_session:
             continue
+        if low and not (bool(focus) and named_ratio is not None and h.score >= named_ratio * top and bool(focus & text(i))):
+            continue
+        if i and mine and all(e.role == "assistant" for e in h.episodes):
+            continue  # "how many … have I …": the asker tells their own instances
         per[s] = per.get(s, 0) + 1
         chosen.append(i)
         if len(chosen) >= most:
@@ -109,7 +115,7 @@ def gather(
         eid = hits[i].episodes[0].id
         for g in groups:
             j = g[0]
-            a, b = texts[i], texts[j]
+            a, b = text(i), text(j)
             alike = bool(a and b) and len(a & b) / len(a | b) >= NEAR_SAME and not _apart(hits[i], hits[j])
             one_fact = any(eid in t and hits[j].episodes[0].id in t for t in told)
             if alike or one_fact:
