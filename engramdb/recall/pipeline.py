@@ -200,9 +200,12 @@ class Recaller:
                 if opts.weights.lexical > 0 and analysis.anchor is None
                 else None
             )
-            qvec = self.query_vector(query) if dense else None
+            anchored = analysis.anchor is not None and opts.weights.time > 0
+            # A question hanging on an event is embedded once its event is found: the part asked
+            # about is what is recalled then (embedding the whole question too cost ~4 ms for nothing).
+            qvec = self.query_vector(query) if dense and not anchored else None
             found: list[RankedGroup] = []
-            if analysis.anchor is not None and opts.weights.time > 0:
+            if analysis.anchor is not None and anchored:
                 # "before I moved to Berlin": find that event first, then favour what lies before it
                 event = analysis.anchor[1]
                 found = self._anchor_event(
@@ -213,7 +216,7 @@ class Recaller:
                     lo = scope.ep_event_lo[found[0].episodes[0]]
                     analysis = analysis.relative_to(float(lo) if lo == lo else pivot)  # lo == lo: not NaN
                     query = analysis.core or query  # recall what is asked about, not the event itself
-                    qvec = self.query_vector(query) if dense else None
+                qvec = self.query_vector(query) if dense else None
             agg = aggregate_of(query) if opts.aggregate and not found else None
             pool = max(limit, opts.aggregate_pool) if agg else limit
             groups = recall(
