@@ -13,7 +13,9 @@ reused, under new session ids, to reach the larger sizes). Measures:
 - ingest of each larger scope (vectors from the cache), with its rate per 10k turns; or, with
   ``--replicate``, the scope before copied over (1M: the 100k scope ten times, under new ids),
   and the first search of a fresh process, which builds its index;
-- search p50/p95/p99 (query embedding included; every query distinct) at each size;
+- search p50/p95/p99 (query embedding included; every query distinct) at each size, also by how
+  a question is answered: in one recall, as an aggregate, or in parts (an anchor event, or each
+  piece of a question relating several, embedded and recalled too: two or three recalls);
 - at sizes whose vectors are clustered (``ClusteredIndex``), how many top-10 hits an exact index
   would give the same;
 - the first search in a fresh process (a new interpreter opens the file and asks one question),
@@ -34,11 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from engramdb import Memory, default_embedder
 from engramdb.bench.metrics import percentile
 from engramdb.index import vector
+from engramdb.recall.query import aggregate_of, analyse, facets
 
 EXACT_BELOW = vector.EXACT_BELOW
 
@@ -150,18 +154,36 @@ def clustered_vs_exact(db: Path, embedder: object, queries: list[str]) -> dict[s
     }
 
 
-def search_latency(mem: Memory, user: str, queries: list[str]) -> dict[str, float]:
-    """Latency percentiles, and the most memory of its own (anonymous, MB) the process held
-    after any of the searches (RSS also counts the pages of the index file it read)."""
+def kind_of(query: str) -> str:
+    """How the search pipeline answers a question: "in parts" (an event it hangs on, or each
+    piece of a question relating several, recalled and embedded on their own as well),
+    "aggregate" (a deeper pool gathered) or "one recall"."""
+    now = datetime.now(timezone.utc)
+    if analyse(query, now).anchor is not None:
+        return "in parts"
+    if aggregate_of(query):
+        return "aggregate"
+    return "in parts" if facets(query, now) else "one recall"
+
+
+def search_latency(mem: Memory, user: str, queries: list[str]) -> dict[str, object]:
+    """Latency percentiles, over all the questions and by how they are answered (``kind_of``),
+    and the most memory of its own (anonymous, MB) the process held after any of the searches
+    (RSS also counts the pages of the index file it read)."""
     mem.search("warm up the index", user_id=user)  # loads the scope into memory once
     lat, anon = [], 0.0
+    by_kind: dict[str, list[float]] = {}
     for q in queries:
         t0 = time.perf_counter()
         mem.search(q, user_id=user, limit=10)
         lat.append((time.perf_counter() - t0) * 1000)
+        by_kind.setdefault(kind_of(q), []).append(lat[-1])
         anon = max(anon, memory_mb()["anon"])
+    kinds = {k: {"n": len(v), "p50": round(percentile(v, 0.5), 2), "p95": round(percentile(v, 0.95), 2)}
+             for k, v in sorted(by_kind.items())}
     return {"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99),
-            "mean": statistics.mean(lat), "peak_anon_mb": anon, **{f"{k}_mb_after": v for k, v in memory_mb().items()}}
+            "mean": statistics.mean(lat), "by_kind": kinds, "peak_anon_mb": anon,
+            **{f"{k}_mb_after": v for k, v in memory_mb().items()}}
 
 
 # A fresh interpreter: open the file, load the model (before the clock), ask one question. Peak
@@ -286,7 +308,9 @@ def main() -> None:
                         round(min(step, size - i * step) / p, 1) for i, p in enumerate(parts)
                     ]
                     report[f"embedded_for_{size}"] = mem.embedded_texts
-                report[f"search_ms_at_{size}"] = {k: round(v, 2) for k, v in search_latency(mem, "big", queries).items()}
+                report[f"search_ms_at_{size}"] = {
+                    k: round(v, 2) if isinstance(v, float) else v for k, v in search_latency(mem, "big", queries).items()
+                }
                 report[f"peak_rss_mb_so_far_after_searching_{size}"] = peak_rss_mb()  # this process's, all sizes
                 print(json.dumps(report, indent=1), file=sys.stderr)
             # the searches above saved the index; first with it, then built from the database
