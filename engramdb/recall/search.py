@@ -294,11 +294,18 @@ def recall(
         final = np.where(visible & (exact > 0), lifted, final)
 
     # 5. Rank and group.
+    # The best ``want``, ties in conversation order: every episode scoring as the want-th is
+    # taken before the cut (argpartition would pick among them by where they lie in the array,
+    # so ranking within reach and over every episode could keep different ones).
     want = min(scope.ep_rowid.size, max(limit * 4, 50))
-    top = np.argpartition(-final, want - 1)[:want] if want < n_eps else np.arange(n_eps)
+    if want < n_eps:
+        cut = np.partition(-final, want - 1)[want - 1]
+        top = np.flatnonzero(-final <= cut)
+    else:
+        top = np.arange(n_eps)
     top = top[np.isfinite(final[top])]
     pos = top if reach is None else reach[top]  # episode positions
-    order = np.lexsort((pos, -final[top]))
+    order = np.lexsort((pos, -final[top]))[:want]
     top, pos = top[order], pos[order]
     if reach is not None:
         # Beyond the reach an episode scores at most its session's support and its segment's.
