@@ -171,9 +171,10 @@ def test_recall_within_reach_ranks_as_recall_over_every_episode(tmp_path, monkey
             vec = mem._recall.query_vector(q)
             lexical_only = RecallOptions(weights=Weights(dense=0.0))  # few candidates: sessions matter beyond
             walk = RecallOptions(weights=Weights(graph=0.5))  # from the entities the question names
+            merged = RecallOptions(merge_adjacent=True)  # hits read past the limit: exact that deep
             for hidden, opts, limit in ((False, RecallOptions(), 40), (True, RecallOptions(), 40), (False, context_heavy, 40),
                                         (False, lexical_only, 40), (False, walk, 40), (False, RecallOptions(), 5),
-                                        (False, context_heavy, 5), (False, lexical_only, 5)):
+                                        (False, context_heavy, 5), (False, lexical_only, 5), (False, merged, 5)):
                 kw = dict(limit=limit, analysis=analyse(q, None), options=opts, include_hidden=hidden,
                           graph=mem._recall._graph(scope, q, opts.graph_beyond_named))
                 within, every = recall(scope, q, vec, **kw), recall(scope, q, vec, dense=True, **kw)

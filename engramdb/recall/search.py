@@ -308,9 +308,12 @@ def recall(
     order = np.lexsort((pos, -final[top]))[:want]
     top, pos = top[order], pos[order]
     if reach is not None:
-        # Beyond the reach an episode scores at most its session's support and its segment's.
+        # Beyond the reach an episode scores at most its session's support and its segment's:
+        # it cannot change the hits if the last episode that makes one scores above that. Each
+        # episode is a hit of its own unless neighbours merge, which reads ``want`` deep.
         beyond = w.session * float(sess.max(initial=0.0)) + w.segments * seg_best
-        if beyond > 0 and (top.size < want or final[top[-1]] <= beyond):
+        need = want if options.merge_adjacent else min(limit, want)
+        if beyond > 0 and (top.size < need or final[top[need - 1]] <= beyond):
             return recall(scope, query, query_vector, limit=limit, as_of_ts=as_of_ts, analysis=analysis,
                           options=options, lexical=lexical, include_hidden=include_hidden, graph=graph, dense=True)
 
