@@ -188,3 +188,24 @@ def test_llm_extractor_writes_the_summary_tree_and_reads_amounts_fake_llm(stand_
         mem.add(["I moved to Lisbon."], user_id="ana", session_id="s2")
         nodes = mem.summary(user_id="ana", level="session")
         assert [n.key for n in nodes] == ["s1", "s1b", "s2"] and nodes[2].text == "I moved to Lisbon."  # the extract
+
+
+def test_llm_cache_keeps_answers_per_prompt_and_model_and_not_failures(stand_in: str, tmp_path: Path) -> None:
+    from engramdb.llm import CachedChat
+
+    chat = CachedChat(OpenAICompatible(stand_in, "scripted", retries=0), tmp_path / "c" / "llm.sqlite")
+    ask = [{"role": "user", "content": "my kitten Pixel"}]
+    assert chat.chat(ask) == chat.chat(ask) == "Pixel" and chat.asked == 1
+    assert chat.chat(ask, max_tokens=16) == "Pixel" and chat.asked == 2  # another setting: asked again
+    other = CachedChat(OpenAICompatible(stand_in, "another-model", retries=0), tmp_path / "c" / "llm.sqlite")
+    assert other.chat(ask) == "Pixel" and other.asked == 1  # another model: asked again
+    _ScriptedChat.fail_with = 500
+    with pytest.raises(LLMError):
+        chat.chat([{"role": "user", "content": "a new prompt"}])
+    assert chat.chat(ask) == "Pixel"  # answers kept are still read
+    _ScriptedChat.fail_with = None
+    assert chat.chat([{"role": "user", "content": "a new prompt"}]) == "I don't know"  # the failure was not kept
+    import pickle
+
+    again = pickle.loads(pickle.dumps(chat))  # as a worker process receives it
+    assert again.chat(ask) == "Pixel" and again.asked == chat.asked

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from ..encode.quantity import find_quantities
 from ..errors import LLMError
-from ..llm.client import OpenAICompatible
+from ..llm.client import Chat
 from ..semantic import CATEGORY, STATEMENT, FactDraft
 from .extract import statement_drafts
 
@@ -43,7 +43,7 @@ class LLMExtractor:
 
     name = "llm"
 
-    def __init__(self, llm: OpenAICompatible, *, fallback: Any | None = None, statements: bool = True) -> None:
+    def __init__(self, llm: Chat, *, fallback: Any | None = None, statements: bool = True) -> None:
         self.llm = llm
         self.fallback = fallback  # e.g. RuleExtractor(): used when the endpoint fails
         self.statements = statements

@@ -1,5 +1,6 @@
 """Optional LLM support through any OpenAI-compatible chat-completions endpoint."""
 
-from .client import OpenAICompatible
+from .cache import CachedChat
+from .client import Chat, OpenAICompatible
 
-__all__ = ["OpenAICompatible"]
+__all__ = ["CachedChat", "Chat", "OpenAICompatible"]

@@ -12,9 +12,16 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import LLMError
+
+
+class Chat(Protocol):
+    """What the LLM path asks of a model: one chat completion (the client below, a cache of
+    it, or a test's stand-in)."""
+
+    def chat(self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256) -> str: ...
 
 
 @dataclass
@@ -31,7 +38,7 @@ class OpenAICompatible:
         model = model or os.environ.get("ENGRAMDB_LLM_MODEL")
         if not base_url or not model:
             raise LLMError(
-                "end-to-end QA needs an OpenAI-compatible endpoint: pass --llm-base-url "
+                "the LLM path (end-to-end QA, --extract llm) needs an OpenAI-compatible endpoint: pass --llm-base-url "
                 "(e.g. http://localhost:11434/v1 for Ollama) and --llm-model; the key, if any, "
                 "comes from OPENAI_API_KEY"
             )
