@@ -47,6 +47,9 @@ class _ScriptedChat(BaseHTTPRequestHandler):
             text = "SUMMARY of " + str(prompt.count("\n- ")) + " notes"
         elif "Extract facts" in prompt and "Message: I bought" in prompt:
             text = '[{"subject": "Ana", "predicate": "bought", "object": "bike", "amount": "$300"}]'
+        elif "Extract facts" in prompt and "Message: I started training for the Rotterdam marathon" in prompt:
+            # what only a reader of meaning would say (no rule finds it in the words)
+            text = '[{"subject": "Ben", "predicate": "does", "object": "long-distance running"}]'
         else:
             text = "Pixel" if "Pixel" in prompt else "a beagle" if "beagle" in prompt else "I don't know"
         payload = {"choices": [{"message": {"role": "assistant", "content": text}}]}
@@ -188,6 +191,42 @@ def test_llm_extractor_writes_the_summary_tree_and_reads_amounts_fake_llm(stand_
         mem.add(["I moved to Lisbon."], user_id="ana", session_id="s2")
         nodes = mem.summary(user_id="ana", level="session")
         assert [n.key for n in nodes] == ["s1", "s1b", "s2"] and nodes[2].text == "I moved to Lisbon."  # the extract
+
+
+def test_bench_extracts_with_the_llm_and_asks_each_prompt_once_fake_llm(stand_in: str, tmp_path: Path) -> None:
+    """``engramdb bench --extract llm``: consolidation reads the messages with the (scripted,
+    fake) model, whose facts reach memory; its answers are kept, so a second run asks nothing."""
+    from engramdb import Memory
+    from engramdb.bench.runner import run_conversation
+    from engramdb.io.datasets import load_locomo
+    from engramdb.llm import CachedChat
+
+    cache = tmp_path / "llm.sqlite"
+    args = ["bench", "locomo", str(FIX / "locomo_mini.json"), "--no-cache", "--extract", "llm", "--no-qa",
+            "--llm-base-url", stand_in, "--llm-model", "scripted", "--llm-cache", str(cache), "-o"]
+
+    def prompts() -> list[str]:
+        return [r["body"]["messages"][-1]["content"] for r in _ScriptedChat.requests]
+
+    r1 = CliRunner().invoke(main, [*args, str(tmp_path / "a.json")])
+    assert r1.exit_code == 0, r1.output
+    asked = prompts()
+    assert asked and all(p.startswith("Extract facts") for p in asked)  # --no-qa: no question answered
+    assert any("Rotterdam marathon" in p for p in asked)
+    r2 = CliRunner().invoke(main, [*args, str(tmp_path / "b.json")])
+    assert r2.exit_code == 0, r2.output
+    assert prompts() == asked  # every answer came from the cache
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert a["meta"]["extractor"] == b["meta"]["extractor"] == "llm:scripted"
+    assert [q["ranked_turns"] for q in a["questions"]] == [q["ranked_turns"] for q in b["questions"]]
+
+    [conv] = load_locomo(FIX / "locomo_mini.json")
+    chat = CachedChat(OpenAICompatible(stand_in, "scripted"), cache)
+    run_conversation(conv, str(tmp_path / "m.db"), "default", (1000,), None, extract_llm=chat)
+    assert chat.asked == 0 and chat.answered_from_cache == len(asked)
+    with Memory(tmp_path / "m.db", embedder=None) as mem:
+        said = {(f.subject, f.predicate, f.object) for f in mem.facts(user_id=conv.user_id)}
+    assert ("Ben", "does", "long-distance running") in said
 
 
 def test_llm_cache_keeps_answers_per_prompt_and_model_and_not_failures(stand_in: str, tmp_path: Path) -> None:

@@ -14,24 +14,31 @@ from . import report as R
 from . import runner
 
 
-def _default_cache() -> str:
+def _default_cache(name: str = "embeddings.sqlite") -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "engramdb", "embeddings.sqlite")
+    return os.path.join(base, "engramdb", name)
+
+
+def _default_llm_cache() -> str:
+    return _default_cache("llm.sqlite")
 
 
 def _run(kind: str, path: str, config: str, corpus: str, split: str, budgets: tuple[int, ...], report: str | None, output: str | None,
          limit: int | None, jobs: int, cache: str, no_cache: bool, llm_base_url: str | None, llm_model: str | None,
-         db: str | None = None) -> None:
+         db: str | None = None, extract: str = "rules", qa: bool = True, llm_cache: str | None = None) -> None:
     budgets = tuple(sorted(set(budgets))) or runner.DEFAULT_BUDGETS
     if any(b < 1 for b in budgets):
         raise InputError("--budget must be positive", field="budget")
     if jobs < 1:
         raise InputError("--jobs must be at least 1", field="jobs")
-    llm = None
-    if llm_base_url or llm_model:
-        from ..llm import OpenAICompatible
+    llm = extract_llm = None
+    if llm_base_url or llm_model or extract == "llm":
+        from ..llm import CachedChat, OpenAICompatible
 
-        llm = OpenAICompatible.from_options(llm_base_url, llm_model)
+        endpoint = OpenAICompatible.from_options(llm_base_url, llm_model)  # LLMError without one
+        llm = endpoint if qa else None
+        if extract == "llm":  # every message is read: answers are kept, a second run asks nothing again
+            extract_llm = CachedChat(endpoint, llm_cache or _default_llm_cache())
     with _cli.progress_bar() as prog:
         task = prog.add_task(f"{kind} · {config}", total=None)
         doc = runner.run(
@@ -47,13 +54,14 @@ def _run(kind: str, path: str, config: str, corpus: str, split: str, budgets: tu
             progress=lambda done, total: prog.update(task, completed=done, total=total),
             llm=llm,
             db=db,
+            extract_llm=extract_llm,
         )
     R.print_summary(doc, _cli.console)
     if output:
         R.write_json(doc, output)
         _cli.err_console.print(f"results: {output}")
     if report:
-        name = "-".join([kind, config] + [v for v in (corpus, split) if v != "all"])
+        name = "-".join([kind, config] + [v for v in (corpus, split) if v != "all"] + (["llm-extract"] if extract_llm else []))
         folder = R.write_report(doc, report, name)
         _cli.err_console.print(f"report: {folder / (name + '-summary.md')} (per-question results: {folder / (name + '.json')})")
 
@@ -79,8 +87,15 @@ def _bench_command(kind: str, help_text: str) -> click.Command:
                   "dropped afterwards). Default: SQLite files in a temporary folder.")
     @click.option("--cache", default=_default_cache, show_default="~/.cache/engramdb/embeddings.sqlite", help="Shared embedding cache file.")
     @click.option("--no-cache", is_flag=True, help="Do not use the shared embedding cache (cold run).")
-    @click.option("--llm-base-url", default=None, envvar="ENGRAMDB_LLM_BASE_URL", help="OpenAI-compatible endpoint for end-to-end QA.")
+    @click.option("--llm-base-url", default=None, envvar="ENGRAMDB_LLM_BASE_URL", help="OpenAI-compatible endpoint: end-to-end QA, and --extract llm.")
     @click.option("--llm-model", default=None, envvar="ENGRAMDB_LLM_MODEL", help="Model name at that endpoint (key from OPENAI_API_KEY).")
+    @click.option("--extract", default="rules", show_default=True, type=click.Choice(["rules", "llm"]),
+                  help="What extracts facts during ingest: the offline rules, or the LLM at --llm-base-url (its "
+                  "answers are cached, so a second run or another --config asks nothing again).")
+    @click.option("--qa/--no-qa", default=True, show_default=True,
+                  help="With an endpoint, answer and judge every question end to end (--no-qa: extraction only).")
+    @click.option("--llm-cache", default=_default_llm_cache, show_default="~/.cache/engramdb/llm.sqlite",
+                  type=_cli.SafePath(dir_okay=False), help="Where --extract llm keeps the model's answers.")
     @_cli.handle_errors
     def command(**kw: Any) -> None:
         _run(kind, **kw)

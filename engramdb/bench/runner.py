@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .. import __version__
 from ..encode.text import count_tokens
+from ..consolidate.llm import LLMExtractor
 from ..errors import DatasetError, InputError
 from ..io.datasets import Conversation, load_locomo, load_longmemeval
 from ..memory import Memory
@@ -291,9 +292,16 @@ def run_conversation(
     threads: int | None = None,
     llm: Chat | None = None,
     dataset: str = "",
+    extract_llm: Chat | None = None,
 ) -> ConversationResult:
+    """Ingest one conversation and ask its questions. ``llm``: answer and judge each question
+    end to end; ``extract_llm``: consolidation extracts facts with it (:class:`LLMExtractor`)
+    instead of the offline rules."""
     texts = {str(m["metadata"]["turn_id"]): str(m["content"]) for s in conv.sessions for m in s.messages}
-    with Memory(db_path, embedding_cache=cache, **memory_kwargs(config, threads)) as mem:
+    kwargs = memory_kwargs(config, threads)
+    if extract_llm is not None:
+        kwargs["extractor"] = LLMExtractor(extract_llm)  # no fallback: a failed call fails the run
+    with Memory(db_path, embedding_cache=cache, **kwargs) as mem:
         t0 = time.perf_counter()
         for s in conv.sessions:
             if s.messages:
@@ -354,12 +362,13 @@ def run_conversation(
         return ConversationResult(conv.user_id, conv.n_messages, ingest, mem.embedded_texts, results)
 
 
-_WorkerArgs = tuple[Conversation, str, str, tuple[int, ...], "str | None", "int | None", "Chat | None", str]
+_WorkerArgs = tuple[Conversation, str, str, tuple[int, ...], "str | None", "int | None", "Chat | None", str, "Chat | None"]
 
 
 def _worker(args: _WorkerArgs) -> ConversationResult:
-    conv, where, config, budgets, cache, threads, llm, dataset = args
-    return run_conversation(conv, _place(where, f"worker-{os.getpid()}"), config, budgets, cache, threads, llm, dataset)
+    conv, where, config, budgets, cache, threads, llm, dataset, extract_llm = args
+    return run_conversation(conv, _place(where, f"worker-{os.getpid()}"), config, budgets, cache, threads, llm, dataset,
+                            extract_llm)
 
 
 def _place(where: str, name: str) -> str:
@@ -398,9 +407,11 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     llm: Chat | None = None,
     db: str | None = None,
+    extract_llm: Chat | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark; returns the full result document (JSON-serialisable). ``db``: a
-    PostgreSQL URL to run on instead of SQLite files."""
+    PostgreSQL URL to run on instead of SQLite files; ``llm``: answer and judge each question
+    with it; ``extract_llm``: extract facts with it instead of the offline rules."""
     memory_kwargs(config)  # fail fast on a bad config name
     convs = load_dataset(kind, path, corpus, split)
     excluded = excluded_counts(convs)
@@ -420,14 +431,14 @@ def run(
     try:
         if jobs <= 1:
             for conv in convs:
-                results.append(run_conversation(conv, _place(wd, "bench"), config, budgets, cache, None, llm, kind))
+                results.append(run_conversation(conv, _place(wd, "bench"), config, budgets, cache, None, llm, kind, extract_llm))
                 done += len(conv.questions)
                 if progress:
                     progress(done, total)
         else:
             threads = 1  # one onnxruntime thread per process: the cores are the workers'
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(_worker, (c, wd, config, budgets, cache, threads, llm, kind)) for c in convs]
+                futures = [pool.submit(_worker, (c, wd, config, budgets, cache, threads, llm, kind, extract_llm)) for c in convs]
                 for fut in as_completed(futures):
                     r = fut.result()
                     results.append(r)
@@ -442,7 +453,15 @@ def run(
     results.sort(key=lambda r: r.user_id)
     wall = time.time() - started
     return document(kind, path, config, budgets, results, wall, jobs, corpus=corpus, split=split, excluded=excluded,
-                    backend="sqlite" if db is None else "postgresql")
+                    backend="sqlite" if db is None else "postgresql", extractor=_extractor_name(extract_llm))
+
+
+def _extractor_name(chat: Chat | None) -> str:
+    """What extracted the facts: "rules", or "llm:<model>"."""
+    if chat is None:
+        return "rules"
+    inner = getattr(chat, "inner", chat)  # a CachedChat's model
+    return f"llm:{getattr(inner, 'model', type(inner).__name__)}"
 
 
 def excluded_counts(convs: list[Conversation]) -> dict[str, int]:
@@ -484,6 +503,7 @@ def document(
     split: str = "all",
     excluded: dict[str, int] | None = None,
     backend: str = "sqlite",
+    extractor: str = "rules",
 ) -> dict[str, Any]:
     questions = [q for r in results for q in r.questions]
     turns = sum(r.turns for r in results)
@@ -504,6 +524,7 @@ def document(
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "jobs": jobs,
             "backend": backend,
+            "extractor": extractor,
         },
         "cost": {
             "wall_seconds": round(wall, 2),
