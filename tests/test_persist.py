@@ -3,6 +3,7 @@ journal brings them up to date, and no crash or foreign file makes them lie (rea
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -163,6 +164,40 @@ def test_a_save_clears_what_killed_saves_left(tmp_path: Path, save_small: None) 
         name = (base / "CURRENT").read_text()
         assert sorted(p.name for p in base.iterdir()) == sorted(["CURRENT", name])
         assert not (base / name / snapshot._POINTER).exists()
+
+
+def test_a_snapshot_of_the_older_format_is_opened_and_saved_again_once(
+    tmp_path: Path, save_small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Format 3 lacks the clustered index's first pass: opened all the same (not rebuilt), the
+    pass is made on first use and the index saved again, once."""
+    from engramdb.index import vector
+
+    monkeypatch.setattr(vector, "EXACT_BELOW", 100)  # clustered, with a first pass on 16 of 64 axes
+    monkeypatch.setattr(vector, "LOW_DIMENSIONS", 16)
+    path = tmp_path / "m.db"
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 300)
+        before = _ranking(mem, "u")
+    (base,) = [p.parent for p in (tmp_path / "m.db.idx").glob("*/CURRENT")]
+    name = (base / "CURRENT").read_text()
+    meta = json.loads((base / name / "meta.json").read_text())
+    first_pass = [a for a in meta["arrays"] if a.endswith(("_basis", "_low"))]
+    assert "vec_low" in first_pass and meta["format"] == snapshot.FORMAT == 4
+    for a in first_pass:  # as format 3 saved it
+        (base / name / f"{a}.npy").unlink()
+    meta["arrays"] = [a for a in meta["arrays"] if a not in first_pass]
+    (base / name / "meta.json").write_text(json.dumps({**meta, "format": 3}))
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        assert mem._recall.scope("u").outdated
+        assert _ranking(mem, "u") == before
+    upgraded = (base / "CURRENT").read_text()
+    assert upgraded != name and json.loads((base / upgraded / "meta.json").read_text())["format"] == 4
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        scope = mem._recall.scope("u")
+        assert not scope.outdated and scope.saved_units == scope.units  # opened as it is
+        assert _ranking(mem, "u") == before
+    assert (base / "CURRENT").read_text() == upgraded  # not saved again
 
 
 def test_damaged_snapshot_is_rebuilt(tmp_path: Path, save_small: None) -> None:

@@ -106,7 +106,7 @@ class Recaller:
             if saved is not None and version is not None and saved.version <= version and (
                 saved.units == 0 or self._rows_held(user, saved)
             ):
-                saved.saved_units = saved.units
+                saved.saved_units = 0 if saved.outdated else saved.units  # an older format: saved again
                 return saved
         return ScopeIndex(user, model)
 

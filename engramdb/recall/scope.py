@@ -80,6 +80,7 @@ class ScopeIndex:
         self.user_id = user_id
         self.model = model
         self.archived = archived  # holds archived episodes too (search(include_archived=True))
+        self.outdated = False  # opened from a snapshot of an older format: to save again once
         self._clear()
 
     def _clear(self) -> None:
@@ -218,13 +219,15 @@ class ScopeIndex:
     ) -> Iterator[ScopeIndex]:
         """The index brought up to date with the store, held for reading until the block ends:
         no refresh by another thread changes it under a search. ``after_refresh`` runs after a
-        refresh that changed something, still holding the write lock (e.g. to save it)."""
-        if store.user_version(self.user_id) != self.version:  # only a change waits for readers
+        refresh that changed something, or the first use of an ``outdated`` index, still holding
+        the write lock (e.g. to save it)."""
+        if self.outdated or store.user_version(self.user_id) != self.version:  # only a change waits for readers
             with self.lock.writing():
                 before = self.version
                 self.refresh(store)
-                if after_refresh is not None and self.version != before:
+                if after_refresh is not None and (self.version != before or self.outdated):
                     after_refresh(self)
+                self.outdated = False
         with self.lock.reading():
             yield self
 
