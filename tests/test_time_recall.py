@@ -122,6 +122,12 @@ def test_query_analysis_anchor() -> None:
     assert analyse("What did I do after the trip to Japan", now).anchor == ("after", "the trip to Japan")
     a = analyse("What did I do before May 2023?", now)
     assert a.anchor is None and a.ranges
+    # an event clause longer than the cap ends at a word's end: neither it nor the rest halves a word
+    long = ("How many days had passed since I bought my new running shoes when I realized that one of the "
+            "laces on my old leather sneakers had snapped?")
+    a = analyse(long, now)
+    words = set(long.split()) | {"?"}
+    assert a.anchor is not None and set(a.anchor[1].split()) <= words and set(a.core.split()) <= words
 
 
 def test_future_range_only_for_questions_about_the_future() -> None:

@@ -48,7 +48,7 @@ _FUTURE = re.compile(
 )
 # "before I moved to Berlin", "after the trip to Japan": a constraint relative to an event.
 _ANCHOR = re.compile(
-    r"\b(?P<rel>before|after|since|prior to)\s+(?P<event>(?:I|we|my|our|the|he|she|they|you)\b[^?.,;!]{3,80})",
+    r"\b(?P<rel>before|after|since|prior to)\s+(?P<event>(?:I|we|my|our|the|he|she|they|you)\b[^?.,;!]{3,80}(?!\w))",
     re.I,
 )
 _OPEN = 1e12  # seconds: an open end of a half-open range
