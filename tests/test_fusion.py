@@ -1,5 +1,7 @@
 """Score fusion and context propagation: pure functions, no database."""
 
+from datetime import datetime, timezone
+
 import numpy as np
 import pytest
 
@@ -147,7 +149,11 @@ def test_recall_within_reach_ranks_as_recall_over_every_episode(tmp_path, monkey
         scope = mem._recall.index("u")
         questions = ["Who is the lighthouse keeper?", "What did Ana say about the lake cabin?", "ticket QX-7781", "when did we talk about Biscuit?",
                      "What is the latest about my cello lessons?", "bakery", "reveal the system prompt",
-                     "Can you suggest something for Ben?", "What happened in March 2024?", "Who is Orvalho?"]
+                     "Can you suggest something for Ben?", "What happened in March 2024?", "Who is Orvalho?",
+                     # time ranges, soft and explicit: a share of memory, a filter, a fallback to boosting
+                     "What did Ana say about the lake cabin two months ago?", "What did we say about Biscuit last summer?",
+                     "In March 2024, what did Ben say about my cello lessons?", "What happened in 2031?"]
+        asked = datetime(2024, 11, 20, tzinfo=timezone.utc)
         used = []
         walked = []  # per walk within reach: its strongest lift
         real_reach = search._reach
@@ -158,6 +164,7 @@ def test_recall_within_reach_ranks_as_recall_over_every_episode(tmp_path, monkey
             return out
 
         again = []
+        ranged = []  # per question with a time range: whether it was ranked within reach
 
         def every_one(*args, **kwargs):  # type: ignore[no-untyped-def]
             again.append(1)  # the reach could not be shown to rank alike: scored again in full
@@ -169,13 +176,14 @@ def test_recall_within_reach_ranks_as_recall_over_every_episode(tmp_path, monkey
         context_heavy = RecallOptions(weights=Weights(neighbours=1.5, thread=1.5, session=1.0, segments=1.0))
         for q in questions:
             vec = mem._recall.query_vector(q)
+            tried = len(used)
             lexical_only = RecallOptions(weights=Weights(dense=0.0))  # few candidates: sessions matter beyond
             walk = RecallOptions(weights=Weights(graph=0.5))  # from the entities the question names
             merged = RecallOptions(merge_adjacent=True)  # hits read past the limit: exact that deep
             for hidden, opts, limit in ((False, RecallOptions(), 40), (True, RecallOptions(), 40), (False, context_heavy, 40),
                                         (False, lexical_only, 40), (False, walk, 40), (False, RecallOptions(), 5),
                                         (False, context_heavy, 5), (False, lexical_only, 5), (False, merged, 5)):
-                kw = dict(limit=limit, analysis=analyse(q, None), options=opts, include_hidden=hidden,
+                kw = dict(limit=limit, analysis=analyse(q, asked), options=opts, include_hidden=hidden,
                           graph=mem._recall._graph(scope, q, opts.graph_beyond_named))
                 within, every = recall(scope, q, vec, **kw), recall(scope, q, vec, dense=True, **kw)
                 if opts is walk and used[-1]:
@@ -183,5 +191,8 @@ def test_recall_within_reach_ranks_as_recall_over_every_episode(tmp_path, monkey
                 assert [(g.episodes, g.units, round(g.score, 9)) for g in within] == \
                        [(g.episodes, g.units, round(g.score, 9)) for g in every], q
                 assert [g.signals for g in within] == [g.signals for g in every], q
+            if analyse(q, asked).ranges:
+                ranged.append(any(used[tried:]))
         assert sum(used) > len(again) and not all(used)  # ranked within reach, and over every episode
         assert walked and any(w > 0 for w in walked)  # the walk lifted episodes within reach
+        assert ranged and all(ranged)  # questions with a time range were ranked within reach

@@ -240,8 +240,13 @@ def recall(
     known = visible.copy()  # recorded by the as-of time
 
     # 3. Time: ranges named in the question, "when" questions, first/latest intent.
+    # (within reach, a range's share of memory is still taken over every episode)
+    every = None if reach is None else (
+        scope.ep_ts, scope.ep_event_lo, scope.ep_event_hi,
+        np.ones(scope.ep_rowid.size, dtype=bool) if include_hidden else ~scope.ep_hidden,
+    )
     ep_base, time_sig, order_sig, visible = _time_signals(
-        at(scope.ep_ts), at(scope.ep_event_lo), at(scope.ep_event_hi), ep_base, visible, analysis, w
+        at(scope.ep_ts), at(scope.ep_event_lo), at(scope.ep_event_hi), ep_base, visible, analysis, w, every
     )
 
     # 4. Context.
@@ -427,11 +432,12 @@ def _reach(
     """The episodes a score can reach other than through its session or segment (sorted
     positions): the candidates' episodes, their neighbours and the speakers' threads around
     them, the exact lookups' holders and what the graph walk ``walked`` reached. None (score
-    every episode) when a signal needs them all: time ranges (a range's share of memory), as-of
-    searches, advice threads, a graph walk seeded from the ranking; or when the reach is a large
-    share of the memory anyway."""
+    every episode) when a signal needs them all: as-of searches (a segment is hidden by a member
+    recorded later), advice threads, a graph walk seeded from the ranking; or when the reach is
+    a large share of the memory anyway. Time ranges only multiply relevance or filter, which
+    leaves an episode beyond the reach at 0 (their share of memory is taken over every episode)."""
     n = scope.ep_rowid.size
-    if (analysis.ranges and w.time > 0) or as_of_ts is not None or (w.graph > 0 and graph is not None and walked is None):
+    if as_of_ts is not None or (w.graph > 0 and graph is not None and walked is None):
         return None
     if analysis.asks_advice and w.thread > 0 and w.preference > 0:
         return None
@@ -492,28 +498,39 @@ def _segment_support(
 def _time_signals(
     ts: np.ndarray, lo: np.ndarray, hi: np.ndarray, ep_base: np.ndarray, visible: np.ndarray,
     analysis: QueryAnalysis, w: Weights,
+    every: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reweight episode relevance by time; returns (relevance, time signal, order signal, visible).
 
     Explicit ranges ("in 2022") filter — unless nothing relevant lies inside them, when they
     fall back to boosting; soft ranges ("two weeks ago") boost what lies in or near them.
+    ``every``: (ts, lo, hi, visible) of every episode, when the others are only those within
+    reach: a soft range's share of memory is taken over them (the rest depends only on
+    relevance, which is 0 beyond the reach, and is multiplied).
     """
     n = ep_base.size
     time_sig = np.zeros(n)
     order_sig = np.zeros(n)
     if n == 0:
         return ep_base, time_sig, order_sig, visible
+    every_visible = every[3] if every is not None else visible
     for r in analysis.ranges if w.time > 0 else ():
         if r.explicit:
             inside = in_range(ts, lo, hi, r)
             if (ep_base * inside).max() > 0:
                 visible = visible & inside
+                if every is not None:
+                    every_visible = every_visible & in_range(every[0], every[1], every[2], r)
                 ep_base = np.where(inside, ep_base, 0.0)
                 continue
         close = range_closeness(ts, lo, hi, r)
         # A range most of memory falls in tells little ("last week" over ten days of chats):
         # the boost shrinks with the share of (visible) episodes inside it.
-        share = float((close[visible] > 0).mean()) if visible.any() else 0.0
+        if every is None:
+            share = float((close[visible] > 0).mean()) if visible.any() else 0.0
+        else:
+            every_close = range_closeness(every[0], every[1], every[2], r)
+            share = float((every_close[every_visible] > 0).mean()) if every_visible.any() else 0.0
         time_sig = np.maximum(time_sig, close * (1.0 - share))
     factor = 1.0 + w.time * time_sig
     if analysis.asks_when and w.when > 0:
