@@ -10,9 +10,9 @@ beside the database file ``memory.db``::
 A snapshot is written to a new folder and becomes current by replacing ``CURRENT`` (an atomic
 rename), so a crash at any moment leaves the previous snapshot or none, never half of one.
 It is a cache of what the database holds: opened only if it was made from this database
-(``store_id``), in this format, and the user's journal since its version holds only appends —
-which the normal refresh then reads from the database. Anything else: the index is rebuilt
-from the episodes, as when there is no snapshot.
+(``store_id``), in this format (or one it upgrades, ``UPGRADED``), and the user's journal since
+its version holds only appends — which the normal refresh then reads from the database.
+Anything else: the index is rebuilt from the episodes, as when there is no snapshot.
 """
 
 from __future__ import annotations
