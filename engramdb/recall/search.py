@@ -252,13 +252,14 @@ def recall(
     # 4. Context.
     neigh = neighbour_support(ep_base, links(scope.ep_prev), links(scope.ep_next)) if w.neighbours > 0 else np.zeros(n_eps)
     thread = neighbour_support(ep_base, links(scope.ep_prev_own), links(scope.ep_next_own)) if w.thread > 0 else np.zeros(n_eps)
-    if analysis.asks_advice and w.thread > 0 and w.preference > 0:  # (never with ``reach``)
+    if analysis.asks_advice and w.thread > 0 and w.preference > 0:
         # The tastes a person tells in one conversation go together ("I listen to podcasts on my
         # commute" ... "I'm into the history ones"): for advice, a preference's thread reaches
         # the best other preference the same speaker told in the session, past any replies.
         told = np.flatnonzero(prefs & visible)
-        who = _speaker_of(scope, told)
-        by = scope.ep_session[told] * (int(who.max(initial=0)) + 2) + who + 1  # (session, speaker)
+        eps = told if reach is None else reach[told]
+        who = _speaker_of(scope, eps)
+        by = scope.ep_session[eps] * (int(who.max(initial=0)) + 2) + who + 1  # (session, speaker)
         thread = np.maximum(thread, best_other_in_group(ep_base, told, by))
     sess = session_support(ep_base, at(scope.ep_session), scope.n_sessions) if w.session > 0 else np.zeros(n_eps)
     seg, seg_best = (
@@ -433,16 +434,18 @@ def _reach(
     positions): the candidates' episodes, their neighbours and the speakers' threads around
     them, the exact lookups' holders and what the graph walk ``walked`` reached. None (score
     every episode) when a signal needs them all: as-of searches (a segment is hidden by a member
-    recorded later), advice threads, a graph walk seeded from the ranking; or when the reach is
-    a large share of the memory anyway. Time ranges only multiply relevance or filter, which
-    leaves an episode beyond the reach at 0 (their share of memory is taken over every episode)."""
+    recorded later), a graph walk seeded from the ranking; or when the reach is a large share of
+    the memory anyway. Time ranges only multiply relevance or filter, which leaves an episode
+    beyond the reach at 0 (their share of memory is taken over every episode). For advice, a
+    preference's thread reaches the other preferences its speaker told in the session: those
+    of the candidates' preferences are within reach too."""
     n = scope.ep_rowid.size
     if as_of_ts is not None or (w.graph > 0 and graph is not None and walked is None):
         return None
-    if analysis.asks_advice and w.thread > 0 and w.preference > 0:
-        return None
     own = distinct(unit_ep[unit_ep >= 0])
     parts = [own, *holders]
+    if analysis.asks_advice and w.thread > 0 and w.preference > 0:
+        parts.append(_told_along(scope, own))
     if walked is not None:
         parts.append(np.flatnonzero(walked > 0))
     if w.neighbours > 0:
@@ -452,6 +455,21 @@ def _reach(
     reach = union(*parts)
     reach = reach[reach >= 0]
     return reach if reach.size <= REACH_SHARE * n else None
+
+
+def _told_along(scope: ScopeIndex, eps: np.ndarray) -> np.ndarray:
+    """The preference episodes (positions) told by the same speaker in the same session as one
+    of the preference episodes among ``eps``."""
+    told = eps[scope.ep_preference[eps]]
+    if told.size == 0:
+        return told
+    every = np.flatnonzero(scope.ep_preference)
+    same = every[np.isin(scope.ep_session[every], scope.ep_session[told])]
+
+    def pair(e: np.ndarray) -> np.ndarray:  # (session, speaker) as one key
+        return (scope.ep_session[e].astype(np.int64) << 32) | (_speaker_of(scope, e) + 1)
+
+    return same[np.isin(pair(same), pair(told))]
 
 
 def _segment_support(
