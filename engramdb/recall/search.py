@@ -460,16 +460,18 @@ def _reach(
 def _told_along(scope: ScopeIndex, eps: np.ndarray) -> np.ndarray:
     """The preference episodes (positions) told by the same speaker in the same session as one
     of the preference episodes among ``eps``."""
-    told = eps[scope.ep_preference[eps]]
+    told: np.ndarray = eps[scope.ep_preference[eps]]
     if told.size == 0:
         return told
     every = np.flatnonzero(scope.ep_preference)
     same = every[np.isin(scope.ep_session[every], scope.ep_session[told])]
 
     def pair(e: np.ndarray) -> np.ndarray:  # (session, speaker) as one key
-        return (scope.ep_session[e].astype(np.int64) << 32) | (_speaker_of(scope, e) + 1)
+        key: np.ndarray = (scope.ep_session[e].astype(np.int64) << 32) | (_speaker_of(scope, e) + 1)
+        return key
 
-    return same[np.isin(pair(same), pair(told))]
+    along: np.ndarray = same[np.isin(pair(same), pair(told))]
+    return along
 
 
 def _segment_support(
