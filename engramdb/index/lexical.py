@@ -285,10 +285,21 @@ class LexicalIndex:
             hit = np.flatnonzero(s > 0)
         if hit.size == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if hit.size > k:
-            hit = hit[np.argpartition(-s[hit], k - 1)[:k]]
+        hit = _top(hit, s[hit], k)
         order = hit[np.lexsort((hit, -s[hit]))]
         return order.astype(np.int64), s[order]
+
+
+def _top(docs: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best of ``docs`` (ascending) by ``scores``; of those tied at the cut, the
+    earliest. (``argpartition`` alone picks among ties by where they lie in the array, so the
+    same scores could keep different documents from one index layout to another.)"""
+    if docs.size <= k:
+        return docs
+    cut = np.partition(-scores, k - 1)[k - 1]
+    above = docs[-scores < cut]
+    kept: np.ndarray = np.concatenate([above, docs[-scores == cut][: k - above.size]])
+    return kept
 
 
 def _merge(sorted_part: _Arrays, tail: tuple[_Arrays, ...]) -> _Arrays:
