@@ -128,6 +128,41 @@ def test_search_between_appends_equals_a_fresh_index() -> None:
                 assert got.tolist() == best  # of a tie at the cut, the earliest
 
 
+def test_search_skips_common_terms_yet_ranks_as_every_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Top-k search stops reading a common term's postings once it cannot lift another document
+    into the top k (MaxScore): its results are still exactly the best k of every document's
+    score, ties earliest first, as documents arrive and the mean length grows and shrinks."""
+    from engramdb.index import lexical
+
+    rng = random.Random(5)
+    vocab = [f"w{i}" for i in range(2000)]
+    weights = [1.0 / (i + 1) for i in range(len(vocab))]  # Zipf: a few words in most documents
+    names = ["Ana Lima", "Ben", "w3 Carla", "Dev"]  # a name holding a word of the texts
+    narrowed = []  # terms read for the documents found only
+    real_parts = lexical._Term.parts
+
+    def spy(self, view, among=None, found=None):  # type: ignore[no-untyped-def]
+        if among is not None:
+            narrowed.append(1)
+        return real_parts(self, view, among, found)
+
+    monkeypatch.setattr(lexical._Term, "parts", spy)
+    grown = LexicalIndex()
+    grown.merge_at = 3000  # merges and a live tail along the way
+    for step in range(10):
+        longest = (6, 40, 12, 60, 8, 30, 50, 5, 25, 45)[step]  # the mean length goes up and down
+        chunk = [" ".join(rng.choices(vocab, weights, k=rng.randint(1, longest))) for _ in range(rng.randint(300, 900))]
+        grown.append([encode_terms(d) for d in chunk], [rng.choice(names) for _ in chunk])
+        for q in ("w0 w1 w1500", "w3 w2 w700 w701", "ben w0 w5 w1999", "w1 w0", "w900 w2 w4 w6 w8", "carla w10 w0"):
+            for k in (1, 10, 50, 400):
+                got, scores = grown.search(query_keys(q), k)
+                full = grown.scores(query_keys(q))
+                best = sorted(np.flatnonzero(full > 0).tolist(), key=lambda i: (-full[i], i))[:k]
+                assert got.tolist() == best, (step, q, k)
+                assert scores.tolist() == full[best].tolist()
+    assert len(narrowed) > 50  # common terms were read for the documents found only
+
+
 def test_term_blobs_round_trip() -> None:
     blobs = [encode_terms("the cat sat on the cat"), encode_terms(""), encode_terms("Dogs, dogs and DOGS!")]
     doc, keys, counts, lengths = decode_terms(blobs)

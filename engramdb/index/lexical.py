@@ -32,6 +32,7 @@ _TF_BITS = 16
 _TF_MAX = (1 << _TF_BITS) - 1
 _stemmer = snowballstemmer.stemmer("porter")
 _Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # postings: term keys, documents, counts
+POOL = 4096  # documents whose k-th best score bounds what a search must read (see ``search``)
 
 
 @lru_cache(maxsize=262_144)
@@ -219,39 +220,38 @@ class LexicalIndex:
 
         Reads a snapshot of the arrays, so a concurrent ``append`` cannot tear a query.
         """
-        return self._scores(keys)[0]
+        view = self._view()
+        out = np.zeros(view.n, dtype=np.float32)
+        for term in self._terms_of(keys, view):
+            for docs, part in term.parts(view):
+                out[docs] += part
+        return out
 
-    def _scores(self, keys: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """:meth:`scores`, and the documents each term touched (a document may be in several)."""
+    def _view(self) -> _View:
+        """The arrays a query reads, as they are now (an ``append`` replaces them, never changes them)."""
         length, speaker = self._length, self._speaker
         n = min(length.size, speaker.size)
-        length, speaker = length[:n], speaker[:n]
-        base, tail = self._postings
-        out = np.zeros(n, dtype=np.float32)
-        touched: list[np.ndarray] = []
-        if n == 0 or not keys:
-            return out, touched
-        sp_len = np.asarray(self._speaker_length, dtype=np.float32)
         avg_len, sp_avg = self._averages
-        for key in keys:
+        return _View(n, length[:n], speaker[:n], np.asarray(self._speaker_length, dtype=np.float32), avg_len, sp_avg)
+
+    def _terms_of(self, keys: Sequence[int], view: _View) -> list[_Term]:
+        """The query terms that match any document, rarest first (ties in query order): the
+        order their scores are added in, so that :meth:`search` may stop reading common ones."""
+        n = view.n
+        base, tail = self._postings
+        terms = []
+        for key in keys if n else ():
             docs, tf = _postings(key, base, tail, n)
-            sp_codes = tuple(c for c, ks in enumerate(self._speaker_keys) if key in ks)
-            sp_docs = self._speaker_docs(sp_codes, speaker) if sp_codes else np.zeros(0, dtype=np.int64)
+            codes = tuple(c for c, ks in enumerate(self._speaker_keys) if key in ks)
+            sp_docs = self._speaker_docs(codes, view.speaker) if codes else np.zeros(0, dtype=np.int64)
             if docs.size == 0 and sp_docs.size == 0:
                 continue
-            both = int(np.isin(speaker[docs], sp_codes).sum()) if sp_codes and docs.size else 0
+            both = int(np.isin(view.speaker[docs], codes).sum()) if codes and docs.size else 0
             df = docs.size + sp_docs.size - both
             idf = float(np.log((n - df + 0.5) / (df + 0.5)))
-            idf = idf if idf > 0 else 1e-6  # as FTS5: a term in most documents still counts a little
-            if docs.size:
-                norm = K1 * (1 - B + B * length[docs] / avg_len)
-                out[docs] += idf * tf * (K1 + 1) / (tf + norm)
-                touched.append(docs)
-            if sp_docs.size:
-                norm_sp = K1 * (1 - B + B * sp_len[speaker[sp_docs]] / sp_avg)
-                out[sp_docs] += SPEAKER_WEIGHT * idf * (K1 + 1) / (1 + norm_sp)
-                touched.append(sp_docs)
-        return out, touched
+            terms.append(_Term(docs, tf, codes, sp_docs, idf if idf > 0 else 1e-6))  # as FTS5: a common term counts a little
+        order = sorted(range(len(terms)), key=lambda i: -terms[i].idf)
+        return [terms[i] for i in order]
 
     def _speaker_docs(self, codes: tuple[int, ...], speaker: np.ndarray) -> np.ndarray:
         """The documents (ascending) among ``speaker``'s whose speaker is one of ``codes``: kept
@@ -276,18 +276,112 @@ class LexicalIndex:
         return docs
 
     def search(self, keys: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k documents by BM25: (positions, scores), best first; only documents that match."""
-        s, touched = self._scores(keys)
-        if sum(d.size for d in touched) < s.size // 8:  # few postings: not every document read
-            seen = union(*touched) if touched else np.zeros(0, dtype=np.int64)
-            hit = seen[s[seen] > 0]  # ascending, as the scan below gives them
-        else:
-            hit = np.flatnonzero(s > 0)
-        if hit.size == 0 or k <= 0:
+        """Top-k documents by BM25: (positions, scores), best first; only documents that match.
+
+        The same as ranking :meth:`scores`, without reading every posting of the common terms
+        (MaxScore): terms are added rarest first, and once the most that the terms left could
+        add to a document stays below the k-th best score so far, a document that none of the
+        terms read holds can no longer rank; the terms left are then read for the documents
+        found only.
+        """
+        view = self._view()
+        terms = self._terms_of(keys, view)
+        if not terms or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        hit = _top(hit, s[hit], k)
-        order = hit[np.lexsort((hit, -s[hit]))]
-        return order.astype(np.int64), s[order]
+        out = np.zeros(view.n, dtype=np.float32)
+        bounds = [t.bound(view) for t in terms]
+        left = float(sum(bounds))  # the most the terms not read yet could add
+        pool = np.zeros(0, dtype=np.int64)  # some documents found (distinct): the k-th best of them
+        cap = max(POOL, k)  # (a pool short of k documents holds every document found)
+        kth, read = 0.0, 0
+        for term, bound in zip(terms, bounds):
+            # (margins for float32 rounding: the bounds hold for exact sums)
+            if pool.size >= k and left * (1 + 1e-4) < kth * (1 - 1e-4):
+                break
+            for docs, part in term.parts(view):
+                out[docs] += part
+                if pool.size < cap:
+                    pool = union(pool, docs[:cap])
+            left -= bound
+            read += 1
+            if pool.size >= k:
+                kth = float(np.partition(out[pool], pool.size - k)[pool.size - k])
+        if pool.size < k:  # it holds every document found
+            hit = pool
+        else:  # a document ranks only if its score so far, and the most the rest could add, reach the k-th
+            least = kth * (1 - 1e-4) - max(left, 0.0) * (1 + 1e-4)
+            hit = union(*(d[out[d] >= least] for t in terms[:read] for d in (t.docs, t.sp_docs) if d.size))
+        for term in terms[read:]:  # only the documents found can rank: the rest of their scores
+            for docs, part in term.parts(view, among=hit, found=out):
+                out[docs] += part
+        hit = hit[out[hit] > 0]
+        hit = _top(hit, out[hit], k)
+        order = hit[np.lexsort((hit, -out[hit]))]
+        return order.astype(np.int64), out[order]
+
+
+class _View:
+    """What a query reads of a :class:`LexicalIndex`: its first ``n`` documents' lengths and
+    speakers, the speaker names' lengths, and the mean lengths BM25 normalises by."""
+
+    __slots__ = ("n", "length", "speaker", "sp_len", "avg_len", "sp_avg")
+
+    def __init__(self, n: int, length: np.ndarray, speaker: np.ndarray, sp_len: np.ndarray,
+                 avg_len: float, sp_avg: float) -> None:
+        self.n, self.length, self.speaker, self.sp_len = n, length, speaker, sp_len
+        self.avg_len, self.sp_avg = avg_len, sp_avg
+
+
+class _Term:
+    """One query term's postings: in the text (``docs``, counts ``tf``), and the documents of
+    the speakers whose name holds it (``codes``, ``sp_docs``), with its ``idf``."""
+
+    __slots__ = ("docs", "tf", "codes", "sp_docs", "idf")
+
+    def __init__(self, docs: np.ndarray, tf: np.ndarray, codes: tuple[int, ...], sp_docs: np.ndarray, idf: float) -> None:
+        self.tf, self.codes, self.sp_docs, self.idf = tf, codes, sp_docs, idf
+        self.docs = docs.astype(np.intp)  # (numpy indexes by intp: converted once, not per use)
+
+    def parts(self, view: _View, among: np.ndarray | None = None, found: np.ndarray | None = None,
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(documents, BM25 of this term) for the text, then the speaker's name. With ``among``
+        (sorted positions) and ``found`` (the scores so far, above 0 for each of ``among``): for
+        those only, and maybe for other documents ``found`` holds above 0 (which do no harm)."""
+        docs, tf, sp_docs = self.docs, self.tf, self.sp_docs
+        if among is not None and found is not None:
+            if docs.size > 16 * among.size:  # each of ``among`` looked up in the postings (documents ascend)
+                at = np.minimum(np.searchsorted(docs, among), docs.size - 1)
+                held = at[docs[at] == among]
+                docs, tf = docs[held], tf[held]
+            elif docs.size:
+                held = np.flatnonzero(found[docs] > 0)
+                docs, tf = docs[held], tf[held]
+            if sp_docs.size > among.size:
+                sp_docs = among[np.isin(view.speaker[among], self.codes)]
+            elif sp_docs.size:
+                sp_docs = sp_docs[found[sp_docs] > 0]
+        out = []
+        if docs.size:
+            tf = tf.astype(np.float32)
+            norm = K1 * (1 - B + B * view.length[docs] / view.avg_len)
+            out.append((docs, self.idf * tf * (K1 + 1) / (tf + norm)))
+        if sp_docs.size:
+            norm_sp = K1 * (1 - B + B * view.sp_len[view.speaker[sp_docs]] / view.sp_avg)
+            out.append((sp_docs, SPEAKER_WEIGHT * self.idf * (K1 + 1) / (1 + norm_sp)))
+        return out
+
+    def bound(self, view: _View) -> float:
+        """The most this term adds to any document's score: its highest count in a document of
+        length 0, and its speakers' shortest name. (Bounds kept from the scores once read were
+        tighter, and made no difference to the time at 1M episodes.)"""
+        most = 0.0
+        if self.docs.size:
+            tf = float(self.tf.max())
+            most += self.idf * (K1 + 1) * tf / (tf + K1 * (1 - B))
+        if self.codes:
+            shortest = float(view.sp_len[list(self.codes)].min())
+            most += SPEAKER_WEIGHT * self.idf * (K1 + 1) / (1 + K1 * (1 - B + B * shortest / view.sp_avg))
+        return most
 
 
 def _top(docs: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
@@ -324,5 +418,5 @@ def _postings(key: int, base: _Arrays, tail: tuple[_Arrays, ...], n: int) -> tup
             docs.append(t_doc[hit])
             tfs.append(t_tf[hit])
     if len(docs) == 1:
-        return docs[0], tfs[0].astype(np.float32)
-    return np.concatenate(docs), np.concatenate(tfs).astype(np.float32)
+        return docs[0], tfs[0]
+    return np.concatenate(docs), np.concatenate(tfs)
