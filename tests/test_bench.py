@@ -365,7 +365,7 @@ def test_bench_poisoning_scores_a_labelled_set_and_counts_chat_flags(tmp_path: P
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "x", "label": "maybe"}\n')
     res = CliRunner().invoke(main, ["bench", "poisoning", "--labelled", str(bad)])
-    assert res.exit_code != 0 and "attack or benign" in res.output
+    assert res.exit_code != 0 and "attack or benign" in " ".join(res.output.split())
 
 
 def test_bench_forgetting_archives_to_capacity_and_measures_recognition(tmp_path: Path) -> None:
@@ -411,7 +411,7 @@ def test_bench_structure_scores_amounts_and_places_on_a_labelled_set(tmp_path: P
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"rows": []}\n')
     res = CliRunner().invoke(main, ["bench", "structure", "--labelled", str(bad)])
-    assert res.exit_code != 0 and "needs 'text' and 'rows'" in res.output
+    assert res.exit_code != 0 and "needs 'text' and 'rows'" in " ".join(res.output.split())  # (wrapped at the path's length)
 
 
 def test_instances_shown_in_context_and_counting_questions() -> None:
