@@ -172,3 +172,26 @@ def test_a_first_person_anchor_is_the_users_own_statement(mem: Memory) -> None:
     assert "red tent" in hits[0].text
     [event] = [h for h in hits if h.signals.get("anchor")]
     assert event.episodes[0].role == "user" and event.text == said
+
+
+def test_range_touches_is_where_closeness_is_above_zero() -> None:
+    """The share of memory a time range covers is counted with ``range_touches`` over every
+    episode: it must be exactly where ``range_closeness`` is above 0 (said or mentioned times,
+    margins, missing event times, ranges open on one side)."""
+    import numpy as np
+
+    from engramdb.recall.query import _OPEN, TimeRange, range_closeness, range_touches
+
+    rng = np.random.default_rng(1)
+    n = 50_000
+    ts = rng.uniform(0, 1e8, n)
+    lo = np.where(rng.random(n) < 0.3, rng.uniform(0, 1e8, n), np.nan)
+    hi = lo + rng.uniform(0, 1e6, n)
+    day = 86400.0
+    edges = np.concatenate([ts[:50], lo[:50][~np.isnan(lo[:50])]])  # ranges starting on an episode's time
+    for start in np.concatenate([rng.uniform(0, 1e8, 60), edges]):
+        for width in (day, 7 * day, 30 * day, _OPEN):
+            r = TimeRange(float(start), float(start + width), False)
+            touched = range_touches(ts, lo, hi, r)
+            assert np.array_equal(touched, range_closeness(ts, lo, hi, r) > 0)
+    assert range_touches(ts, lo, hi, TimeRange(5e7, 5e7 + 7 * day, False)).any()

@@ -281,6 +281,19 @@ def range_closeness(ep_ts: np.ndarray, ev_lo: np.ndarray, ev_hi: np.ndarray, r: 
     return np.asarray(np.maximum(said, mentioned), dtype=np.float64)
 
 
+def range_touches(ep_ts: np.ndarray, ev_lo: np.ndarray, ev_hi: np.ndarray, r: TimeRange) -> np.ndarray:
+    """``range_closeness(...) > 0``, without the closeness itself: which episodes the range (and
+    its margin) reaches. Cheaper over every episode, where only the range's share is wanted."""
+    half_open = r.hi - r.lo > _OPEN / 2
+    margin = 0.0 if half_open else max(3 * 86400.0, 0.5 * (r.hi - r.lo))
+
+    def touches(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # (NaN: never)
+        gap = np.maximum(0.0, np.maximum(r.lo - hi, lo - r.hi))
+        return np.asarray(gap == 0 if margin == 0 else gap / margin < 1.0, dtype=bool)
+
+    return np.asarray(touches(ep_ts, ep_ts) | touches(ev_lo, ev_hi), dtype=bool)
+
+
 def in_range(ep_ts: np.ndarray, ev_lo: np.ndarray, ev_hi: np.ndarray, r: TimeRange) -> np.ndarray:
     said = (ep_ts >= r.lo) & (ep_ts <= r.hi)
     mentioned = ~np.isnan(ev_lo) & (np.nan_to_num(ev_lo) <= r.hi) & (np.nan_to_num(ev_hi) >= r.lo)

@@ -35,7 +35,7 @@ from .fusion import (
 )
 from ..index.lexical import query_keys, term_key
 from ..index.arrays import distinct, union
-from .query import QueryAnalysis, exact_words, in_range, range_closeness
+from .query import QueryAnalysis, exact_words, in_range, range_closeness, range_touches
 from .scope import ScopeIndex
 
 
@@ -549,8 +549,8 @@ def _time_signals(
         if every is None:
             share = float((close[visible] > 0).mean()) if visible.any() else 0.0
         else:
-            every_close = range_closeness(every[0], every[1], every[2], r)
-            share = float((every_close[every_visible] > 0).mean()) if every_visible.any() else 0.0
+            touched = range_touches(every[0], every[1], every[2], r)
+            share = float(touched[every_visible].mean()) if every_visible.any() else 0.0
         time_sig = np.maximum(time_sig, close * (1.0 - share))
     factor = 1.0 + w.time * time_sig
     if analysis.asks_when and w.when > 0:
