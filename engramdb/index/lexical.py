@@ -312,7 +312,11 @@ class LexicalIndex:
             hit = pool
         else:  # a document ranks only if its score so far, and the most the rest could add, reach the k-th
             least = kth * (1 - 1e-4) - max(left, 0.0) * (1 + 1e-4)
-            hit = union(*(d[out[d] >= least] for t in terms[:read] for d in (t.docs, t.sp_docs) if d.size))
+            lists = [d for t in terms[:read] for d in (t.docs, t.sp_docs) if d.size]
+            if sum(d.size for d in lists) > view.n // 8:  # many postings read: one pass over the scores
+                hit = np.flatnonzero(out >= least)
+            else:
+                hit = union(*(d[out[d] >= least] for d in lists))
         for term in terms[read:]:  # only the documents found can rank: the rest of their scores
             for docs, part in term.parts(view, among=hit, found=out):
                 out[docs] += part
