@@ -129,8 +129,8 @@ def test_search_between_appends_equals_a_fresh_index() -> None:
 
 
 def test_search_skips_common_terms_yet_ranks_as_every_score(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Top-k search stops reading a common term's postings once it cannot lift another document
-    into the top k (MaxScore): its results are still exactly the best k of every document's
+    """Top-k search reads a term only for the documents that can still reach the k-th best
+    score (MaxScore, per document): its results are still exactly the best k of every document's
     score, ties earliest first, as documents arrive and the mean length grows and shrinks."""
     from engramdb.index import lexical
 
@@ -141,10 +141,10 @@ def test_search_skips_common_terms_yet_ranks_as_every_score(monkeypatch: pytest.
     narrowed = []  # terms read for the documents found only
     real_parts = lexical._Term.parts
 
-    def spy(self, view, among=None, found=None):  # type: ignore[no-untyped-def]
-        if among is not None:
+    def spy(self, view, least=None, found=None):  # type: ignore[no-untyped-def]
+        if least is not None:
             narrowed.append(1)
-        return real_parts(self, view, among, found)
+        return real_parts(self, view, least, found)
 
     monkeypatch.setattr(lexical._Term, "parts", spy)
     grown = LexicalIndex()
@@ -160,7 +160,7 @@ def test_search_skips_common_terms_yet_ranks_as_every_score(monkeypatch: pytest.
                 best = sorted(np.flatnonzero(full > 0).tolist(), key=lambda i: (-full[i], i))[:k]
                 assert got.tolist() == best, (step, q, k)
                 assert scores.tolist() == full[best].tolist()
-    assert len(narrowed) > 50  # common terms were read for the documents found only
+    assert len(narrowed) > 50  # terms were read for the documents that could rank only
 
 
 def test_term_blobs_round_trip() -> None:
