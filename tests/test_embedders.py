@@ -83,3 +83,40 @@ def test_plugin_registered_embedder_is_found() -> None:
         assert make_embedder("fake-plugin").dimensions == 8
     finally:
         plugins.pm.unregister(p)
+
+
+def test_a_question_and_its_pieces_are_embedded_in_one_call(
+    tmp_path: Path, real_embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question recalled piece by piece ("which came first, X or Y?") embeds itself and its
+    pieces in one call to the model, into the same vectors as one by one; asked again, none."""
+    from datetime import datetime, timezone
+
+    from engramdb import Memory
+    from engramdb.recall.query import facets
+
+    with Memory(tmp_path / "m.db", embedder=real_embedder) as mem:
+        mem.add([{"role": "user", "content": "We drove down to the coast on a road trip with my sister."}],
+                user_id="u", session_id="trip", timestamp="2024-03-02T10:00:00")
+        mem.add([{"role": "user", "content": "We adopted a puppy from the shelter today, a beagle."}],
+                user_id="u", session_id="dog", timestamp="2024-05-11T10:00:00")
+        calls: list[list[str]] = []
+        model_embed = real_embedder.embed
+
+        def counted(texts):  # type: ignore[no-untyped-def]
+            calls.append(list(texts))
+            return model_embed(texts)
+
+        monkeypatch.setattr(real_embedder, "embed", counted)
+        question = "Which came first, the road trip to the coast or adopting the puppy?"
+        pieces = facets(question, datetime.now(timezone.utc))
+        assert len(pieces) == 2
+        hits = mem.search(question, user_id="u", limit=5)
+        assert calls == [[question, *pieces]]
+        assert {e.session_id for h in hits[:2] for e in h.episodes} == {"trip", "dog"}  # each piece found its event
+        vectors = mem._recall.query_vectors([question, *pieces])
+        mem.search(question, user_id="u", limit=5)
+        assert len(calls) == 1  # asked again: every vector kept
+        for text, vec in zip([question, *pieces], vectors):
+            assert vec is not None
+            np.testing.assert_allclose(vec, model_embed([text])[0], atol=1e-6)
