@@ -25,6 +25,8 @@ import numpy as np
 from ..errors import EmbedderError, MissingDependencyError
 
 _BUNDLED_MODELS = "data/models"
+#: Calls of at most this many texts (a query and its pieces) run on the session whose idle threads sleep.
+QUIET_TEXTS = 8
 
 
 class Embedder(ABC):
@@ -127,10 +129,10 @@ class OnnxEmbedder(Embedder):
         self._tokenizer.enable_truncation(max_tokens)
         self._tokenizer.no_padding()  # batches are padded by length group in _embed_all
         # Two sessions of one model. Batches (ingest) run with spinning worker threads, which
-        # keeps them busy between the small batches of a message; a single text (a query) runs
-        # on a session whose idle workers sleep, as spinning threads steal the cores search needs
-        # right after the query is embedded (measured: ~10 ms more per search at 100k episodes;
-        # without spinning, ingest of 20-message calls was ~16 % slower).
+        # keeps them busy between the small batches of a message; a few texts (a query and its
+        # pieces) run on a session whose idle workers sleep, as spinning threads steal the cores
+        # search needs right after the query is embedded (measured: ~10 ms more per search at
+        # 100k episodes; without spinning, ingest of 20-message calls was ~16 % slower).
         def session(spin: bool) -> Any:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
@@ -156,11 +158,11 @@ class OnnxEmbedder(Embedder):
         self.dimensions = 0
         return int(self._run(["probe"]).shape[1])
 
-    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _forward(self, ids: np.ndarray, mask: np.ndarray, quiet: bool) -> np.ndarray:
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
-        hidden = (self._single if ids.shape[0] == 1 else self._session).run(None, feed)[0]
+        hidden = (self._single if quiet else self._session).run(None, feed)[0]
         if hidden.ndim == 2:  # the model pools already
             return np.asarray(hidden, dtype=np.float32)
         m = mask[:, :, None].astype(np.float32)
@@ -181,7 +183,7 @@ class OnnxEmbedder(Embedder):
                     n = len(encs[i].ids)
                     ids[row, :n] = encs[i].ids
                     mask[row, :n] = 1
-                vecs = self._forward(ids, mask)
+                vecs = self._forward(ids, mask, quiet=len(texts) <= QUIET_TEXTS)
                 if out.shape[1] == 0:
                     out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
                 out[idx] = vecs
