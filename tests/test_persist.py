@@ -70,6 +70,31 @@ def test_a_fresh_process_opens_the_saved_index(tmp_path: Path, save_small: None)
             _states_equal(mem._recall.index("u"), rebuilt._recall.index("u"))
 
 
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads the kernel's advice from /proc (Linux)")
+def test_arrays_read_at_scattered_places_are_mapped_without_read_ahead(tmp_path: Path, save_small: None) -> None:
+    """The vectors re-scored and the postings are read a few pages at a time: read ahead, every
+    page brought its neighbours into memory. Arrays read whole are still read ahead."""
+    path = tmp_path / "m.db"
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 60)
+        mem.search("topic3", user_id="u")
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        assert mem._recall.scope("u").saved_units > 0  # opened from the snapshot
+        flags: dict[str, str] = {}
+        name = ""
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 6:  # a mapping: address range ... path
+                name = Path(head[-1]).name if str(tmp_path) in line else ""
+            elif line.startswith("VmFlags:") and name:
+                flags[name] = line
+        assert {"vec_matrix.npy", "lex_doc.npy", "lex_term.npy", "ep_ts.npy", "lex_length.npy"} <= set(flags)
+        for scattered in ("vec_matrix.npy", "lex_doc.npy", "lex_term.npy", "lex_tf.npy", "terms_keys.npy"):
+            assert " rr" in flags[scattered], scattered  # MADV_RANDOM
+        for whole in ("ep_ts.npy", "lex_length.npy", "unit_ep.npy"):
+            assert " rr" not in flags[whole], whole
+
+
 def test_a_saved_index_is_not_trusted_after_a_delete_or_for_another_file(tmp_path: Path, save_small: None) -> None:
     path = tmp_path / "m.db"
     with Memory(path, embedder=HashEmbedder()) as mem:
