@@ -95,6 +95,56 @@ def test_arrays_read_at_scattered_places_are_mapped_without_read_ahead(tmp_path:
             assert " rr" not in flags[whole], whole
 
 
+def test_a_snapshot_opened_with_memory_to_spare_is_read_ahead_once(
+    tmp_path: Path, save_small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel is asked to read the arrays read at scattered places into the page cache, in
+    the background, when memory holds them with room to spare (from a cold page cache a search
+    would bring them in a page at a time), once per process; not when memory is short."""
+    path = tmp_path / "m.db"
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        _fill(mem, "u", 60)
+        mem.search("topic3", user_id="u")
+    monkeypatch.setattr(snapshot, "WARM_MIN_BYTES", 0)
+    monkeypatch.setattr(snapshot, "_warmed", set())
+    read: list[str] = []
+    asked: list[int] = []
+    threads: list[object] = []
+    real_open, real_advise, real_warm = os.open, os.posix_fadvise, snapshot.warm
+
+    def opened(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(file).endswith(".npy"):
+            read.append(Path(file).stem)
+        return real_open(file, *args, **kwargs)
+
+    def advised(fd, offset, length, advice):  # type: ignore[no-untyped-def]
+        asked.append(advice)
+        return real_advise(fd, offset, length, advice)
+
+    def warming(paths):  # type: ignore[no-untyped-def]
+        thread = real_warm(paths)
+        threads.append(thread)
+        return thread
+
+    monkeypatch.setattr(os, "open", opened)
+    monkeypatch.setattr(os, "posix_fadvise", advised)
+    monkeypatch.setattr(snapshot, "warm", warming)
+    monkeypatch.setattr(snapshot, "available_memory", lambda: 1_000)  # short of memory
+    with Memory(path, embedder=HashEmbedder()) as mem:
+        assert mem._recall.scope("u").saved_units > 0
+    assert threads == [None] and read == []
+    monkeypatch.setattr(snapshot, "available_memory", lambda: 1 << 40)
+    for _ in range(2):
+        with Memory(path, embedder=HashEmbedder()) as mem:
+            assert mem._recall.scope("u").saved_units > 0
+    assert threads[1] is not None and threads[2] is None  # once per process
+    threads[1].join(timeout=30)  # type: ignore[attr-defined]
+    assert asked and set(asked) == {os.POSIX_FADV_WILLNEED}
+    saved = {p.stem for p in (tmp_path / "m.db.idx").glob("*/*/*.npy")}
+    assert {"vec_matrix", "lex_doc", "lex_term", "ep_ts", "lex_length"} <= saved
+    assert sorted(read) == sorted(saved & snapshot.SCATTERED)  # each once; not those read whole
+
+
 def test_a_saved_index_is_not_trusted_after_a_delete_or_for_another_file(tmp_path: Path, save_small: None) -> None:
     path = tmp_path / "m.db"
     with Memory(path, embedder=HashEmbedder()) as mem:
