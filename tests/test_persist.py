@@ -100,7 +100,8 @@ def test_a_snapshot_opened_with_memory_to_spare_is_read_ahead_once(
 ) -> None:
     """The kernel is asked to read the arrays read at scattered places into the page cache, in
     the background, when memory holds them with room to spare (from a cold page cache a search
-    would bring them in a page at a time), once per process; not when memory is short."""
+    would bring them in a page at a time), once the index has answered its first search, once
+    per process; not when memory is short."""
     path = tmp_path / "m.db"
     with Memory(path, embedder=HashEmbedder()) as mem:
         _fill(mem, "u", 60)
@@ -132,12 +133,16 @@ def test_a_snapshot_opened_with_memory_to_spare_is_read_ahead_once(
     monkeypatch.setattr(snapshot, "available_memory", lambda: 1_000)  # short of memory
     with Memory(path, embedder=HashEmbedder()) as mem:
         assert mem._recall.scope("u").saved_units > 0
+        assert threads == []  # not before the index has answered
+        mem.search("topic3", user_id="u")
     assert threads == [None] and read == []
     monkeypatch.setattr(snapshot, "available_memory", lambda: 1 << 40)
     for _ in range(2):
         with Memory(path, embedder=HashEmbedder()) as mem:
             assert mem._recall.scope("u").saved_units > 0
-    assert threads[1] is not None and threads[2] is None  # once per process
+            mem.search("topic3", user_id="u")
+            mem.search("topic5", user_id="u")
+    assert len(threads) == 3 and threads[1] is not None and threads[2] is None  # once per process
     threads[1].join(timeout=30)  # type: ignore[attr-defined]
     assert asked and set(asked) == {os.POSIX_FADV_WILLNEED}
     saved = {p.stem for p in (tmp_path / "m.db.idx").glob("*/*/*.npy")}

@@ -196,9 +196,21 @@ class Recaller:
         """Hits for ``query`` in the user's memory, best first (arguments already validated);
         quarantined episodes only with ``include_hidden``, archived ones with ``include_archived``;
         with their :class:`~engramdb.model.Relevance` to the question."""
+        index = self.scope(user, include_archived)
+        hits = self._search(index, query, limit=limit, asked=asked, as_of_ts=as_of_ts, options=options,
+                            include_hidden=include_hidden)
+        if index.to_warm:  # opened from a snapshot: its files read in now that it has answered
+            paths, index.to_warm = index.to_warm, []
+            snapshot.warm(paths)
+        return hits
+
+    def _search(
+        self, index: ScopeIndex, query: str, *, limit: int, asked: datetime, as_of_ts: float | None,
+        options: RecallOptions, include_hidden: bool = False,
+    ) -> Hits:
         opts = options
         dense = opts.weights.dense > 0
-        with self.scope(user, include_archived).current(self.store, self._save) as scope:
+        with index.current(self.store, self._save) as scope:
             analysis = analyse(query, asked)
             # Full text and the query vector one after the other: each takes a few ms, and run side
             # by side on 2 cores they slowed each other down (measured: 12 ms for the query vector).

@@ -128,6 +128,7 @@ class ScopeIndex:
         self._last_own: dict[int, dict[str, int]] = {}  # session -> speaker -> their last position
         self.last_seq = 0
         self.saved_units = 0  # units the newest snapshot on disk holds (recall.snapshot)
+        self.to_warm: list[str] = []  # its files for the kernel to read in once it has answered (recall.snapshot.warm)
 
     #: Arrays saved as they are (see :meth:`state`).
     ARRAYS = (

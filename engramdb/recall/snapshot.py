@@ -41,7 +41,7 @@ UPGRADED = (3,)
 _POINTER = ".CURRENT.next"
 #: Arrays a search reads at scattered places: full vectors re-scored, the postings of its terms
 #: (term keys searched in halves), a passage's row id or terms. Read ahead, every page read
-#: brought its neighbours along (at 1M episodes 200 searches left the whole 9 GB index in
+#: brought its neighbours along (at 1M episodes 200 searches left the whole 6.9 GB snapshot in
 #: memory, 4.6 GB of it in the process's RSS); told not to, the pages read are about what a
 #: search touches. Arrays read whole (one value per episode or passage, the first pass's rows
 #: cluster by cluster) are still read ahead.
@@ -109,7 +109,7 @@ def load(root: Path, user_id: str, model: str | None, store_id: str) -> ScopeInd
         arrays = {k: _mapped(base / name / f"{k}.npy", k) for k in meta["arrays"]}
         scope = ScopeIndex.from_state(arrays, meta)
         scope.outdated = meta["format"] != FORMAT
-        warm([base / name / f"{k}.npy" for k in meta["arrays"] if k in SCATTERED])
+        scope.to_warm = [str(base / name / f"{k}.npy") for k in meta["arrays"] if k in SCATTERED]
         return scope
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         return None  # missing, removed by another process meanwhile, or damaged: rebuild
@@ -128,22 +128,25 @@ def _mapped(path: Path, key: str) -> np.ndarray:
     return np.asarray(mapped)
 
 
-def warm(paths: list[Path]) -> threading.Thread | None:
+def warm(paths: list[str]) -> threading.Thread | None:
     """Have the kernel read the files into the page cache, in the background, when memory holds
     them with room to spare (``WARM_SHARE`` of what is available, a memory cgroup's limit
     included): the arrays read at scattered places are not read ahead, so from a cold page cache
-    a search would bring them in a page at a time. Each snapshot is warmed once per process.
-    Returns the thread asking, or None."""
+    a search would bring them in a page at a time. Each snapshot is warmed once per process, once
+    it has answered a search: asked at once, the reads held up the first search's own (1.0 →
+    2.5–3 s at 1M episodes from a cold page cache; a CLI call asks one question and is gone).
+    The searches right after still wait behind them (at 1M, one or two for ~1–2 s), then run
+    from memory. Returns the thread asking, or None."""
     if not hasattr(os, "posix_fadvise"):
         return None
     try:
-        todo = [p for p in paths if str(p) not in _warmed]
-        size = sum(p.stat().st_size for p in todo)
+        todo = [p for p in paths if p not in _warmed]
+        size = sum(os.stat(p).st_size for p in todo)
     except OSError:
         return None
     if not todo or size < WARM_MIN_BYTES or size > WARM_SHARE * available_memory():
         return None
-    _warmed.update(str(p) for p in todo)
+    _warmed.update(todo)
 
     def ask() -> None:
         # (asked 8 MB at a time, as the kernel reads at most that much per request; reading the
