@@ -48,8 +48,9 @@ _POINTER = ".CURRENT.next"
 SCATTERED = frozenset({
     f"{prefix}{name}" for prefix in ("lex_", "seglex_") for name in ("term", "doc", "tf")
 } | {"vec_matrix", "segvec_matrix", "terms_keys", "terms_tf", "unit_rowid"})
-#: Those arrays are read through in the background when they take at most this share of the
-#: memory available, and at least ``WARM_MIN_BYTES`` (see :func:`warm`).
+#: The kernel is asked to read those arrays in, in the background, when they take at most this
+#: share of the memory available and at least ``WARM_MIN_BYTES``, ``WARM_STEP`` at a time (see
+#: :func:`warm`).
 WARM_SHARE = 0.5
 WARM_MIN_BYTES = 64 << 20
 WARM_STEP = 8 << 20
