@@ -95,6 +95,7 @@ def test_arrays_read_at_scattered_places_are_mapped_without_read_ahead(tmp_path:
             assert " rr" not in flags[whole], whole
 
 
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="asks the kernel through posix_fadvise")
 def test_a_snapshot_opened_with_memory_to_spare_is_read_ahead_once(
     tmp_path: Path, save_small: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
