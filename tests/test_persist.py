@@ -84,8 +84,8 @@ def test_arrays_read_at_scattered_places_are_mapped_without_read_ahead(tmp_path:
         name = ""
         for line in Path("/proc/self/smaps").read_text().splitlines():
             head = line.split()
-            if head and "-" in head[0] and len(head) >= 6:  # a mapping: address range ... path
-                name = Path(head[-1]).name if str(tmp_path) in line else ""
+            if head and "-" in head[0] and not head[0].endswith(":"):  # a mapping: address range ... [path]
+                name = Path(head[-1]).name if len(head) >= 6 and str(tmp_path) in line else ""  # (none: anonymous)
             elif line.startswith("VmFlags:") and name:
                 flags[name] = line
         assert {"vec_matrix.npy", "lex_doc.npy", "lex_term.npy", "ep_ts.npy", "lex_length.npy"} <= set(flags)
