@@ -247,11 +247,18 @@ def test_a_save_clears_what_killed_saves_left(tmp_path: Path, save_small: None) 
         assert not (base / name / snapshot._POINTER).exists()
 
 
-def test_a_snapshot_of_the_older_format_is_opened_and_saved_again_once(
-    tmp_path: Path, save_small: None, monkeypatch: pytest.MonkeyPatch
+def _near(got: list[tuple[list[str], float, str]], want: list[tuple[list[str], float, str]]) -> bool:
+    """The same hits in the same order, scores equal up to float rounding."""
+    return [h[0] for h in got] == [h[0] for h in want] and all(abs(a[1] - b[1]) < 1e-5 for a, b in zip(got, want))
+
+
+@pytest.mark.parametrize("older", [3, 4])
+def test_a_snapshot_of_an_older_format_is_opened_and_saved_again_once(
+    tmp_path: Path, save_small: None, monkeypatch: pytest.MonkeyPatch, older: int
 ) -> None:
-    """Format 3 lacks the clustered index's first pass: opened all the same (not rebuilt), the
-    pass is made on first use and the index saved again, once."""
+    """Format 3 lacks the clustered index's first pass, format 4 keeps its rows as float32, not
+    codes: opened all the same (not rebuilt), what is missing is made on first use and the index
+    saved again, once."""
     from engramdb.index import vector
 
     monkeypatch.setattr(vector, "EXACT_BELOW", 100)  # clustered, with a first pass on 16 of 64 axes
@@ -264,20 +271,32 @@ def test_a_snapshot_of_the_older_format_is_opened_and_saved_again_once(
     name = (base / "CURRENT").read_text()
     meta = json.loads((base / name / "meta.json").read_text())
     first_pass = [a for a in meta["arrays"] if a.endswith(("_basis", "_low"))]
-    assert "vec_low" in first_pass and meta["format"] == snapshot.FORMAT == 4
-    for a in first_pass:  # as format 3 saved it
+    assert "vec_low" in first_pass and meta["format"] == snapshot.FORMAT == 5
+    codes, scales = np.load(base / name / "vec_matrix.npy"), np.load(base / name / "vec_scales.npy")
+    assert codes.dtype == np.int8 and scales.shape == (codes.shape[0],)
+    if older == 3:  # as format 3 saved it
+        gone = first_pass
+    else:  # as format 4 saved it: the rows as float32
+        gone = ["vec_scales"]
+        np.save(base / name / "vec_matrix.npy", codes.astype(np.float32) * scales[:, None])
+    for a in gone:
         (base / name / f"{a}.npy").unlink()
-    meta["arrays"] = [a for a in meta["arrays"] if a not in first_pass]
-    (base / name / "meta.json").write_text(json.dumps({**meta, "format": 3}))
+    meta["arrays"] = [a for a in meta["arrays"] if a not in gone]
+    (base / name / "meta.json").write_text(json.dumps({**meta, "format": older}))
     with Memory(path, embedder=HashEmbedder()) as mem:
         assert mem._recall.scope("u").outdated
-        assert _ranking(mem, "u") == before
+        if older == 3:
+            assert _ranking(mem, "u") == before
+        else:  # the same rows, their similarities summed in another order
+            assert _near(_ranking(mem, "u"), before)
     upgraded = (base / "CURRENT").read_text()
-    assert upgraded != name and json.loads((base / upgraded / "meta.json").read_text())["format"] == 4
+    assert upgraded != name and json.loads((base / upgraded / "meta.json").read_text())["format"] == 5
+    assert np.array_equal(np.load(base / upgraded / "vec_matrix.npy"), codes)
+    assert np.allclose(np.load(base / upgraded / "vec_scales.npy"), scales, rtol=1e-6, atol=0)
     with Memory(path, embedder=HashEmbedder()) as mem:
         scope = mem._recall.scope("u")
         assert not scope.outdated and scope.saved_units == scope.units  # opened as it is
-        assert _ranking(mem, "u") == before
+        assert _ranking(mem, "u") == before if older == 3 else _near(_ranking(mem, "u"), before)
     assert (base / "CURRENT").read_text() == upgraded  # not saved again
 
 

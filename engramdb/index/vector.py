@@ -4,7 +4,7 @@ clusters (:class:`ClusteredIndex`) for scopes too large to scan at every search.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -119,15 +119,7 @@ class ExactIndex:
         return out
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        matrix, positions = self._rows()
-        n = matrix.shape[0]
-        if n == 0 or k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        sims = matrix @ np.asarray(query, dtype=np.float32)
-        k = min(k, n)
-        top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
-        order = top[np.argsort(-sims[top], kind="stable")]
-        return positions[order], sims[order].astype(np.float32)
+        return _exact(*self._rows(), query, k)
 
 
 #: Vectors up to which a :class:`ClusteredIndex` searches exactly (read when one is made).
@@ -138,6 +130,21 @@ EXACT_BELOW = 50_000
 LOW_DIMENSIONS = 96
 PROBE_LOW = 1.5
 REFINE = 8
+
+
+class _Stored(NamedTuple):
+    """A clustered index's arrays, read as one (see ``ClusteredIndex._view``)."""
+
+    matrix: np.ndarray  # float32 rows; int8 codes once grouped (then ``scales`` is set)
+    scales: np.ndarray | None  # float32, one per row: a row is its codes times its scale
+    positions: np.ndarray
+    centroids: np.ndarray
+    offsets: np.ndarray
+    first: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None  # the first pass: (axes, rows on them, their scales)
+
+    def rows(self, at: np.ndarray | slice) -> np.ndarray:
+        """The stored rows ``at``, as float32."""
+        return _rows_at(self.matrix, self.scales, at)
 
 
 class ClusteredIndex(ExactIndex):
@@ -152,11 +159,19 @@ class ClusteredIndex(ExactIndex):
 
     The probed rows are first scored in ``low`` dimensions (their projection on the principal axes
     of the rows, as FAISS's ``PCA + IVF + refine``): a quarter of the bytes, where the scan is
-    bound by memory bandwidth. The best ``refine`` × k of them are then scored exactly, so the
-    similarities returned are exact. Against an exact scan of every row (200 questions, k = 300),
-    probing 1.5× more clusters this way keeps more of the exact top 300 at 194k vectors (0.985
-    vs 0.978) in 2.9 ms instead of 4.5, and at 1.9M nearly as much (0.978 vs 0.992; the top 10:
-    1.000 vs 0.995) in 9.3 ms instead of 13.5 (benchmarks/README.md).
+    bound by memory bandwidth. The best ``refine`` × k of them are then scored in full. Against an
+    exact scan of every row (200 questions, k = 300), probing 1.5× more clusters this way keeps
+    more of the exact top 300 at 194k vectors (0.985 vs 0.978) in 2.9 ms instead of 4.5, and at
+    1.9M nearly as much (0.978 vs 0.992; the top 10: 1.000 vs 0.995) in 9.3 ms instead of 13.5
+    (benchmarks/README.md).
+
+    Once grouped, the rows and their first pass's are kept as int8 codes with one scale per row
+    (scalar quantization, as FAISS's ``SQ8``, but scaled per row, which suits unit vectors): a
+    quarter of the bytes of float32. Over many questions a search touches nearly every page of
+    both, and at 1M episodes they were 3.7 GB of the process's 4.6 GB resident; as codes, 0.94
+    GB. A similarity returned is within ~2e-3 of the exact one; of the exact top 300, 0.982 are
+    found at 194k vectors (0.983 with float32 rows) and 0.967 at 1.9M (0.971), in about the same
+    time (``benchmarks/vector_recall.py``).
 
     The tail is grouped into the clusters once it grows past a quarter of the grouped rows, and
     the centroids (and the axes) are trained again once the rows have doubled since their
@@ -174,26 +189,32 @@ class ClusteredIndex(ExactIndex):
         self.low = LOW_DIMENSIONS if low is None else low  # of the first pass (none if not fewer than the vectors')
         self.refine = REFINE if refine is None else refine
         self._seed = seed
+        self._scales: np.ndarray | None = None  # set once the rows are codes (see the class)
+        self._sbuf: np.ndarray | None = None
         self._basis = np.zeros((dimensions, 0), dtype=np.float32)  # the principal axes, one per column
         self._low: np.ndarray | None = None  # the rows on those axes, stored as the matrix is; None: to make
+        self._low_scales: np.ndarray | None = None  # (codes, as the rows; None only if opened as float32)
         self._lbuf: np.ndarray | None = None
+        self._lsbuf: np.ndarray | None = None
         self._centroids = np.zeros((0, dimensions), dtype=np.float32)
         self._offsets = np.zeros(1, dtype=np.int64)  # cluster c: rows offsets[c]..offsets[c+1]
         self._trained_on = 0  # rows when the centroids were trained
-        self._by_position: tuple[np.ndarray, np.ndarray] | None = None  # (sorted positions, rows)
+        self._by_position: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (of positions: sorted, rows)
 
     @property
     def clustered(self) -> int:
         """Rows grouped into clusters (the first ones stored); the rest are the tail."""
         return int(self._offsets[-1])
 
-    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
-        matrix, positions, _, _, _ = self._view()
-        return matrix, positions
+    def _consolidate(self) -> None:
+        self._view()
 
-    def _view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-        """(matrix, positions, centroids, offsets, (axes, rows on them) or None), pending rows
-        folded in, read as one."""
+    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
+        stored = self._view()
+        return (stored.matrix if stored.scales is None else stored.rows(slice(None))), stored.positions
+
+    def _view(self) -> _Stored:
+        """The arrays, pending rows folded in, read as one."""
         with self._fold:
             if self._fold_pending():
                 self._by_position = None
@@ -204,45 +225,68 @@ class ClusteredIndex(ExactIndex):
             if self.clustered and 0 < self.low < self._dim:
                 self._project()
                 assert self._low is not None
-                first = (self._basis, self._low)
-            return self._matrix, self._positions, self._centroids, self._offsets, first
+                first = (self._basis, self._low, self._low_scales)
+            return _Stored(self._matrix, self._scales, self._positions, self._centroids, self._offsets, first)
+
+    def _fold_pending(self) -> bool:
+        if self._scales is None or not self._pending:
+            return super()._fold_pending()
+        self._matrix, self._mbuf, self._scales, self._sbuf = _append_rows(  # as codes, as the grouped rows are
+            self._matrix, self._mbuf, self._scales, self._sbuf, [v for v, _ in self._pending])
+        self._positions, self._pbuf = _extend(self._positions, self._pbuf, [p for _, p in self._pending])
+        self._pending.clear()
+        return True
 
     def _project(self) -> None:
         """Bring the rows' projection on the principal axes up to the matrix (the caller holds
         ``_fold``): the axes are trained if there are none, and only rows new since are projected."""
-        matrix = self._matrix
+        rows = _Rows(self._matrix, self._scales)
         if self._basis.shape[1] == 0:
-            self._basis = _principal_axes(matrix, self.low, np.random.default_rng(self._seed))
-            self._low = self._lbuf = None
-        current = self._low if self._low is not None else np.zeros((0, self._basis.shape[1]), dtype=np.float32)
-        done = current.shape[0]
-        if done < matrix.shape[0]:
-            parts = [np.asarray(matrix[i : i + 65_536], dtype=np.float32) @ self._basis
-                     for i in range(done, matrix.shape[0], 65_536)]
-            self._low, self._lbuf = _extend(current, self._lbuf, parts)
+            self._basis = _principal_axes(rows, self.low, np.random.default_rng(self._seed))
+            self._low = self._lbuf = self._low_scales = self._lsbuf = None
+        if self._low is None:
+            self._low, self._low_scales = np.zeros((0, self._basis.shape[1]), dtype=np.int8), np.zeros(0, dtype=np.float32)
+        done = self._low.shape[0]
+        if done < rows.shape[0]:
+            parts = [rows[i : i + 65_536] @ self._basis for i in range(done, rows.shape[0], 65_536)]
+            self._low, self._lbuf, self._low_scales, self._lsbuf = _append_rows(
+                self._low, self._lbuf, self._low_scales, self._lsbuf, parts)
 
     def _organise(self, retrain: bool) -> None:
-        """Group every row into the clusters (training the centroids first if asked)."""
-        matrix, positions = self._matrix, self._positions
+        """Group every row into the clusters (training the centroids first if asked), stored as
+        codes from then on."""
+        rows, positions = _Rows(self._matrix, self._scales), self._positions
         rng = np.random.default_rng(self._seed)
-        n = matrix.shape[0]
+        n = rows.shape[0]
         if retrain or self._centroids.shape[0] == 0:
-            self._centroids = _spherical_kmeans(matrix, max(16, int(2 * np.sqrt(n))), rng)
+            self._centroids = _spherical_kmeans(rows, max(16, int(2 * np.sqrt(n))), rng)
             self._trained_on = n
             self._basis = np.zeros((self._dim, 0), dtype=np.float32)  # trained again on these rows
-        cluster = _nearest(matrix, self._centroids)
+        cluster = _nearest(rows, self._centroids)
         order = np.argsort(cluster, kind="stable")
-        self._matrix, self._mbuf = _extend(np.zeros((0, matrix.shape[1]), dtype=np.float32), None, [matrix[order]])
+        codes, scales = _quantized(rows, order)
+        self._matrix, self._mbuf = _extend(codes[:0], None, [codes])
+        self._scales, self._sbuf = _extend(scales[:0], None, [scales])
         self._positions, self._pbuf = _extend(np.zeros(0, dtype=np.int64), None, [positions[order]])
         self._offsets = np.searchsorted(cluster[order], np.arange(self._centroids.shape[0] + 1)).astype(np.int64)
         self._by_position = None
-        self._low = self._lbuf = None  # the rows moved: projected again
+        self._low = self._lbuf = self._low_scales = self._lsbuf = None  # the rows moved: projected again
 
     def state(self) -> dict[str, np.ndarray]:
-        _, _, _, _, first = self._view()
-        projected = {"basis": first[0], "low": first[1]} if first is not None else {}
+        stored = self._view()
+        matrix, scales = stored.matrix, stored.scales
+        if stored.offsets[-1] and scales is None:  # opened from a format that kept float32 rows
+            matrix, scales = _quantized(_Rows(matrix, None), np.arange(matrix.shape[0]))
+        projected = {}
+        if stored.first is not None:
+            basis, low, low_scales = stored.first
+            if low_scales is None:  # (as the rows)
+                low, low_scales = _quantized(_Rows(low, None), np.arange(low.shape[0]))
+            projected = {"basis": basis, "low": low, "low_scales": low_scales}
         return {
-            **super().state(), "centroids": self._centroids, "offsets": self._offsets, **projected,
+            "matrix": matrix, "positions": stored.positions, "count": np.array([self._count, self._dim]),
+            **({"scales": scales} if scales is not None else {}),
+            "centroids": stored.centroids, "offsets": stored.offsets, **projected,
             "params": np.array([self.exact_below, self.probe, self._trained_on, self._seed], dtype=np.float64),
         }
 
@@ -254,25 +298,26 @@ class ClusteredIndex(ExactIndex):
             index = cls(dim, exact_below=int(exact_below), probe=probe, seed=int(seed))
             index._centroids, index._offsets, index._trained_on = arrays["centroids"], arrays["offsets"], int(trained_on)
             if "low" in arrays:  # else (saved before the first pass existed) projected when first searched
-                index._basis, index._low = arrays["basis"], arrays["low"]
+                index._basis, index._low, index._low_scales = arrays["basis"], arrays["low"], arrays.get("low_scales")
+                index.low = int(index._basis.shape[1])
+            index._scales = arrays.get("scales")  # else: float32 rows, as saved before codes existed
         else:  # saved by an ExactIndex
             index = cls(dim)
         index._matrix, index._positions, index._count = arrays["matrix"], arrays["positions"], count
         return index
 
-    def _position_map(self) -> tuple[np.ndarray, np.ndarray]:
+    def _position_map(self, stored: _Stored) -> tuple[np.ndarray, np.ndarray]:
+        """(positions sorted, their rows) of ``stored``'s positions."""
         with self._fold:
-            if self._by_position is None:
-                order = np.argsort(self._positions, kind="stable")
-                self._by_position = (self._positions[order], order)
-            return self._by_position
+            if self._by_position is None or self._by_position[0] is not stored.positions:
+                order = np.argsort(stored.positions, kind="stable")
+                self._by_position = (stored.positions, stored.positions[order], order)
+            return self._by_position[1], self._by_position[2]
 
     def group_sums(self, positions: np.ndarray, group: np.ndarray, n_groups: int, chunk: int = 16_384) -> np.ndarray:
-        self._consolidate()
-        if self.clustered == 0:
-            return super().group_sums(positions, group, n_groups, chunk)
+        stored = self._view()  # (grouped or not: the rows' order is read with them)
         out = np.zeros((n_groups, self._dim), dtype=np.float64)
-        sorted_pos, rows_of = self._position_map()
+        sorted_pos, rows_of = self._position_map(stored)
         if sorted_pos.size == 0 or positions.size == 0:
             return out
         positions = np.asarray(positions, dtype=np.int64)
@@ -284,14 +329,16 @@ class ClusteredIndex(ExactIndex):
         for i in range(0, rows.size, chunk):
             r, g = rows[i : i + chunk], grp[i : i + chunk]
             starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
-            out[g[starts]] += np.add.reduceat(self._matrix[r].astype(np.float64), starts, axis=0)
+            out[g[starts]] += np.add.reduceat(stored.rows(r).astype(np.float64), starts, axis=0)
         return out
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        matrix, positions, centroids, offsets, first = self._view()
+        stored = self._view()
+        matrix, positions, centroids, offsets, first = (stored.matrix, stored.positions, stored.centroids,
+                                                        stored.offsets, stored.first)
         grouped, n = int(offsets[-1]), matrix.shape[0]
-        if grouped == 0:
-            return super().search(query, k)
+        if grouped == 0:  # (then the rows are float32, as an ExactIndex's)
+            return _exact(matrix, positions, query, k)
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         q = np.asarray(query, dtype=np.float32)
@@ -309,19 +356,93 @@ class ClusteredIndex(ExactIndex):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         rows = np.concatenate([np.arange(a, b) for a, b in spans])
         if first is not None:
-            basis, low = first
+            basis, low, low_scales = first
             q_low = q @ basis
-            rough = np.concatenate([low[a:b] @ q_low for a, b in spans])
+            rough = np.concatenate([_scores(low, low_scales, slice(a, b), q_low) for a, b in spans])
             keep = min(rows.size, self.refine * k)
             if keep < rows.size:
                 rows = np.sort(rows[np.argpartition(-rough, keep - 1)[:keep]])
-            sims = matrix[rows] @ q
+            sims = _scores(matrix, stored.scales, rows, q)
         else:
-            sims = np.concatenate([matrix[a:b] @ q for a, b in spans])
+            sims = np.concatenate([_scores(matrix, stored.scales, slice(a, b), q) for a, b in spans])
         k = min(k, rows.size)
         top = np.argpartition(-sims, k - 1)[:k] if k < rows.size else np.arange(rows.size)
         order = top[np.lexsort((positions[rows[top]], -sims[top]))]  # ties: by position
         return positions[rows[order]], sims[order].astype(np.float32)
+
+
+def _exact(matrix: np.ndarray, positions: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of float32 rows by dot product with ``query``: (positions, similarities)."""
+    n = matrix.shape[0]
+    if n == 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    sims = matrix @ np.asarray(query, dtype=np.float32)
+    k = min(k, n)
+    top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
+    order = top[np.argsort(-sims[top], kind="stable")]
+    return positions[order], sims[order].astype(np.float32)
+
+
+class _Rows:
+    """Float32 rows read from a matrix as stored: float32, or int8 codes with a scale per row."""
+
+    def __init__(self, matrix: np.ndarray, scales: np.ndarray | None) -> None:
+        self.matrix, self.scales = matrix, scales
+        self.shape = matrix.shape
+
+    def __getitem__(self, at: np.ndarray | slice) -> np.ndarray:
+        return _rows_at(self.matrix, self.scales, at)
+
+
+def _rows_at(matrix: np.ndarray, scales: np.ndarray | None, at: np.ndarray | slice) -> np.ndarray:
+    rows = np.asarray(matrix[at], dtype=np.float32)
+    if scales is None:
+        return rows
+    out: np.ndarray = rows * scales[at][:, None]
+    return out
+
+
+def _scores(matrix: np.ndarray, scales: np.ndarray | None, at: np.ndarray | slice, query: np.ndarray) -> np.ndarray:
+    """Dot products of the stored rows ``at`` with ``query`` (codes: scaled after the product)."""
+    sims: np.ndarray = np.asarray(matrix[at], dtype=np.float32) @ query
+    return sims if scales is None else sims * scales[at]
+
+
+def _append_rows(current: np.ndarray, buffer: np.ndarray | None, scales: np.ndarray | None,
+                 scale_buffer: np.ndarray | None, parts: list[np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`_extend` for rows stored as they are (``scales`` None) or as codes (then ``parts``
+    are coded first): (rows, buffer, scales, scale buffer)."""
+    if scales is None:
+        current, buffer = _extend(current, buffer, parts)
+        return current, buffer, None, None
+    coded = [_quantize(p) for p in parts]
+    current, buffer = _extend(current, buffer, [c for c, _ in coded])
+    scales, scale_buffer = _extend(scales, scale_buffer, [f for _, f in coded])
+    return current, buffer, scales, scale_buffer
+
+
+def _quantize(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 codes, float32 scale per row) of float rows: a row's largest component is coded
+    ±127, and its scale is then the one that brings the codes closest to the row (least squares:
+    the rounding error is left orthogonal to the row kept, so a unit row's similarity to itself
+    comes out just under 1, never over)."""
+    rows = np.asarray(rows, dtype=np.float32)
+    peak = np.abs(rows).max(axis=1) if rows.shape[1] else np.zeros(rows.shape[0], dtype=np.float32)
+    codes = np.rint(rows / np.where(peak > 0, peak / 127.0, 1.0)[:, None]).astype(np.int8)
+    wide = codes.astype(np.float32)
+    power = np.einsum("ij,ij->i", wide, wide)
+    scales = np.where(power > 0, np.einsum("ij,ij->i", rows, wide) / np.maximum(power, 1.0), 1.0).astype(np.float32)
+    return codes, scales
+
+
+def _quantized(rows: _Rows, order: np.ndarray, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in ``order`` as codes and scales, a slice at a time (never a float32 copy of all)."""
+    codes = np.empty((order.size, rows.shape[1]), dtype=np.int8)
+    scales = np.empty(order.size, dtype=np.float32)
+    for i in range(0, order.size, chunk):
+        codes[i : i + chunk], scales[i : i + chunk] = _quantize(rows[order[i : i + chunk]])
+    return codes, scales
 
 
 def _extend(current: np.ndarray, buffer: np.ndarray | None, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -338,7 +459,7 @@ def _extend(current: np.ndarray, buffer: np.ndarray | None, parts: list[np.ndarr
     return buffer[:at], buffer
 
 
-def _spherical_kmeans(matrix: np.ndarray, clusters: int, rng: np.random.Generator, iterations: int = 8,
+def _spherical_kmeans(matrix: np.ndarray | _Rows, clusters: int, rng: np.random.Generator, iterations: int = 8,
                       sample: int = 40_000) -> np.ndarray:
     """``clusters`` unit centroids of (a sample of) the rows, by cosine: Lloyd's iterations."""
     n = matrix.shape[0]
@@ -358,7 +479,7 @@ def _spherical_kmeans(matrix: np.ndarray, clusters: int, rng: np.random.Generato
     return centroids
 
 
-def _principal_axes(matrix: np.ndarray, dims: int, rng: np.random.Generator, sample: int = 40_000) -> np.ndarray:
+def _principal_axes(matrix: np.ndarray | _Rows, dims: int, rng: np.random.Generator, sample: int = 40_000) -> np.ndarray:
     """The ``dims`` directions along which (a sample of) the rows vary most, as the columns of
     a [D, dims] float32 matrix (PCA). A dot product on them ranks rows as the full one does, up
     to the variance left out (a constant shift per query comes from the rows' mean)."""
@@ -370,7 +491,7 @@ def _principal_axes(matrix: np.ndarray, dims: int, rng: np.random.Generator, sam
     return np.ascontiguousarray(vectors[:, ::-1][:, :dims], dtype=np.float32)
 
 
-def _nearest(matrix: np.ndarray, centroids: np.ndarray, chunk: int = 32_768) -> np.ndarray:
+def _nearest(matrix: np.ndarray | _Rows, centroids: np.ndarray, chunk: int = 32_768) -> np.ndarray:
     """Index of each row's nearest centroid (highest dot product), a slice at a time."""
     out = np.empty(matrix.shape[0], dtype=np.int64)
     for i in range(0, matrix.shape[0], chunk):

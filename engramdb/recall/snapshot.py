@@ -32,11 +32,13 @@ from .scope import ScopeIndex
 
 #: Bumped when what a snapshot holds changes; other formats are ignored (and rebuilt), except
 #: those in ``UPGRADED``. 2: the unit vectors are stored cluster by cluster (``ClusteredIndex``);
-#: 3: the segments' too; 4: with the clustered indexes' first pass (their rows on fewer axes).
-FORMAT = 4
+#: 3: the segments' too; 4: with the clustered indexes' first pass (their rows on fewer axes);
+#: 5: the clustered indexes' rows as int8 codes, a scale per row.
+FORMAT = 5
 #: Formats opened all the same: what they lack is made on first use, and the index saved again
-#: then (3 → 4: projecting the rows took 0.45 s at 100k episodes, rebuilding 13-18 s).
-UPGRADED = (3,)
+#: then (3 → 4: projecting the rows took 0.45 s at 100k episodes, rebuilding 13-18 s; 4 → 5:
+#: float32 rows are searched as they are until then, and coded as they are saved).
+UPGRADED = (3, 4)
 
 _POINTER = ".CURRENT.next"
 #: Arrays a search reads at scattered places: full vectors re-scored, the postings of its terms
