@@ -101,6 +101,31 @@ def test_appending_in_pieces_equals_building_at_once() -> None:
         np.testing.assert_allclose(pieces.scores(query_keys(q)), once.scores(query_keys(q)), rtol=1e-6)
 
 
+def test_saved_postings_are_found_through_the_distinct_terms_and_open_as_saved() -> None:
+    rng = random.Random(5)
+    vocab = [f"w{i}" for i in range(200)]
+    docs = [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 25))) for _ in range(900)]
+    index = LexicalIndex()
+    index.merge_at = 300
+    for i in range(0, len(docs), 50):  # a live tail, merged into the saved postings
+        index.append([encode_terms(d) for d in docs[i : i + 50]], ["Ana"] * len(docs[i : i + 50]))
+    arrays, meta = index.state()
+    keys, starts = arrays["keys"], arrays["starts"]
+    assert "term" not in arrays and keys.size == len({k for d in docs for k in query_keys(d)})
+    assert (np.diff(keys) > 0).all() and starts[0] == 0 and starts[-1] == arrays["doc"].size
+    assert (np.diff(starts) > 0).all()  # every key has postings
+    # as snapshot format 5 and before saved them: a term key per posting
+    per_posting = {**{k: v for k, v in arrays.items() if k not in ("keys", "starts")},
+                   "term": np.repeat(keys, np.diff(starts))}
+    for opened in (LexicalIndex.from_state(arrays, meta), LexicalIndex.from_state(per_posting, meta)):
+        for q in ("w1 w2", "w199", "w5 w17 w123 ana", "zzz", "w0"):
+            np.testing.assert_array_equal(opened.scores(query_keys(q)), index.scores(query_keys(q)))
+            for got, want in zip(opened.search(query_keys(q), 10), index.search(query_keys(q), 10)):
+                np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.sort(opened.documents(query_keys(q)[0]) if query_keys(q) else []),
+                                          np.sort(index.documents(query_keys(q)[0]) if query_keys(q) else []))
+
+
 def test_search_between_appends_equals_a_fresh_index() -> None:
     # a search reads only the documents its terms touch when they are few, and keeps each
     # named speaker's documents: neither may change what it finds as documents arrive

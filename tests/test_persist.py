@@ -88,10 +88,10 @@ def test_arrays_read_at_scattered_places_are_mapped_without_read_ahead(tmp_path:
                 name = Path(head[-1]).name if len(head) >= 6 and str(tmp_path) in line else ""  # (none: anonymous)
             elif line.startswith("VmFlags:") and name:
                 flags[name] = line
-        assert {"vec_matrix.npy", "lex_doc.npy", "lex_term.npy", "ep_ts.npy", "lex_length.npy"} <= set(flags)
-        for scattered in ("vec_matrix.npy", "lex_doc.npy", "lex_term.npy", "lex_tf.npy", "terms_keys.npy"):
+        assert {"vec_matrix.npy", "lex_doc.npy", "lex_keys.npy", "ep_ts.npy", "lex_length.npy"} <= set(flags)
+        for scattered in ("vec_matrix.npy", "lex_doc.npy", "lex_tf.npy", "terms_keys.npy"):
             assert " rr" in flags[scattered], scattered  # MADV_RANDOM
-        for whole in ("ep_ts.npy", "lex_length.npy", "unit_ep.npy"):
+        for whole in ("ep_ts.npy", "lex_length.npy", "unit_ep.npy", "lex_keys.npy"):
             assert " rr" not in flags[whole], whole
 
 
@@ -147,7 +147,7 @@ def test_a_snapshot_opened_with_memory_to_spare_is_read_ahead_once(
     threads[1].join(timeout=30)  # type: ignore[attr-defined]
     assert asked and set(asked) == {os.POSIX_FADV_WILLNEED}
     saved = {p.stem for p in (tmp_path / "m.db.idx").glob("*/*/*.npy")}
-    assert {"vec_matrix", "lex_doc", "lex_term", "ep_ts", "lex_length"} <= saved
+    assert {"vec_matrix", "lex_doc", "lex_keys", "ep_ts", "lex_length"} <= saved
     assert sorted(read) == sorted(saved & snapshot.SCATTERED)  # each once; not those read whole
 
 
@@ -252,13 +252,14 @@ def _near(got: list[tuple[list[str], float, str]], want: list[tuple[list[str], f
     return [h[0] for h in got] == [h[0] for h in want] and all(abs(a[1] - b[1]) < 1e-5 for a, b in zip(got, want))
 
 
-@pytest.mark.parametrize("older", [3, 4])
+@pytest.mark.parametrize("older", [3, 4, 5])
 def test_a_snapshot_of_an_older_format_is_opened_and_saved_again_once(
     tmp_path: Path, save_small: None, monkeypatch: pytest.MonkeyPatch, older: int
 ) -> None:
     """Format 3 lacks the clustered index's first pass, format 4 keeps its rows as float32, not
-    codes: opened all the same (not rebuilt), what is missing is made on first use and the index
-    saved again, once."""
+    codes, and format 5 and before keep a term key per posting, not the terms' directory: opened
+    all the same (not rebuilt), what is missing is made on first use and the index saved again,
+    once."""
     from engramdb.index import vector
 
     monkeypatch.setattr(vector, "EXACT_BELOW", 100)  # clustered, with a first pass on 16 of 64 axes
@@ -271,13 +272,18 @@ def test_a_snapshot_of_an_older_format_is_opened_and_saved_again_once(
     name = (base / "CURRENT").read_text()
     meta = json.loads((base / name / "meta.json").read_text())
     first_pass = [a for a in meta["arrays"] if a.endswith(("_basis", "_low"))]
-    assert "vec_low" in first_pass and meta["format"] == snapshot.FORMAT == 5
+    assert "vec_low" in first_pass and meta["format"] == snapshot.FORMAT == 6
     codes, scales = np.load(base / name / "vec_matrix.npy"), np.load(base / name / "vec_scales.npy")
     assert codes.dtype == np.int8 and scales.shape == (codes.shape[0],)
+    gone = [f"{p}{a}" for p in ("lex_", "seglex_") for a in ("keys", "starts")]
+    for p in ("lex_", "seglex_"):  # a term key per posting
+        keys, starts = np.load(base / name / f"{p}keys.npy"), np.load(base / name / f"{p}starts.npy")
+        np.save(base / name / f"{p}term.npy", np.repeat(keys, np.diff(starts)))
+    meta["arrays"] += ["lex_term", "seglex_term"]
     if older == 3:  # as format 3 saved it
-        gone = first_pass
-    else:  # as format 4 saved it: the rows as float32
-        gone = ["vec_scales"]
+        gone += first_pass
+    elif older == 4:  # as format 4 saved it: the rows as float32
+        gone += ["vec_scales"]
         np.save(base / name / "vec_matrix.npy", codes.astype(np.float32) * scales[:, None])
     for a in gone:
         (base / name / f"{a}.npy").unlink()
@@ -285,18 +291,20 @@ def test_a_snapshot_of_an_older_format_is_opened_and_saved_again_once(
     (base / name / "meta.json").write_text(json.dumps({**meta, "format": older}))
     with Memory(path, embedder=HashEmbedder()) as mem:
         assert mem._recall.scope("u").outdated
-        if older == 3:
+        if older != 4:
             assert _ranking(mem, "u") == before
         else:  # the same rows, their similarities summed in another order
             assert _near(_ranking(mem, "u"), before)
     upgraded = (base / "CURRENT").read_text()
-    assert upgraded != name and json.loads((base / upgraded / "meta.json").read_text())["format"] == 5
+    assert upgraded != name and json.loads((base / upgraded / "meta.json").read_text())["format"] == 6
+    assert {"lex_keys", "seglex_starts"} <= {p.stem for p in (base / upgraded).glob("*.npy")}
+    assert not list((base / upgraded).glob("*_term.npy"))
     assert np.array_equal(np.load(base / upgraded / "vec_matrix.npy"), codes)
     assert np.allclose(np.load(base / upgraded / "vec_scales.npy"), scales, rtol=1e-6, atol=0)
     with Memory(path, embedder=HashEmbedder()) as mem:
         scope = mem._recall.scope("u")
         assert not scope.outdated and scope.saved_units == scope.units  # opened as it is
-        assert _ranking(mem, "u") == before if older == 3 else _near(_ranking(mem, "u"), before)
+        assert _ranking(mem, "u") == before if older != 4 else _near(_ranking(mem, "u"), before)
     assert (base / "CURRENT").read_text() == upgraded  # not saved again
 
 

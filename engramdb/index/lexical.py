@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from functools import lru_cache
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import snowballstemmer
@@ -34,6 +34,18 @@ _TF_BITS = 16
 _TF_MAX = (1 << _TF_BITS) - 1
 _stemmer = snowballstemmer.stemmer("porter")
 _Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # postings: term keys, documents, counts
+
+
+class _Sorted(NamedTuple):
+    """Postings sorted by term, and where each term's run starts: a query term is found by a
+    binary search among the distinct keys (at 1M episodes 51k keys, 0.4 MB), not among a key
+    per posting (86M, 688 MB: a search read a page here and there of them, and at 1M they came
+    to hold 0.6 GB of the process's resident memory)."""
+
+    keys: np.ndarray  # the distinct term keys, ascending (int64)
+    starts: np.ndarray  # term keys[i]'s postings: starts[i]..starts[i+1] (int64, one more than keys)
+    doc: np.ndarray
+    tf: np.ndarray
 
 
 @lru_cache(maxsize=262_144)
@@ -101,8 +113,9 @@ def pool_postings(
 class LexicalIndex:
     """BM25 over documents addressed by position (0..count-1), in the order appended.
 
-    Postings live in one array sorted by term (binary search per query term) plus a short
-    unsorted tail for recent appends, merged in when it grows past an eighth of the whole.
+    Postings live in arrays sorted by term, found through the distinct terms (a binary search
+    per query term, see ``_Sorted``), plus a short unsorted tail for recent appends, merged in
+    when it grows past an eighth of the whole.
     """
 
     merge_at = 65_536  # tail postings that trigger a merge (or an eighth of the sorted part)
@@ -110,8 +123,9 @@ class LexicalIndex:
     def __init__(self) -> None:
         # (sorted part, tail): replaced as a whole, never changed in place, so a query that
         # reads it once sees one consistent state while another thread appends.
-        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint16))
-        self._postings: tuple[_Arrays, tuple[_Arrays, ...]] = (empty, ())
+        empty = _Sorted(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),
+                        np.zeros(0, dtype=np.uint16))
+        self._postings: tuple[_Sorted, tuple[_Arrays, ...]] = (empty, ())
         self._tail_size = 0
         self._length = np.zeros(0, dtype=np.float32)
         self._speaker = np.zeros(0, dtype=np.int32)  # speaker code per document
@@ -172,7 +186,7 @@ class LexicalIndex:
             sorted_part, tail = self._postings
             tail = (*tail, (term, doc + base, tf))
             self._tail_size += term.size
-            if self._tail_size > max(self.merge_at, sorted_part[0].size // 8):
+            if self._tail_size > max(self.merge_at, sorted_part.doc.size // 8):
                 self._postings, self._tail_size = (_merge(sorted_part, tail), ()), 0
             else:
                 self._postings = (sorted_part, tail)
@@ -180,9 +194,9 @@ class LexicalIndex:
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
         """The index as arrays and a JSON-able dict, for :meth:`from_state` (the tail merged in)."""
         sorted_part, tail = self._postings
-        term, doc, tf = _merge(sorted_part, tail) if tail else sorted_part
+        keys, starts, doc, tf = _merge(sorted_part, tail) if tail else sorted_part
         names = sorted(self._speaker_codes, key=self._speaker_codes.__getitem__)
-        arrays = {"term": term, "doc": doc, "tf": tf, "length": self._length, "speaker": self._speaker}
+        arrays = {"keys": keys, "starts": starts, "doc": doc, "tf": tf, "length": self._length, "speaker": self._speaker}
         return arrays, {"speakers": names}
 
     @classmethod
@@ -196,7 +210,11 @@ class LexicalIndex:
             name_keys, name_length = text_terms(name)
             index._speaker_keys.append(frozenset(name_keys))
             index._speaker_length.append(name_length)
-        index._postings = ((arrays["term"], arrays["doc"], arrays["tf"]), ())
+        if "keys" in arrays:
+            keys, starts = arrays["keys"], arrays["starts"]
+        else:  # saved with a term key per posting (snapshot format 5 and before)
+            keys, starts = _directory(np.asarray(arrays["term"]))
+        index._postings = (_Sorted(keys, starts, arrays["doc"], arrays["tf"]), ())
         index._length, index._speaker = arrays["length"], arrays["speaker"]
         sp_len = np.asarray(index._speaker_length, dtype=np.float32)
         index._averages = (
@@ -391,19 +409,27 @@ def _top(docs: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     return kept
 
 
-def _merge(sorted_part: _Arrays, tail: tuple[_Arrays, ...]) -> _Arrays:
-    term = np.concatenate([sorted_part[0], *(t for t, _, _ in tail)])
-    doc = np.concatenate([sorted_part[1], *(d for _, d, _ in tail)])
-    tf = np.concatenate([sorted_part[2], *(f for _, _, f in tail)])
+def _merge(sorted_part: _Sorted, tail: tuple[_Arrays, ...]) -> _Sorted:
+    term = np.concatenate([np.repeat(sorted_part.keys, np.diff(sorted_part.starts)), *(t for t, _, _ in tail)])
+    doc = np.concatenate([sorted_part.doc, *(d for _, d, _ in tail)])
+    tf = np.concatenate([sorted_part.tf, *(f for _, _, f in tail)])
     order = np.argsort(term, kind="stable")  # stable: documents stay in order within a term
-    return term[order], doc[order], tf[order]
+    return _Sorted(*_directory(term[order]), doc[order], tf[order])
 
 
-def _postings(key: int, base: _Arrays, tail: tuple[_Arrays, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
+def _directory(term: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys, where each one's run starts, and the end) of term keys sorted ascending."""
+    first = np.flatnonzero(np.concatenate(([True], term[1:] != term[:-1]))) if term.size else np.zeros(0, dtype=np.int64)
+    return term[first].astype(np.int64), np.append(first, term.size).astype(np.int64)
+
+
+def _postings(key: int, base: _Sorted, tail: tuple[_Arrays, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
     """(documents, counts) of one term: a binary search in the sorted part, a scan of the tail."""
-    term, doc, tf = base
-    lo, hi = np.searchsorted(term, [key, key + 1])
-    docs, tfs = [doc[lo:hi]], [tf[lo:hi]]
+    at = int(np.searchsorted(base.keys, key))
+    lo = hi = 0
+    if at < base.keys.size and base.keys[at] == key:
+        lo, hi = int(base.starts[at]), int(base.starts[at + 1])
+    docs, tfs = [base.doc[lo:hi]], [base.tf[lo:hi]]
     if hi > lo and docs[0][-1] >= n:  # appended after the caller's snapshot (docs ascend per term)
         keep = docs[0] < n
         docs, tfs = [docs[0][keep]], [tfs[0][keep]]

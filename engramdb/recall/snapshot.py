@@ -33,22 +33,24 @@ from .scope import ScopeIndex
 #: Bumped when what a snapshot holds changes; other formats are ignored (and rebuilt), except
 #: those in ``UPGRADED``. 2: the unit vectors are stored cluster by cluster (``ClusteredIndex``);
 #: 3: the segments' too; 4: with the clustered indexes' first pass (their rows on fewer axes);
-#: 5: the clustered indexes' rows as int8 codes, a scale per row.
-FORMAT = 5
+#: 5: the clustered indexes' rows as int8 codes, a scale per row; 6: the full-text postings
+#: found through their distinct terms (not a term key per posting).
+FORMAT = 6
 #: Formats opened all the same: what they lack is made on first use, and the index saved again
 #: then (3 → 4: projecting the rows took 0.45 s at 100k episodes, rebuilding 13-18 s; 4 → 5:
-#: float32 rows are searched as they are until then, and coded as they are saved).
-UPGRADED = (3, 4)
+#: float32 rows are searched as they are until then, and coded as they are saved; 5 → 6: the
+#: terms' directory is made from the key per posting when opened).
+UPGRADED = (3, 4, 5)
 
 _POINTER = ".CURRENT.next"
-#: Arrays a search reads at scattered places: full vectors re-scored, the postings of its terms
-#: (term keys searched in halves), a passage's row id or terms. Read ahead, every page read
+#: Arrays a search reads at scattered places: full vectors re-scored, the postings of its terms,
+#: a passage's row id or terms. Read ahead, every page read
 #: brought its neighbours along (at 1M episodes 200 searches left the whole 6.9 GB snapshot in
 #: memory, 4.6 GB of it in the process's RSS); told not to, the pages read are about what a
 #: search touches. Arrays read whole (one value per episode or passage, the first pass's rows
 #: cluster by cluster) are still read ahead.
 SCATTERED = frozenset({
-    f"{prefix}{name}" for prefix in ("lex_", "seglex_") for name in ("term", "doc", "tf")
+    f"{prefix}{name}" for prefix in ("lex_", "seglex_") for name in ("doc", "tf")
 } | {"vec_matrix", "segvec_matrix", "terms_keys", "terms_tf", "unit_rowid"})
 #: The kernel is asked to read those arrays in, in the background, when they take at most this
 #: share of the memory available and at least ``WARM_MIN_BYTES``, ``WARM_STEP`` at a time (see
