@@ -21,7 +21,9 @@ reused, under new session ids, to reach the larger sizes). Measures:
   would give the same;
 - the first search in a fresh process (a new interpreter opens the file and asks one question),
   with the user's recall index saved beside the file (``memory.db.idx``) and without it
-  (``persist_indexes=False``: built from the database), and that process's peak RSS.
+  (``persist_indexes=False``: built from the database), and that process's peak RSS;
+- a fresh process that only searches (every question, twice): its p50/p95 and peak RSS (this
+  process also ingested, and holds every size's index).
 The large scope borrows vectors from the shared embedding cache that ``engramdb bench`` fills
 (``~/.cache/engramdb/embeddings.sqlite``); texts missing from it are embedded.
 """
@@ -225,6 +227,34 @@ print(json.dumps({"first_search_ms": round((t3 - t2) * 1000, 1), "second_search_
 """
 
 
+# A fresh interpreter that only searches: every question twice (as search_latency), then its peak
+# RSS (VmHWM: its own memory and the index pages it mapped) and its memory at the end.
+SEARCHING = """
+import json, sys, time
+sys.path.insert(0, sys.argv[3])
+from speed import memory_mb, search_latency, peak_rss_mb
+from engramdb import Memory, default_embedder
+queries = json.loads(open(sys.argv[2]).read())
+with Memory(sys.argv[1], embedder=default_embedder()) as mem:
+    got = search_latency(mem, "big", queries)
+print(json.dumps({"p50": round(got["p50"], 2), "p95": round(got["p95"], 2), "peak_rss_mb": peak_rss_mb(),
+                  **{f"{k}_mb_after": v for k, v in memory_mb().items()}}))
+"""
+
+
+def searching(db: Path, queries: list[str]) -> dict[str, float]:
+    """A process that only searches ``db``'s scope (every question, twice): its latency and memory."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(queries, fh)
+    try:
+        out = subprocess.run([sys.executable, "-c", SEARCHING, str(db), fh.name, str(Path(__file__).resolve().parent)],
+                             capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(fh.name)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (VmHWM), mapped files' pages included."""
     for line in open("/proc/self/status"):
@@ -326,6 +356,7 @@ def main() -> None:
                 print(json.dumps(report, indent=1), file=sys.stderr)
             # the searches above saved the index; first with it, then built from the database
             report[f"fresh_process_{size}_saved_index"] = first_search(db, queries[-1], True)
+            report[f"fresh_process_{size}_searching"] = searching(db, queries)  # this process ingested too
             report[f"fresh_process_{size}_rebuilt_index"] = first_search(db, queries[-2], False)
             if EXACT_BELOW // 2 <= size <= 200_000:  # clustered (~2 vectors per episode); at 1M an
                 # exact index takes 4 minutes and 14 GB to build (vector recall there: README)
