@@ -97,8 +97,9 @@ def test_clustered_index_finds_the_nearest_rows_and_keeps_positions() -> None:
     positions = np.arange(0, 4000, 3)
     group = positions % 4
     sums, exact_sums = clustered.group_sums(positions, group, 4), exact.group_sums(positions, group, 4)
-    cosines = np.einsum("ij,ij->i", sums, exact_sums) / np.linalg.norm(sums, axis=1) / np.linalg.norm(exact_sums, axis=1)
-    assert cosines.min() > 1 - 1e-5 and np.allclose(np.linalg.norm(sums, axis=1), np.linalg.norm(exact_sums, axis=1), rtol=1e-3)
+    norms, exact_norms = np.linalg.norm(sums, axis=1), np.linalg.norm(exact_sums, axis=1)
+    cosines = np.einsum("ij,ij->i", sums, exact_sums) / norms / exact_norms
+    assert cosines.min() > 1 - 1e-5 and np.allclose(norms, exact_norms, rtol=1e-3)  # (the rows are codes)
     # saved and opened again (as a snapshot is): the same answers
     again = ClusteredIndex.from_state({k: v.copy() for k, v in clustered.state().items()})
     for q in x[:50:7]:
@@ -141,7 +142,8 @@ def test_clustered_index_first_pass_on_principal_axes_returns_exact_similarities
     assert state["low"].shape[0] == state["matrix"].shape[0] == int(valid[:3300].sum())
     # saved and opened again, with the first pass and without it (saved by an older version)
     again = ClusteredIndex.from_state({k: v.copy() for k, v in state.items()})
-    older = ClusteredIndex.from_state({k: v.copy() for k, v in state.items() if k not in ("basis", "low", "low_scales")})
+    older = ClusteredIndex.from_state({k: v.copy() for k, v in state.items()
+                                       if k not in ("basis", "low", "low_scales")})
     for q in x[:50:7]:
         a, b, c = two.search(q, 10), again.search(q, 10), older.search(q, 10)
         assert a[0].tolist() == b[0].tolist() == c[0].tolist()

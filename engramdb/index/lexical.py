@@ -196,7 +196,8 @@ class LexicalIndex:
         sorted_part, tail = self._postings
         keys, starts, doc, tf = _merge(sorted_part, tail) if tail else sorted_part
         names = sorted(self._speaker_codes, key=self._speaker_codes.__getitem__)
-        arrays = {"keys": keys, "starts": starts, "doc": doc, "tf": tf, "length": self._length, "speaker": self._speaker}
+        arrays = {"keys": keys, "starts": starts, "doc": doc, "tf": tf,
+                  "length": self._length, "speaker": self._speaker}
         return arrays, {"speakers": names}
 
     @classmethod
@@ -419,7 +420,9 @@ def _merge(sorted_part: _Sorted, tail: tuple[_Arrays, ...]) -> _Sorted:
 
 def _directory(term: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct keys, where each one's run starts, and the end) of term keys sorted ascending."""
-    first = np.flatnonzero(np.concatenate(([True], term[1:] != term[:-1]))) if term.size else np.zeros(0, dtype=np.int64)
+    if term.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    first = np.flatnonzero(np.concatenate(([True], term[1:] != term[:-1])))
     return term[first].astype(np.int64), np.append(first, term.size).astype(np.int64)
 
 

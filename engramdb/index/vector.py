@@ -245,7 +245,8 @@ class ClusteredIndex(ExactIndex):
             self._basis = _principal_axes(rows, self.low, np.random.default_rng(self._seed))
             self._low = self._lbuf = self._low_scales = self._lsbuf = None
         if self._low is None:
-            self._low, self._low_scales = np.zeros((0, self._basis.shape[1]), dtype=np.int8), np.zeros(0, dtype=np.float32)
+            self._low = np.zeros((0, self._basis.shape[1]), dtype=np.int8)
+            self._low_scales = np.zeros(0, dtype=np.float32)
         done = self._low.shape[0]
         if done < rows.shape[0]:
             parts = [rows[i : i + 65_536] @ self._basis for i in range(done, rows.shape[0], 65_536)]
@@ -479,7 +480,8 @@ def _spherical_kmeans(matrix: np.ndarray | _Rows, clusters: int, rng: np.random.
     return centroids
 
 
-def _principal_axes(matrix: np.ndarray | _Rows, dims: int, rng: np.random.Generator, sample: int = 40_000) -> np.ndarray:
+def _principal_axes(matrix: np.ndarray | _Rows, dims: int, rng: np.random.Generator,
+                    sample: int = 40_000) -> np.ndarray:
     """The ``dims`` directions along which (a sample of) the rows vary most, as the columns of
     a [D, dims] float32 matrix (PCA). A dot product on them ranks rows as the full one does, up
     to the variance left out (a constant shift per query comes from the rows' mean)."""
