@@ -22,8 +22,9 @@ reused, under new session ids, to reach the larger sizes). Measures:
 - the first search in a fresh process (a new interpreter opens the file and asks one question),
   with the user's recall index saved beside the file (``memory.db.idx``) and without it
   (``persist_indexes=False``: built from the database), and that process's peak RSS;
-- a fresh process that only searches (every question, twice): its p50/p95 and peak RSS (this
-  process also ingested, and holds every size's index).
+- a fresh process that only searches (every question, twice): its p50/p95, peak RSS, and the
+  index arrays it holds in memory most of (this process also ingested, and holds every size's
+  index).
 The large scope borrows vectors from the shared embedding cache that ``engramdb bench`` fills
 (``~/.cache/engramdb/embeddings.sqlite``); texts missing from it are embedded.
 """
@@ -232,13 +233,13 @@ print(json.dumps({"first_search_ms": round((t3 - t2) * 1000, 1), "second_search_
 SEARCHING = """
 import json, sys, time
 sys.path.insert(0, sys.argv[3])
-from speed import memory_mb, search_latency, peak_rss_mb
+from speed import mapped_mb, memory_mb, search_latency, peak_rss_mb
 from engramdb import Memory, default_embedder
 queries = json.loads(open(sys.argv[2]).read())
 with Memory(sys.argv[1], embedder=default_embedder()) as mem:
     got = search_latency(mem, "big", queries)
 print(json.dumps({"p50": round(got["p50"], 2), "p95": round(got["p95"], 2), "peak_rss_mb": peak_rss_mb(),
-                  **{f"{k}_mb_after": v for k, v in memory_mb().items()}}))
+                  **{f"{k}_mb_after": v for k, v in memory_mb().items()}, "mapped_mb_by_array": mapped_mb()}))
 """
 
 
@@ -261,6 +262,24 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def mapped_mb(top: int = 8) -> dict[str, float]:
+    """The resident MB of each mapped index array (``/proc/self/smaps``, by file name; the
+    ``top`` largest): which arrays a process's searches keep in memory."""
+    by_file: dict[str, float] = {}
+    name = ""
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):  # a mapping: address range ... [path]
+            name = Path(head[-1]).name if len(head) >= 6 and head[-1].endswith(".npy") else ""
+        elif name and line.startswith("Rss:"):
+            by_file[name] = by_file.get(name, 0.0) + int(head[1]) / 1024
+    return {k: round(v, 1) for k, v in sorted(by_file.items(), key=lambda kv: -kv[1])[:top]}
 
 
 def memory_mb() -> dict[str, float]:
