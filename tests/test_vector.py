@@ -1,6 +1,7 @@
 """The exact vector index: positions, rows without vectors, appends across calls."""
 
 import numpy as np
+import pytest
 
 from engramdb.index.vector import ExactIndex
 
@@ -186,3 +187,33 @@ def test_clustered_index_keeps_grouped_rows_as_int8_codes_and_opens_float_rows()
     assert np.allclose(again["scales"], state["scales"], rtol=1e-6)
     assert again["low"].dtype == np.int8 and np.allclose(_decoded(again, "low", "low_scales"),
                                                          _decoded(state, "low", "low_scales"), atol=1e-2)
+
+
+def test_rows_are_folded_as_they_come_and_coded_before_the_first_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index built from the store gets its rows a chunk at a time: they are folded in as they
+    come, and coded once there are enough to group, so all of them are never held as float32
+    (waiting, then in the matrix made of them)."""
+    import tracemalloc
+
+    from engramdb.index import vector
+
+    monkeypatch.setattr(vector, "FOLD_ROWS", 2_000)
+    x = _clustered_data(40_000, dim=128, decay=32.0)
+    valid = np.ones(x.shape[0], dtype=bool)
+    built = vector.ClusteredIndex(exact_below=4_000, probe=0.25, low=32)
+    tracemalloc.start()
+    for i in range(0, x.shape[0], 1_000):
+        built.append(x[i : i + 1_000], valid[i : i + 1_000])
+        assert built._pending_rows < 2_000  # never more than a fold's worth waits
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # codes are a quarter of float32, held twice while their buffer grows; all rows waiting as
+    # float32 (before) are x itself
+    assert peak < 0.75 * x.nbytes
+    assert built._matrix.dtype == np.int8 and built.clustered == 0  # coded; grouped at the first search
+    once = vector.ClusteredIndex(exact_below=4_000, probe=0.25, low=32)
+    once.append(x, valid)
+    for q in x[:2_000:97]:
+        a, b = built.search(q, 10), once.search(q, 10)
+        assert len(set(a[0].tolist()) & set(b[0].tolist())) >= 9 and np.allclose(a[1][:5], b[1][:5], atol=3e-3)
+    assert built.clustered == once.clustered == x.shape[0]
