@@ -377,3 +377,21 @@ def test_an_index_read_a_chunk_at_a_time_equals_one_read_at_once(tmp_path: Path,
         with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as rebuilt:
             assert _ranking(rebuilt, "u") == after
             _states_equal(mem._recall.index("u"), rebuilt._recall.index("u"))
+
+
+def test_segments_pooled_a_few_at_a_time_build_the_same_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build pools its segments' postings SEGMENT_CHUNK segments at a time (peak memory): the
+    index is the one pooled all at once."""
+    from engramdb.recall import scope as scope_module
+
+    path = tmp_path / "m.db"
+    with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as mem:
+        _fill(mem, "u", 150)
+        whole = mem._recall.index("u")
+        before = _ranking(mem, "u")
+        segments = int(whole.seg_rowid.size)
+    assert segments >= 5  # several chunks below
+    monkeypatch.setattr(scope_module, "SEGMENT_CHUNK", 2)
+    with Memory(path, embedder=HashEmbedder(), persist_indexes=False) as mem:
+        assert _ranking(mem, "u") == before
+        _states_equal(mem._recall.index("u"), whole)

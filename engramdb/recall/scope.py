@@ -23,6 +23,8 @@ from ..store.base import ScopeRows, SegmentRows, Store
 
 #: Units read from the store at a time when the index is built or brought up to date.
 UNIT_CHUNK = 100_000
+#: Segments whose passages' postings are pooled at a time when a build loads them.
+SEGMENT_CHUNK = 20_000
 
 #: Journal entries that only append rows (see ``Store.journal``).
 APPENDS = frozenset({"add", "consolidate"})
@@ -326,8 +328,14 @@ class ScopeIndex:
         group = seg_of_unit[units] - base
         lengths = np.zeros(n, dtype=np.float32)
         np.add.at(lengths, group, self.lexical.lengths(units))
-        posting_group, key, tf = self._postings_of(units, group)
-        self.seg_lexical.append_postings(*pool_postings(posting_group, key, tf, lengths), [""] * n)
+        # pooled SEGMENT_CHUNK segments at a time: a build reads every segment at once, and the
+        # postings of all their passages at once were most of a 1M-episode build's peak memory
+        for first in range(0, n, SEGMENT_CHUNK):
+            last = min(first + SEGMENT_CHUNK, n)
+            these = (group >= first) & (group < last)
+            posting_group, key, tf = self._postings_of(units[these], group[these] - first)
+            self.seg_lexical.append_postings(*pool_postings(posting_group, key, tf, lengths[first:last]),
+                                             [""] * (last - first))
         centroid = self.vectors.group_sums(units, group, n)
         dim = int(centroid.shape[1])
         norms = np.linalg.norm(centroid, axis=1) if dim else np.zeros(n)
