@@ -221,3 +221,31 @@ def test_queries_during_appends_never_tear() -> None:
     t.join()
     assert not errors
     np.testing.assert_allclose(idx.scores(query_keys("w1 w2 w3")), _index(docs).scores(query_keys("w1 w2 w3")), rtol=1e-6)
+
+
+def test_merging_the_tail_equals_sorting_every_posting_again() -> None:
+    from engramdb.index.lexical import _directory, _merge, _Sorted
+
+    rng = np.random.default_rng(3)
+    for case in range(40):
+        n_old, n_tail = int(rng.integers(0, 300)), int(rng.integers(0, 120))
+        vocab = rng.integers(0, 1 << 40, size=int(rng.integers(1, 60)))
+        old_term = np.sort(rng.choice(vocab, size=n_old))
+        old_doc = np.zeros(n_old, dtype=np.int32)
+        for key in np.unique(old_term):  # documents ascend within a term
+            at = old_term == key
+            old_doc[at] = np.sort(rng.choice(1000, size=int(at.sum()), replace=False))
+        old = _Sorted(*_directory(old_term), old_doc, rng.integers(1, 9, size=n_old).astype(np.uint16))
+        tail = []
+        for part in np.array_split(np.arange(n_tail), int(rng.integers(1, 4))):  # appends, later documents
+            docs = np.sort(rng.integers(1000 + 100 * case, 2000 + 100 * case, size=part.size)).astype(np.int32)
+            tail.append((rng.choice(np.concatenate([vocab, rng.integers(0, 1 << 40, size=5)]), size=part.size),
+                         docs, rng.integers(1, 9, size=part.size).astype(np.uint16)))
+        got = _merge(old, tuple(tail))
+        term = np.concatenate([old_term, *(t for t, _, _ in tail)])
+        order = np.argsort(term, kind="stable")
+        keys, starts = _directory(term[order])
+        doc = np.concatenate([old_doc, *(d for _, d, _ in tail)])[order]
+        tf = np.concatenate([old.tf, *(f for _, _, f in tail)])[order]
+        for a, b in zip(got, (keys, starts, doc, tf)):
+            np.testing.assert_array_equal(a, b)
