@@ -1,4 +1,5 @@
-"""The exact vector index: positions, rows without vectors, appends across calls."""
+"""The vector indexes: exact, and clustered (its rows coded): positions, rows without vectors,
+appends across calls, saved states."""
 
 import numpy as np
 import pytest
@@ -112,7 +113,7 @@ def test_clustered_index_finds_the_nearest_rows_and_keeps_positions() -> None:
     assert old.search(x[5], 1)[0][0] == 5
 
 
-def test_clustered_index_first_pass_on_principal_axes_returns_exact_similarities() -> None:
+def test_clustered_index_first_pass_on_principal_axes_then_scores_the_full_rows() -> None:
     from engramdb.index.vector import ClusteredIndex
 
     # (found: 1.0 here; on random axes 0.82, on the least varying ones 0.12)
