@@ -399,32 +399,49 @@ _CUE_STARTS = {name: literal_starts(cue) for name, cue in _CUES.items()}
 _RULE_STARTS = [literal_starts(pattern) for pattern, _, _ in _RULES]
 
 
-def find_times(text: str, anchor: datetime | date) -> list[TimeMention]:
-    """All time expressions in ``text``, resolved against ``anchor``, in text order."""
-    day = _d(anchor)
-    taken: list[tuple[int, int]] = []
-    out: list[TimeMention] = []
+#: Every match of every rule whose cues the text has, rule by rule: (rule name, match).
+Candidates = tuple[tuple[str, "re.Match[str]"], ...]
+
+
+def time_candidates(text: str) -> Candidates:
+    """What :func:`find_times` resolves, found from the text alone: every match of every rule
+    whose cues the text has, in the rules' order (which wins where two overlap)."""
     lower = lowered(text)
     cues = {name for name, cue in _CUES.items() if search(cue, _CUE_STARTS[name], text, lower)}
     if not cues:
+        return ()
+    return tuple(
+        (name, m)
+        for (pattern, name, needs), starts in zip(_RULES, _RULE_STARTS)
+        if needs <= cues
+        for m in finditer(pattern, starts, text, lower)
+    )
+
+
+def find_times(text: str, anchor: datetime | date, found: Candidates | None = None) -> list[TimeMention]:
+    """All time expressions in ``text``, resolved against ``anchor``, in text order.
+    ``found``: :func:`time_candidates` of ``text``, if known (they do not depend on ``anchor``)."""
+    day = _d(anchor)
+    taken: list[tuple[int, int]] = []
+    out: list[TimeMention] = []
+    if found is None:
+        found = time_candidates(text)
+    if not found:
         return out
     sentences = [(s.start(), s.end()) for s in _SENTENCE.finditer(text)] or [(0, len(text))]
-    for (pattern, name, needs), starts in zip(_RULES, _RULE_STARTS):
-        if not needs <= cues:
+    for name, m in found:
+        s, e = m.span()
+        if any(s < b and a < e for a, b in taken):
             continue
-        for m in finditer(pattern, starts, text, lower):
-            s, e = m.span()
-            if any(s < b and a < e for a, b in taken):
-                continue
-            sent = next((text[a:b] for a, b in sentences if a <= s < b), text)
-            try:
-                res = _resolve(name, m, day, sent)
-            except (ValueError, OverflowError):  # "5000 years ago": no calendar date to give
-                res = None
-            if res is None:
-                continue
-            taken.append((s, e))
-            out.append(TimeMention(m.group(0), s, e, res[0], res[1], res[2]))
+        sent = next((text[a:b] for a, b in sentences if a <= s < b), text)
+        try:
+            res = _resolve(name, m, day, sent)
+        except (ValueError, OverflowError):  # "5000 years ago": no calendar date to give
+            res = None
+        if res is None:
+            continue
+        taken.append((s, e))
+        out.append(TimeMention(m.group(0), s, e, res[0], res[1], res[2]))
     out.sort(key=lambda t: t.start_char)
     return out
 
