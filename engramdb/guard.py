@@ -203,24 +203,38 @@ class Guard:
         self.trusted_threshold = trusted_threshold
         self.untrusted_threshold = untrusted_threshold
 
-    def check(self, text: str, source: str = "user", *, imported: bool = False) -> Verdict:
+    def check(
+        self, text: str, source: str = "user", *, imported: bool = False,
+        scored: tuple[float, tuple[str, ...]] | None = None,
+    ) -> Verdict:
         """The verdict on ``text`` written by ``source``; ``imported``: it came in a file
-        someone imported (held to the untrusted threshold)."""
-        trusted = source in TRUSTED and not imported
-        quoted: list[tuple[int, int]] | None = None  # found when a cue is
-        lower = lowered(text)
-        found: dict[str, float] = {}
-        for (reason, weight, pattern), starts in zip(_CUES, _STARTS):
-            for m in finditer(pattern, starts, text, lower):
-                if quoted is None:
-                    quoted = [q.span() for q in _QUOTED.finditer(text) if _REPORTED.search(text[: q.start()][-80:])]
-                inside = any(a <= m.start() and m.end() <= b for a, b in quoted)
-                w = weight / 2 if inside else weight
-                found[reason] = max(found.get(reason, 0.0), w)
-        if not trusted:
-            for reason, weight in _rarity(text):
-                found[reason] = weight
-        # Cues of one kind count once; different kinds add up.
-        score = round(sum(found.values()), 3)
-        threshold = self.trusted_threshold if trusted else self.untrusted_threshold
-        return Verdict(score >= threshold, score, tuple(sorted(found)))
+        someone imported (held to the untrusted threshold). ``scored``: :func:`assess` of the
+        text, if known, for whether it is trusted (see :func:`trusted`)."""
+        ok = trusted(source, imported)
+        score, reasons = scored if scored is not None else assess(text, ok)
+        threshold = self.trusted_threshold if ok else self.untrusted_threshold
+        return Verdict(score >= threshold, score, reasons)
+
+
+def trusted(source: str, imported: bool) -> bool:
+    """Whether text from ``source`` is held to the trusted threshold (and spared the rarity cues)."""
+    return source in TRUSTED and not imported
+
+
+def assess(text: str, trusted: bool) -> tuple[float, tuple[str, ...]]:
+    """The score of ``text`` and the kinds of cue found in it, whatever the threshold."""
+    quoted: list[tuple[int, int]] | None = None  # found when a cue is
+    lower = lowered(text)
+    found: dict[str, float] = {}
+    for (reason, weight, pattern), starts in zip(_CUES, _STARTS):
+        for m in finditer(pattern, starts, text, lower):
+            if quoted is None:
+                quoted = [q.span() for q in _QUOTED.finditer(text) if _REPORTED.search(text[: q.start()][-80:])]
+            inside = any(a <= m.start() and m.end() <= b for a, b in quoted)
+            w = weight / 2 if inside else weight
+            found[reason] = max(found.get(reason, 0.0), w)
+    if not trusted:
+        for reason, weight in _rarity(text):
+            found[reason] = weight
+    # Cues of one kind count once; different kinds add up.
+    return round(sum(found.values()), 3), tuple(sorted(found))
