@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from ..encode.text import SENTENCE as _SENTENCE, STOPWORDS
 
@@ -78,11 +78,13 @@ def _clean(run: str) -> str:
     return run
 
 
-def _kind(name: str, before: str) -> str:
+def _kind_of(name: str, works_at: bool, place_before: bool) -> str:
+    """The kind of a name, by its last word and whether the words before it say someone works
+    there or it is a place."""
     last = name.split()[-1].lower().rstrip(".")
-    if last in _ORG_WORDS or _WORKS_AT.search(before):
+    if last in _ORG_WORDS or works_at:
         return "organisation"
-    if last in _PLACE_WORDS or _PLACE_BEFORE.search(before):
+    if last in _PLACE_WORDS or place_before:
         return "place"
     return "person" if " " not in name else "thing"
 
@@ -119,9 +121,9 @@ class Names:
         """A copy to resolve one batch's mentions with (resolving adds to it)."""
         return Names(dict(self.kind), dict(self.aliases), list(self._people), set(self.related), set(self.common))
 
-    def learn_words(self, text: str) -> None:
-        """Remember the words ``text`` writes in lower case."""
-        self.common.update(_LOWER.findall(text))
+    def learn_words(self, text: str | frozenset[str]) -> None:
+        """Remember the words ``text`` writes in lower case (or those words: :func:`lower_words`)."""
+        self.common.update(text if isinstance(text, frozenset) else _LOWER.findall(text))
 
     def add(self, name: str, kind: str) -> None:
         if name not in self.kind:
@@ -139,15 +141,59 @@ class Names:
         return out
 
 
-def mentions(text: str, speaker: str, names: Names) -> list[Mention]:
+def lower_words(text: str) -> frozenset[str]:
+    """The words ``text`` writes in lower case (what :meth:`Names.learn_words` learns)."""
+    return frozenset(_LOWER.findall(text))
+
+
+class Run(NamedTuple):
+    """A run of capitalised words, as the text alone gives it (see :func:`mention_text`)."""
+
+    words: tuple[str, ...]  # its words, those that cannot begin a name dropped from the front
+    begins: bool  # it begins a sentence, a line or a list item
+    first: str  # its first word as written
+    works_at: bool  # the words before it say someone works or studies there
+    place_before: bool  # the words before it say it is a place
+
+
+class MentionText(NamedTuple):
+    """What :func:`mentions` reads off a text before it looks at the names known."""
+
+    words: frozenset[str]  # the words written in lower case (headings aside)
+    kin: tuple[tuple[str, str], ...]  # "my sister Deborah": (name, relation in lower case)
+    kin_alone: tuple[str, ...]  # "my sister": the relation in lower case
+    runs: tuple[Run, ...]
+
+
+def mention_text(text: str) -> MentionText:
+    """The part of :func:`mentions` that depends on the text alone (it may be kept per text)."""
+    text = _HEADING.sub(lambda h: " " * len(h.group(0)), text)  # "**Features to Consider:**" names no one
+    kin = tuple((m.group("name"), m.group("kin").lower()) for m in [*_KIN_NAME.finditer(text), *_NAME_KIN.finditer(text)])
+    alone = tuple(m.group("kin").lower() for m in _KIN_ALONE.finditer(text))
+    runs = []
+    for m in _RUN.finditer(text):
+        words = _clean(m.group(0)).split()
+        while words and (words[0].lower() in _NOT_NAMES or words[0].lower() in STOPWORDS):
+            words = words[1:]
+        if not words:
+            continue
+        before = text[max(0, m.start() - 40) : m.start()]
+        runs.append(Run(tuple(words), _begins_sentence(text, m.start()), m.group(0).split()[0],
+                        bool(_WORKS_AT.search(before)), bool(_PLACE_BEFORE.search(before))))
+    return MentionText(lower_words(text), kin, alone, tuple(runs))
+
+
+def mentions(text: str, speaker: str, names: Names, found: MentionText | None = None) -> list[Mention]:
     """The entities ``text`` (said by ``speaker``) mentions, aliases resolved against ``names``
-    (the entities known so far), which learns the new entities and aliases."""
+    (the entities known so far), which learns the new entities and aliases. ``found``:
+    :func:`mention_text` of the text, if known."""
     known, aliases = names.kind, names.aliases
     out: dict[str, Mention] = {}
-    text = _HEADING.sub(lambda h: " " * len(h.group(0)), text)  # "**Features to Consider:**" names no one
-    names.learn_words(text)  # words written in lower case here or before are words
-    for m in list(_KIN_NAME.finditer(text)) + list(_NAME_KIN.finditer(text)):
-        name, kin = m.group("name"), f"{speaker}'s {m.group('kin').lower()}"
+    if found is None:
+        found = mention_text(text)
+    names.learn_words(found.words)  # words written in lower case here or before are words
+    for name, relation in found.kin:
+        kin = f"{speaker}'s {relation}"
         if name.lower() in _NOT_NAMES:
             continue
         taught = kin if aliases.get(kin) != name else None
@@ -155,22 +201,17 @@ def mentions(text: str, speaker: str, names: Names) -> list[Mention]:
         names.add(name, "person")
         names.related.add(name)
         out[name] = Mention(name, known[name], taught)
-    for m in _KIN_ALONE.finditer(text):
-        name = aliases.get(f"{speaker}'s {m.group('kin').lower()}")
-        if name and name not in out:
-            out[name] = Mention(name, known.get(name, "person"))
-    for m in _RUN.finditer(text):
-        run = _clean(m.group(0))
-        words = run.split()
-        while words and (words[0].lower() in _NOT_NAMES or words[0].lower() in STOPWORDS):
-            words = words[1:]
-        if not words:
-            continue
-        if _begins_sentence(text, m.start()) and words[0] == m.group(0).split()[0] and len(words) > 1:
+    for relation in found.kin_alone:
+        kin_name = aliases.get(f"{speaker}'s {relation}")
+        if kin_name and kin_name not in out:
+            out[kin_name] = Mention(kin_name, known.get(kin_name, "person"))
+    for r in found.runs:
+        words = list(r.words)
+        if r.begins and words[0] == r.first and len(words) > 1:
             if aliases.get(" ".join(words), " ".join(words)) not in known:
                 words = words[1:]  # "Consider Goodreads": the first word is the sentence's, the rest a name
         run = " ".join(words)
-        at_start = _begins_sentence(text, m.start()) and words[0] == m.group(0).split()[0]
+        at_start = r.begins and words[0] == r.first
         if " " not in run and run.lower() in names.common and aliases.get(run, run) not in names.related and (
             at_start or run not in known
         ):
@@ -190,7 +231,7 @@ def mentions(text: str, speaker: str, names: Names) -> list[Mention]:
             continue
         if name in out:
             continue
-        names.add(name, _kind(name, text[max(0, m.start() - 40) : m.start()]))
+        names.add(name, _kind_of(name, r.works_at, r.place_before))
         out[name] = Mention(name, known[name], alias)
     return list(out.values())
 
