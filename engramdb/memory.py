@@ -374,7 +374,7 @@ class Memory:
         """
         if not texts:
             return {}
-        known = self.store.get_vectors(model, list(texts))
+        known = self.store.vector_hashes(model, list(texts))
         missing = [h for h in texts if h not in known]
         found: dict[str, np.ndarray] = {}
         if missing and self._cache is not None:

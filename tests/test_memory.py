@@ -331,7 +331,7 @@ def test_reopen_keeps_data_and_schema(store_at: Callable[[str], str], tmp_path: 
         m.add("persisted across opens", user_id="u")
     with Memory(db, embedder=real_embedder) as m:  # type: ignore[arg-type]
         assert m.search("persisted", user_id="u")[0].text == "persisted across opens"
-        assert m.stats().schema_version == schema_version() == "0015_graph_links"
+        assert m.stats().schema_version == schema_version() == "0016_ingest_reads"
 
 
 def test_acknowledged_add_survives_a_killed_process(store_at: Callable[[str], str], tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_upgrade_from_fts5_schema_backfills_terms_and_recalls(tmp_path: Path) ->
     db = tmp_path / "old.db"
     _old_file(db, "0003_semantic")
     with Memory(db, embedder=None) as m:
-        assert m.stats().schema_version == schema_version() == "0015_graph_links"
+        assert m.stats().schema_version == schema_version() == "0016_ingest_reads"
         [hit] = m.search("who keeps bees?", user_id="u", limit=1)
         assert hit.episodes[0].id == "ep_1" and hit.signals["bm25"] > 0
         m.add("Bees again: the hive swarmed", user_id="u")

@@ -356,6 +356,9 @@ class Store(Protocol):
 
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
 
+    def vector_hashes(self, model: str, hashes: Sequence[str]) -> set[str]:
+        """Those of ``hashes`` the store has a vector of (without reading the vectors)."""
+
     def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None: ...
 
     def episode_owners(self, ids: Sequence[str]) -> dict[str, str]:

@@ -437,3 +437,21 @@ def _m0015(dialect: str) -> list[str]:
     if dialect == "sqlite":  # an SQLite index holds the rowid after its columns, in order
         return ["CREATE INDEX entity_links_user ON entity_links(user_id)"]
     return ["CREATE INDEX entity_links_user ON entity_links(user_id, rowid)"]
+
+
+@migration("0016_ingest_reads")
+def _m0016(dialect: str) -> list[str]:
+    # What each add reads, in a user of tens of thousands of entities and statements:
+    # - which of its passages' vectors the file has already (the same text in another scope):
+    #   in SQLite the vectors' own table holds 1.5 kB per row, two to a page, so looking up
+    #   100 hashes read ~100 pages (0.9 ms); an index of the hashes reads a few (0.06 ms);
+    # - the aliased entities, again whenever an entity got an alias (see 0014: a few hundred);
+    # - the current facts other than statements (a few hundred; statements are read by sentence).
+    # Partial indexes read just those, where the user's indexes read every entity or fact of
+    # the user at each add.
+    rowid = "" if dialect == "sqlite" else ", rowid"  # an SQLite index holds the rowid already
+    return [
+        *(["CREATE INDEX vectors_hash ON vectors(hash)"] if dialect == "sqlite" else []),
+        f"CREATE INDEX entities_aliased ON entities(user_id{rowid}) WHERE aliases <> '[]'",
+        f"CREATE INDEX facts_current ON facts(user_id{rowid}) WHERE status = 'current' AND predicate <> 'says'",
+    ]

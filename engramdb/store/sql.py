@@ -535,6 +535,15 @@ class SQLStore:
                 out[h] = np.frombuffer(blob, dtype=np.float32)
         return out
 
+    def vector_hashes(self, model: str, hashes: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        unique = list(dict.fromkeys(hashes))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(h for (h,) in self._q(f"SELECT hash FROM vectors WHERE model = ? AND hash IN ({marks})", [model, *chunk]))
+        return out
+
     def put_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         if not vectors:
             return
