@@ -449,6 +449,19 @@ class SQLStore:
                     "INSERT OR IGNORE INTO vectors(model, hash, vector) VALUES (?, ?, ?)",
                     [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
                 )
+            # The same message stored again (a retried add, a re-import without ids): one episode
+            # seen twice. Same text, speaker, session, time and metadata; looked up for the whole
+            # batch, which may repeat a message itself.
+            stored: dict[tuple[Any, ...], str] = {}
+            hashes = list(dict.fromkeys(ep.content_hash for ep in episodes if ep.same_as is None))
+            for i in range(0, len(hashes), 500):
+                chunk = hashes[i : i + 500]
+                for row in c.execute(
+                    "SELECT content_hash, session_id, role, name, occurred_at, metadata, id FROM episodes "
+                    f"WHERE user_id = ? AND content_hash IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                    (user_id, *chunk),
+                ).fetchall():
+                    stored.setdefault(tuple(row[:6]), row[6])
             for ep in episodes:
                 if ep.same_as is not None:  # known to repeat one, before any analysis of it
                     if c.execute(
@@ -458,17 +471,13 @@ class SQLStore:
                     merged[ep.id] = ep.same_as
                     continue
                 meta = json.dumps(ep.metadata, ensure_ascii=False)
-                # The same message stored again (a retried add, a re-import without ids): one
-                # episode seen twice. Same text, speaker, session, time and metadata.
-                same = c.execute(
-                    "SELECT id FROM episodes WHERE user_id = ? AND content_hash = ? AND session_id IS ? AND role IS ? "
-                    "AND name IS ? AND occurred_at = ? AND metadata = ? LIMIT 1",
-                    (user_id, ep.content_hash, ep.session_id, ep.role, ep.name, iso(ep.occurred_at), meta),
-                ).fetchone()
+                key = (ep.content_hash, ep.session_id, ep.role, ep.name, iso(ep.occurred_at), meta)
+                same = stored.get(key)
                 if same is not None:
-                    c.execute("UPDATE episodes SET sightings = sightings + 1 WHERE id = ?", (same[0],))
-                    merged[ep.id] = same[0]
+                    c.execute("UPDATE episodes SET sightings = sightings + 1 WHERE id = ?", (same,))
+                    merged[ep.id] = same
                     continue
+                stored[key] = ep.id
                 seq += 1
                 cur = c.execute(
                     "INSERT INTO episodes(id, user_id, agent_id, session_id, seq, role, name, content, "
