@@ -8,7 +8,9 @@ reused, under new session ids, to reach the larger sizes). Measures:
 - the embedding model's raw batch throughput (one big call) on the first 10k turns' whole texts,
   and on exactly the passages ingest embeds for them; cold ingest as a share of each;
 - cold ingest: those texts through ``Memory.add`` (one call per 20-turn session), no cache;
-- warm ingest: the same texts again into another scope (vectors come from the store);
+- warm ingest: the same texts again into another scope (vectors come from the store, and what
+  the texts alone give from the process: ``Memory.analyses``); and again into a third scope with
+  those analyses dropped first (a process that has not seen the texts, as after a restart);
 - the same messages sent again into that scope (a chat API resending its history): sightings;
 - ingest of each larger scope (vectors from the cache), with its rate per 10k turns; or, with
   ``--replicate``, the scope before copied over (1M: the 100k scope ten times, under new ids),
@@ -340,9 +342,12 @@ def main() -> None:
             cold = ingest(mem, "cold", first, "c")
             warm = ingest(mem, "warm", first, "w")
             again = ingest(mem, "warm", first, "w")  # the same messages sent again: sightings
+            mem.analyses.clear()
+            unkept = ingest(mem, "warm-unkept", first, "u")
             report["cold_ingest_turns_per_s"] = round(len(first) / cold, 1)
             report["warm_ingest_turns_per_s"] = round(len(first) / warm, 1)
             report["resent_turns_per_s"] = round(len(first) / again, 1)
+            report["warm_ingest_analyses_not_kept_turns_per_s"] = round(len(first) / unkept, 1)
             # ingest turns/s against the model's whole-turn throughput; and the stricter share:
             # time to embed the same passages in one call / time to ingest them in 20-turn calls
             report["cold_ingest_vs_raw_turns"] = round(len(first) / cold / report["raw_embed_whole_turns_per_s"], 3)

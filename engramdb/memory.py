@@ -23,20 +23,22 @@ from .consolidate import engine as consolidation
 from .consolidate.engine import Report
 from .consolidate import tree
 from .consolidate.extract import Extractor, RuleExtractor
+from .encode.analysis import LIMIT_CHARS, Analyses
 from .encode.embedders import Embedder, LazyEmbedder
 from .encode.text import Passage, count_tokens, split_passages
-from .encode.timex import find_times
+from .encode.timex import find_times, time_candidates
 from .errors import EmbedderError, InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .forget import DeletionReceipt, probes_for, residue
-from .guard import SOURCES, Guard, source_for_role
+from .guard import SOURCES, Guard, assess, source_for_role, trusted
 from .lifecycle import (
     DAY, RECOGNITION_MIX, SURPRISE_WEIGHT, MaintenanceReport, Policy, Recognition, code_similarity,
-    estimate_importance, recognition_scores, retrievability,
+    estimate_importance, gist, recognition_scores, retrievability,
 )
 from .model import (
     Change, CoreBlock, CoreChange, Entity, Episode, Explanation, Fact, Flagged, Hit, Hits, MemoryGraph, Related, Segment,
     StoreStats, Summary,
 )
+from .index.lexical import encode_terms
 from .recall.aggregate import header as instances_header
 from .recall.packing import Context, pack
 from .recall.pipeline import Recaller
@@ -141,6 +143,7 @@ class Memory:
         guard: Guard | None = _DEFAULT_GUARD,
         read_only: bool = False,
         track_use: bool = True,
+        analysis_cache_chars: int = LIMIT_CHARS,
     ) -> None:
         if isinstance(path_or_store, (str, os.PathLike)) or not hasattr(path_or_store, "capabilities"):
             # refuses what is neither a path nor a store
@@ -173,6 +176,7 @@ class Memory:
         persist = persist_indexes and PERSISTENT_INDEX in self.store.capabilities
         self._recall = Recaller(self.store, self._embedder.get, persist=persist)
         self.embedded_texts = 0  # how many texts this instance sent to the model (cache misses)
+        self.analyses = Analyses(analysis_cache_chars)  # of texts seen, for the same text added again
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -291,19 +295,22 @@ class Memory:
             speaker = d.name or d.role or ""
             src = d.source or source or source_for_role(d.role)
             via = d.writer or writer
+            text = d.content
+            once = self.analyses.get
             flag = None
             if self.guard is not None:
-                verdict = self.guard.check(d.content, src, imported=bool(via and via.startswith("import")))
+                imported = bool(via and via.startswith("import"))
+                ok = trusted(src, imported)
+                scored = once(text, ("guard", ok), lambda: assess(text, ok))
+                verdict = self.guard.check(text, src, imported=imported, scored=scored)
                 flag = (verdict.score, verdict.reasons) if verdict.flagged else None
             if flag is None and d.quarantined:  # restored from an export as it was
                 flag = (0.0, ("restored",))
             units = []
-            for i, (p, embed_text) in enumerate(self.passages(d.content, role=d.role, name=d.name)):
-                vhash = None
-                if model and embed_text is not None:
-                    vhash = hashlib.sha256(embed_text.encode("utf-8")).hexdigest()
+            for i, (p, embed_text, vhash, terms) in enumerate(self._units_of(text, d.role, d.name)):
+                if model and vhash is not None and embed_text is not None:
                     to_embed[vhash] = embed_text
-                units.append(NewUnit(i, p.start, p.end, p.text, speaker, vhash))
+                units.append(NewUnit(i, p.start, p.end, p.text, speaker, vhash if model else None, terms))
             episodes.append(
                 NewEpisode(
                     id=d.id or "ep_" + uuid.uuid4().hex,
@@ -311,24 +318,43 @@ class Memory:
                     session_id=session,
                     role=d.role,
                     name=d.name,
-                    content=d.content,
+                    content=text,
                     occurred_at=d.timestamp,
                     recorded_at=d.recorded_at or recorded,
                     place=d.place,
                     metadata=d.metadata,
-                    importance=d.importance if d.importance is not None else estimate_importance(d.content, d.role),
+                    importance=d.importance if d.importance is not None else once(
+                        text, ("importance", d.role), lambda: estimate_importance(text, d.role)),
                     importance_given=d.importance is not None,
                     content_hash=content_hash,
                     units=units,
-                    times=find_times(d.content, d.timestamp),
+                    times=find_times(text, d.timestamp, once(text, "times", lambda: time_candidates(text))),
                     source=src,
                     writer=via,
                     flag=flag,
+                    gist=once(text, ("gist", d.name), lambda: gist(text, d.name)),
                 )
             )
         vectors = self._vectors_for(model, to_embed) if model else {}
         merged = self.store.add_episodes(user, episodes, model, vectors)
         return [merged.get(e.id, e.id) for e in episodes]
+
+    def _units_of(
+        self, text: str, role: str | None, name: str | None
+    ) -> tuple[tuple[Passage, str | None, str | None, bytes], ...]:
+        """How ``add`` indexes a message (see :meth:`passages`): each passage with its embedded
+        text and that text's hash (None past those that get a vector), and its index terms.
+        Worked out once per text, role and speaker."""
+        def make() -> tuple[tuple[Passage, str | None, str | None, bytes], ...]:
+            return tuple(
+                (p, embed_text,
+                 hashlib.sha256(embed_text.encode("utf-8")).hexdigest() if embed_text is not None else None,
+                 encode_terms(p.text))
+                for p, embed_text in self.passages(text, role=role, name=name)
+            )
+
+        key = ("units", role, name, self.passage_tokens, self.dense_passages, self.dense_passages_assistant)
+        return self.analyses.get(text, key, make)
 
     def _check_model(self, model: str | None) -> None:
         """One embedding model per file: vectors of two models are not comparable, and a unit
@@ -474,6 +500,7 @@ class Memory:
                 removed[table] = removed.get(table, 0) + n
         self._recall.drop(user)
         consolidation.forget_names(user)  # the entities kept in memory to resolve mentions
+        self.analyses.clear()  # and what their texts gave, kept for the same text added again
         check = residue(probes, salt, self.store.text_rows(), self.store.data_files()) if verify else {}
         return DeletionReceipt(rid, user, made, request, tuple(e.id for e in eps), removed, digest, salt, tuple(probes), check)
 
@@ -511,7 +538,8 @@ class Memory:
         emb = self.embedder
         pending = facts.pending(user)
         vecs = self.store.episode_vectors(user, emb.model_id, [r for r, _, _ in pending]) if emb and pending else {}
-        report = consolidation.run(facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, vecs)
+        report = consolidation.run(facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, vecs,
+                                   analyses=self.analyses)
         if vecs and not self.store.read_only:
             self._add_surprise(pending, vecs)
         return report

@@ -17,13 +17,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..encode.analysis import Analyses
 from ..encode.text import first_sentence
 from ..model import Episode
 from ..semantic import STATEMENT, Decision, FactDraft, Known
 from ..store.base import SemanticStore
 from .decide import Current, decide
 from .extract import Extractor
-from .mentions import Names, known_from, mentions as find_mentions, place_tags
+from .mentions import Names, known_from, lower_words, mention_text, mentions as find_mentions, place_tags
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,12 @@ def _decisions(
     model: str | None,
     vectors_for: VectorsFor,
     pending: Sequence[tuple[int, int, Episode]],
+    analyses: Analyses | None = None,
 ) -> tuple[list[tuple[Decision, int, Episode]], dict[str, np.ndarray], dict[str, str]]:
     """What the episodes' facts do to what is known, and their keys' vectors and hashes.
     Quarantined episodes give no facts: a poisoned memory must not rewrite the profile."""
     drafts = [
-        (rowid, ep, extractor.extract(ep.text, speaker_of(ep), ep.role) if ep.status == "active" else [])
+        (rowid, ep, drafts_of(extractor, ep, analyses) if ep.status == "active" else [])
         for rowid, _, ep in pending
     ]
     said = [d.object for _, _, ds in drafts for d in ds if d.predicate == STATEMENT]
@@ -125,6 +127,17 @@ def _decisions(
     hashes = {i: hashlib.sha256(t.encode("utf-8")).hexdigest() for i, t in texts.items()}
     vectors = vectors_for(model, {hashes[i]: t for i, t in texts.items()}) if model and texts else {}
     return steps, vectors, hashes
+
+
+def drafts_of(extractor: Extractor, ep: Episode, analyses: Analyses | None) -> list[FactDraft]:
+    """The extractor's drafts for an episode; kept per text when the extractor says what they
+    depend on (``cache_key``: the rules do; a model is asked again)."""
+    speaker = speaker_of(ep)
+    key = getattr(extractor, "cache_key", None)
+    if analyses is None or key is None:
+        return extractor.extract(ep.text, speaker, ep.role)
+    text, role = ep.text, ep.role
+    return analyses.get(text, ("extract", key, speaker, role), lambda: extractor.extract(text, speaker, role))
 
 
 def replay(
@@ -144,18 +157,21 @@ def replay(
 
 
 def _mentions(
-    facts: SemanticStore, user_id: str, pending: Sequence[tuple[int, int, Episode]]
+    facts: SemanticStore, user_id: str, pending: Sequence[tuple[int, int, Episode]], analyses: Analyses | None = None
 ) -> list[tuple[int, str, str, str | None]]:
     """The graph's mention edges of the episodes (quarantined ones name nobody): (episode
     rowid, entity name, kind, a new alias or None), resolved against the entities known."""
     names = _known_names(facts, user_id)
     for _, _, ep in pending:  # the batch's own words first, so a title's "Keep" is known for a word
-        names.learn_words(ep.text)
+        text = ep.text
+        names.learn_words(analyses.get(text, "lower", lambda: lower_words(text)) if analyses else text)
     out = []
     for rowid, _, ep in pending:
         if ep.status == "active":
-            out += [(rowid, m.name, m.kind, m.alias) for m in find_mentions(ep.text, speaker_of(ep), names)]
-            out += [(rowid, p, "place", None) for p in places_of(ep)]
+            text = ep.text
+            found = analyses.get(text, "mentions", lambda: mention_text(text)) if analyses else None
+            out += [(rowid, m.name, m.kind, m.alias) for m in find_mentions(text, speaker_of(ep), names, found)]
+            out += [(rowid, p, "place", None) for p in places_of(ep, analyses)]
     return out
 
 
@@ -206,12 +222,14 @@ def forget_names(user_id: str) -> None:
             del _NAMES[key]
 
 
-def places_of(ep: Episode) -> list[str]:
+def places_of(ep: Episode, analyses: Analyses | None = None) -> list[str]:
     """An episode's place tags beyond the names it mentions: the place its writer gave
     (``place``), and the common places its speaker says they are or were at ("at the gym";
     not in an assistant's advice)."""
     given = [ep.place.strip()] if ep.place and ep.place.strip() else []
-    said = place_tags(ep.text) if ep.role != "assistant" else []
+    text = ep.text
+    said = [] if ep.role == "assistant" else (
+        analyses.get(text, "places", lambda: place_tags(text)) if analyses else place_tags(text))
     return list(dict.fromkeys(given + said))
 
 
@@ -254,11 +272,13 @@ def run(
     vectors_for: VectorsFor,
     episode_vectors: dict[int, np.ndarray],
     batch: int = 5000,
+    analyses: Analyses | None = None,
 ) -> Report:
     """Consolidate a user's pending episodes.
 
     ``vectors_for(model, {hash: text})`` returns the vectors the store lacks (cached or
-    computed); ``episode_vectors``: rowid -> first-passage vector, for segmentation.
+    computed); ``episode_vectors``: rowid -> first-passage vector, for segmentation;
+    ``analyses``: what the texts alone gave, kept from before (the same text in another scope).
     """
     totals = dict(episodes=0, added=0, merged=0, superseded=0, retracted=0, segments=0, statements=0)
     changes: list[str] = []
@@ -266,7 +286,7 @@ def run(
         pending = facts.pending(user_id, batch)
         if not pending:
             break
-        steps, vectors, hashes = _decisions(facts, user_id, extractor, model, vectors_for, pending)
+        steps, vectors, hashes = _decisions(facts, user_id, extractor, model, vectors_for, pending, analyses)
         segs = []
         by_session: dict[str | None, list[tuple[int, int, Episode]]] = {}
         for rowid, seq, ep in pending:
@@ -281,7 +301,7 @@ def run(
                 best, summary = summary_of(texts, vecs[a:b] * shown[a:b, None]) if dim else (0, texts[0][:300])
                 segs.append((session_id, items[a][1], items[b - 1][1], summary, items[a + best][0]))
         applied = facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs, first_seq=pending[0][1],
-                              mentions=_mentions(facts, user_id, pending))
+                              mentions=_mentions(facts, user_id, pending, analyses))
         if applied is None:  # consolidated by another thread or process meanwhile: look again
             continue
         changes += applied

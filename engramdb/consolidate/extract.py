@@ -447,6 +447,12 @@ class RuleExtractor:
     def __init__(self, statements: bool = True) -> None:
         self.statements = statements
 
+    @property
+    def cache_key(self) -> tuple[str, bool]:
+        """What its drafts depend on beyond the message: they may be kept per text (see
+        :class:`~engramdb.encode.analysis.Analyses`). An extractor without it is asked again."""
+        return (self.name, self.statements)
+
     def extract(self, text: str, speaker: str, role: str | None) -> list[FactDraft]:
         if role == "assistant":
             return []

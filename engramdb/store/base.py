@@ -26,6 +26,7 @@ class NewUnit:
     text: str
     speaker: str
     vector_hash: str | None
+    terms: bytes | None = None  # encode_terms(text), if the caller has it
 
 
 #: Entity names that are a role, not a person or thing: no walk goes through them.
@@ -57,6 +58,7 @@ class NewEpisode:
     flag: tuple[float, tuple[str, ...]] | None = None  # (score, reasons): stored quarantined
     importance_given: bool = True  # False: estimated (consolidation may refine it)
     same_as: str | None = None  # the id of the episode it repeats, found before (see Store.same_episodes)
+    gist: bytes | None = None  # lifecycle.gist(content, name), if the caller has it
 
 
 @dataclass

@@ -490,7 +490,7 @@ class SQLStore:
                         iso(ep.recorded_at), to_utc(ep.recorded_at).timestamp(),
                         ep.place, meta, ep.importance, ep.content_hash,
                         ep.source, ep.writer, "quarantined" if ep.flag is not None else "active",
-                        int(ep.importance_given), gist(ep.content, ep.name),
+                        int(ep.importance_given), ep.gist if ep.gist is not None else gist(ep.content, ep.name),
                     ),
                 )
                 ep_rowid = cur.lastrowid
@@ -513,7 +513,8 @@ class SQLStore:
                     "INSERT INTO units(episode_rowid, user_id, ord, start_char, end_char, text, speaker, scope, "
                     "vector_hash, terms) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
                     [
-                        (ep_rowid, user_id, u.ord, u.start, u.end, u.text, u.speaker, u.vector_hash, encode_terms(u.text))
+                        (ep_rowid, user_id, u.ord, u.start, u.end, u.text, u.speaker, u.vector_hash,
+                         u.terms if u.terms is not None else encode_terms(u.text))
                         for u in ep.units
                     ],
                 )
