@@ -538,14 +538,14 @@ class Memory:
         emb = self.embedder
         pending = facts.pending(user)
         vecs = self.store.episode_vectors(user, emb.model_id, [r for r, _, _ in pending]) if emb and pending else {}
-        report = consolidation.run(facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, vecs,
-                                   analyses=self.analyses)
-        if vecs and not self.store.read_only:
-            self._add_surprise(pending, vecs)
-        return report
+        # Surprise raises estimated importance, written with the batch's facts.
+        surprise = self._surprise(pending, vecs) if vecs and not self.store.read_only else []
+        return consolidation.run(facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, vecs,
+                                 analyses=self.analyses, importance=surprise)
 
-    def _add_surprise(self, pending: Sequence[tuple[int, int, Episode]], vecs: dict[int, np.ndarray]) -> None:
-        """Raise the estimated importance of episodes that shifted the topic: surprise is the
+    @staticmethod
+    def _surprise(pending: Sequence[tuple[int, int, Episode]], vecs: dict[int, np.ndarray]) -> builtins.list[tuple[int, float]]:
+        """The raised estimated importance of episodes that shifted the topic: surprise is the
         cosine distance from the mean of the session's earlier episodes in this batch."""
         updates: list[tuple[int, float]] = []
         centroids: dict[str | None, np.ndarray] = {}
@@ -562,8 +562,7 @@ class Memory:
                 centroids[ep.session_id] = c + v
             else:
                 centroids[ep.session_id] = v.astype(np.float64).copy()
-        if updates:
-            self.store.set_importance(updates)
+        return updates
 
     def facts(
         self,

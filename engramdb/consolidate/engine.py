@@ -273,12 +273,14 @@ def run(
     episode_vectors: dict[int, np.ndarray],
     batch: int = 5000,
     analyses: Analyses | None = None,
+    importance: Sequence[tuple[int, float]] = (),
 ) -> Report:
     """Consolidate a user's pending episodes.
 
     ``vectors_for(model, {hash: text})`` returns the vectors the store lacks (cached or
     computed); ``episode_vectors``: rowid -> first-passage vector, for segmentation;
-    ``analyses``: what the texts alone gave, kept from before (the same text in another scope).
+    ``analyses``: what the texts alone gave, kept from before (the same text in another scope);
+    ``importance``: (episode rowid, estimated importance) to write with the first batch.
     """
     totals = dict(episodes=0, added=0, merged=0, superseded=0, retracted=0, segments=0, statements=0)
     changes: list[str] = []
@@ -301,9 +303,10 @@ def run(
                 best, summary = summary_of(texts, vecs[a:b] * shown[a:b, None]) if dim else (0, texts[0][:300])
                 segs.append((session_id, items[a][1], items[b - 1][1], summary, items[a + best][0]))
         applied = facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs, first_seq=pending[0][1],
-                              mentions=_mentions(facts, user_id, pending, analyses))
+                              mentions=_mentions(facts, user_id, pending, analyses), importance=importance)
         if applied is None:  # consolidated by another thread or process meanwhile: look again
             continue
+        importance = ()
         changes += applied
         totals["episodes"] += len(pending)
         totals["segments"] += len(segs)

@@ -224,10 +224,12 @@ class SemanticStore(Protocol):
         segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
         first_seq: int | None = 0,
         mentions: Sequence[tuple[int, str, str, str | None]] = (),
+        importance: Sequence[tuple[int, float]] = (),
     ) -> list[str] | None:
         """Store a consolidation's decisions in one transaction (None: another did it first;
         ``first_seq=None``: episodes released from quarantine, consolidated out of order);
-        ``mentions``: (episode rowid, entity name, kind, a new alias or None) edges of the graph."""
+        ``mentions``: (episode rowid, entity name, kind, a new alias or None) edges of the graph;
+        ``importance``: (episode rowid, estimated importance) as ``set_importance`` sets it."""
 
     def undo(self, change_id: str, user_id: str | None = None) -> Change: ...
 

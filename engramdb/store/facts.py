@@ -282,6 +282,7 @@ class FactStore:
         segments: Sequence[tuple[str | None, int, int, str, int | None]] = (),
         first_seq: int | None = 0,
         mentions: Sequence[tuple[int, str, str, str | None]] = (),
+        importance: Sequence[tuple[int, float]] = (),
     ) -> list[str] | None:
         """Apply decisions (each with its source episode rowid and episode) in one transaction.
 
@@ -374,8 +375,9 @@ class FactStore:
                      json.dumps({"facts": created, "sources": [[f, ep_rowid] for f in sources_added]})),
                 )
                 change_ids.append(cid)
-            for ep_rowid, name, kind, alias in mentions:
-                self._link_entity(c, user_id, name, kind, alias, ep_rowid, None)
+            self._link_mentions(c, user_id, mentions)
+            if importance:
+                self.s.update_importance(c, importance)
             for session_id, first, last, summary, summary_rowid in segments:
                 c.execute(
                     "INSERT INTO segments(id, user_id, session_id, first_seq, last_seq, summary, summary_episode_rowid) "
@@ -451,6 +453,41 @@ class FactStore:
         c.execute(
             "INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid, user_id) VALUES (?, ?, ?, ?)",
             (erow, ep_rowid, frow, user_id),
+        )
+
+    @staticmethod
+    def _link_mentions(c: Any, user_id: str, mentions: Sequence[tuple[int, str, str, str | None]]) -> None:
+        """:meth:`_link_entity` for each of the mention edges (episode rowid, name, kind, a new
+        alias or None), in order, with a read of their entities and a write of their links."""
+        if not mentions:
+            return
+        names = list(dict.fromkeys(m[1] for m in mentions))
+        known: dict[str, tuple[int, list[str]]] = {}
+        for i in range(0, len(names), 500):
+            chunk = names[i : i + 500]
+            for erow, name, aliases in c.execute(
+                f"SELECT rowid, name, aliases FROM entities WHERE user_id = ? AND name IN ({','.join('?' * len(chunk))})",
+                (user_id, *chunk),
+            ).fetchall():
+                known[name] = (int(erow), json.loads(aliases))
+        links, taught = [], False
+        for ep_rowid, name, kind, alias in mentions:
+            found = known.get(name)
+            if found is None:
+                cur = c.execute(
+                    "INSERT INTO entities(id, user_id, name, kind, aliases) VALUES (?, ?, ?, ?, ?)",
+                    ("ent_" + uuid.uuid4().hex, user_id, name, kind, json.dumps([alias] if alias else [])),
+                )
+                known[name] = found = (int(cur.lastrowid or 0), [alias] if alias else [])
+            elif alias and alias not in found[1]:
+                found[1].append(alias)
+                c.execute("UPDATE entities SET aliases = ? WHERE rowid = ?", (json.dumps(found[1]), found[0]))
+                taught = True
+            links.append((found[0], ep_rowid, user_id))
+        if taught:
+            _entities_changed(c, user_id, "alias_version")
+        c.executemany(
+            "INSERT INTO entity_links(entity_rowid, episode_rowid, fact_rowid, user_id) VALUES (?, ?, NULL, ?)", links
         )
 
     def entity_names(self, user_id: str, facts_only: bool = False) -> list[tuple[str, str, list[str]]]:

@@ -386,10 +386,15 @@ class SQLStore:
     def set_importance(self, updates: Sequence[tuple[int, float]]) -> None:
         """Estimated importance of episodes (rowid, importance) not used yet: their stability follows."""
         with self._tx() as c:
-            c.executemany(
-                "UPDATE episodes SET importance = ? WHERE rowid = ? AND importance_given = 0 AND uses = 0",
-                [(imp, rowid) for rowid, imp in updates],
-            )
+            self.update_importance(c, updates)
+
+    @staticmethod
+    def update_importance(c: Any, updates: Sequence[tuple[int, float]]) -> None:
+        """:meth:`set_importance` in the caller's transaction."""
+        c.executemany(
+            "UPDATE episodes SET importance = ? WHERE rowid = ? AND importance_given = 0 AND uses = 0",
+            [(imp, rowid) for rowid, imp in updates],
+        )
 
     def set_status(
         self, user_id: str, episode_id: str, status: str, flag: tuple[float, tuple[str, ...]] | None = None
