@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .ids import new_id
 from . import graphview
 from .consolidate import engine as consolidation
 from .consolidate.engine import Report
@@ -287,7 +288,7 @@ class Memory:
         for d, content_hash, same in zip(drafts, hashes, known):
             if same is not None:
                 episodes.append(NewEpisode(
-                    id=d.id or "ep_" + uuid.uuid4().hex, agent_id=agent, session_id=session, role=d.role,
+                    id=d.id or new_id("ep_"), agent_id=agent, session_id=session, role=d.role,
                     name=d.name, content=d.content, occurred_at=d.timestamp, recorded_at=recorded, place=d.place,
                     metadata=d.metadata, importance=0.0, content_hash=content_hash, same_as=same,
                 ))
@@ -313,7 +314,7 @@ class Memory:
                 units.append(NewUnit(i, p.start, p.end, p.text, speaker, vhash if model else None, terms))
             episodes.append(
                 NewEpisode(
-                    id=d.id or "ep_" + uuid.uuid4().hex,
+                    id=d.id or new_id("ep_"),
                     agent_id=agent,
                     session_id=session,
                     role=d.role,

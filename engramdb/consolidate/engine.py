@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
+from ..ids import new_id
 from ..encode.analysis import Analyses
 from ..encode.text import first_sentence
 from ..model import Episode
@@ -62,7 +62,7 @@ def decide_all(
         for draft in drafts:
             d = decide(cur.for_draft(draft), draft)
             if d.action == "add":
-                d.new_id = "fact_" + uuid.uuid4().hex
+                d.new_id = new_id("fact_")
                 new = d.draft  # a negated like is added as a dislike
                 cur.add(Known(d.new_id, new.subject, new.predicate, new.qualifier, new.object, new.amount, new.unit))
             if d.closes:

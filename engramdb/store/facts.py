@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import datetime
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..ids import new_id as make_id
 from ..encode.text import first_sentence
 from ..errors import InputError, NotFoundError
 from ..index.lexical import encode_terms
@@ -99,7 +99,7 @@ class FactStore:
                 if name not in known:
                     cur = c.execute(
                         "INSERT INTO entities(id, user_id, name, kind, aliases) VALUES (?, ?, ?, ?, ?)",
-                        ("ent_" + uuid.uuid4().hex, user_id, name, kind, "[]"),
+                        (make_id("ent_"), user_id, name, kind, "[]"),
                     )
                     known[name] = (int(cur.lastrowid or 0), [])
                 erow, aliases = known[name]
@@ -336,7 +336,7 @@ class FactStore:
                     new_id = None
                     if d.action == "add":
                         dr = d.draft
-                        new_id = d.new_id or "fact_" + uuid.uuid4().hex
+                        new_id = d.new_id or make_id("fact_")
                         cur = c.execute(
                             "INSERT INTO facts(id, user_id, subject, predicate, qualifier, object, text, kind, category, "
                             "confidence, valid_from, recorded_at, extractor, amount, unit) "
@@ -368,7 +368,7 @@ class FactStore:
                         )
                     kind = "retract" if d.action == "retract" else ("supersede" if d.closes else "add")
                     fact_id_opt = new_id or (d.closes[0] if d.closes else None)
-                cid = "chg_" + uuid.uuid4().hex
+                cid = make_id("chg_")
                 c.execute(
                     "INSERT INTO changes(id, user_id, kind, fact_id, created_at, before, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (cid, user_id, kind, fact_id_opt, now, json.dumps(before),
@@ -382,7 +382,7 @@ class FactStore:
                 c.execute(
                     "INSERT INTO segments(id, user_id, session_id, first_seq, last_seq, summary, summary_episode_rowid) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    ("seg_" + uuid.uuid4().hex, user_id, session_id, first, last, summary, summary_rowid),
+                    (make_id("seg_"), user_id, session_id, first, last, summary, summary_rowid),
                 )
             c.execute(
                 "INSERT INTO consolidation(user_id, last_seq) VALUES (?, ?) "
@@ -442,7 +442,7 @@ class FactStore:
         if row is None:
             cur = c.execute(
                 "INSERT INTO entities(id, user_id, name, kind, aliases) VALUES (?, ?, ?, ?, ?)",
-                ("ent_" + uuid.uuid4().hex, user_id, name, kind, json.dumps([alias] if alias else [])),
+                (make_id("ent_"), user_id, name, kind, json.dumps([alias] if alias else [])),
             )
             erow = cur.lastrowid
         else:
@@ -476,7 +476,7 @@ class FactStore:
             if found is None:
                 cur = c.execute(
                     "INSERT INTO entities(id, user_id, name, kind, aliases) VALUES (?, ?, ?, ?, ?)",
-                    ("ent_" + uuid.uuid4().hex, user_id, name, kind, json.dumps([alias] if alias else [])),
+                    (make_id("ent_"), user_id, name, kind, json.dumps([alias] if alias else [])),
                 )
                 known[name] = found = (int(cur.lastrowid or 0), [alias] if alias else [])
             elif alias and alias not in found[1]:
@@ -810,7 +810,7 @@ class FactStore:
                 )
             c.execute("DELETE FROM summaries WHERE user_id = ? AND level IN ('topic', 'person', 'root')", (user_id,))
             rows = [
-                ("sum_" + uuid.uuid4().hex, user_id, n.level, n.key, n.title, n.text, json.dumps(list(n.children)),
+                (make_id("sum_"), user_id, n.level, n.key, n.title, n.text, json.dumps(list(n.children)),
                  json.dumps(list(n.episodes)), n.last_seq, now)
                 for n in [*nodes, Node("root", "", "", "", last_seq=up_to)]
             ]

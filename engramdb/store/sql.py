@@ -15,6 +15,7 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
+from ..ids import new_id
 from ..encode.timex import TimeMention
 from ..index.lexical import encode_terms
 from ..lifecycle import DAY, gist, initial_stability, reinforced, retrievability, sign_code
@@ -317,7 +318,7 @@ class SQLStore:
                     "updated_at = excluded.updated_at",
                     (user_id, label, after, new_limit, now),
                 )
-            change_id = "core_" + uuid.uuid4().hex
+            change_id = new_id("core_")
             c.execute(
                 "INSERT INTO core_changes(id, user_id, label, op, before, after, max_chars, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (change_id, user_id, label, op, before, after, new_limit, now),
