@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
@@ -121,9 +122,9 @@ class Names:
         """A copy to resolve one batch's mentions with (resolving adds to it)."""
         return Names(dict(self.kind), dict(self.aliases), list(self._people), set(self.related), set(self.common))
 
-    def learn_words(self, text: str | frozenset[str]) -> None:
+    def learn_words(self, text: str | tuple[str, ...]) -> None:
         """Remember the words ``text`` writes in lower case (or those words: :func:`lower_words`)."""
-        self.common.update(text if isinstance(text, frozenset) else _LOWER.findall(text))
+        self.common.update(_LOWER.findall(text) if isinstance(text, str) else text)
 
     def add(self, name: str, kind: str) -> None:
         if name not in self.kind:
@@ -141,9 +142,10 @@ class Names:
         return out
 
 
-def lower_words(text: str) -> frozenset[str]:
-    """The words ``text`` writes in lower case (what :meth:`Names.learn_words` learns)."""
-    return frozenset(_LOWER.findall(text))
+def lower_words(text: str) -> tuple[str, ...]:
+    """The words ``text`` writes in lower case (what :meth:`Names.learn_words` learns), each
+    once. Interned: kept per text, the words texts share are held once."""
+    return tuple(map(sys.intern, dict.fromkeys(_LOWER.findall(text))))
 
 
 class Run(NamedTuple):
@@ -159,7 +161,7 @@ class Run(NamedTuple):
 class MentionText(NamedTuple):
     """What :func:`mentions` reads off a text before it looks at the names known."""
 
-    words: frozenset[str]  # the words written in lower case (headings aside)
+    words: tuple[str, ...]  # the words written in lower case (headings aside)
     kin: tuple[tuple[str, str], ...]  # "my sister Deborah": (name, relation in lower case)
     kin_alone: tuple[str, ...]  # "my sister": the relation in lower case
     runs: tuple[Run, ...]
