@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .ids import new_id
 from . import graphview
 from .consolidate import engine as consolidation
 from .consolidate.engine import Report
@@ -31,6 +30,7 @@ from .encode.timex import find_times, time_candidates
 from .errors import EmbedderError, InputError, LimitError, NotFoundError, StoreError, UnknownUserError
 from .forget import DeletionReceipt, probes_for, residue
 from .guard import SOURCES, Guard, assess, source_for_role, trusted
+from .ids import new_id
 from .lifecycle import (
     DAY, RECOGNITION_MIX, SURPRISE_WEIGHT, MaintenanceReport, Policy, Recognition, code_similarity,
     estimate_importance, gist, recognition_scores, retrievability,

@@ -16,9 +16,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..ids import new_id
 from ..encode.analysis import Analyses
 from ..encode.text import first_sentence
+from ..ids import new_id
 from ..model import Episode
 from ..semantic import STATEMENT, Decision, FactDraft, Known
 from ..store.base import SemanticStore

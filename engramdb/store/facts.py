@@ -10,9 +10,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..ids import new_id as make_id
 from ..encode.text import first_sentence
 from ..errors import InputError, NotFoundError
+from ..ids import new_id as make_id
 from ..index.lexical import encode_terms
 from ..lifecycle import DAY, initial_stability, retrievability
 from ..model import Change, Entity, Episode, Fact, Segment

@@ -15,8 +15,8 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
-from ..ids import new_id
 from ..encode.timex import TimeMention
+from ..ids import new_id
 from ..index.lexical import encode_terms
 from ..lifecycle import DAY, gist, initial_stability, reinforced, retrievability, sign_code
 from ..model import Episode, StoreStats
