@@ -458,16 +458,10 @@ class SQLStore:
             # The same message stored again (a retried add, a re-import without ids): one episode
             # seen twice. Same text, speaker, session, time and metadata; looked up for the whole
             # batch, which may repeat a message itself.
-            stored: dict[tuple[Any, ...], str] = {}
-            hashes = list(dict.fromkeys(ep.content_hash for ep in episodes if ep.same_as is None))
-            for i in range(0, len(hashes), 500):
-                chunk = hashes[i : i + 500]
-                for row in c.execute(
-                    "SELECT content_hash, session_id, role, name, occurred_at, metadata, id FROM episodes "
-                    f"WHERE user_id = ? AND content_hash IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
-                    (user_id, *chunk),
-                ).fetchall():
-                    stored.setdefault(tuple(row[:6]), row[6])
+            stored = self._by_content(
+                lambda sql, params: c.execute(sql, params).fetchall(), user_id,
+                [ep.content_hash for ep in episodes if ep.same_as is None],
+            )
             for ep in episodes:
                 if ep.same_as is not None:  # known to repeat one, before any analysis of it
                     if c.execute(
@@ -529,17 +523,26 @@ class SQLStore:
     def same_episodes(
         self, user_id: str, keys: Sequence[tuple[str, str | None, str | None, str | None, str, str]]
     ) -> list[str | None]:
-        found: dict[tuple[str, str | None, str | None, str | None, str, str], str] = {}
-        hashes = list(dict.fromkeys(k[0] for k in keys))
-        for i in range(0, len(hashes), 500):
-            chunk = hashes[i : i + 500]
-            for row in self._q(
+        found = self._by_content(self._q, user_id, [k[0] for k in keys])
+        return [found.get(tuple(k)) for k in keys]
+
+    @staticmethod
+    def _by_content(
+        run: Callable[[str, Sequence[Any]], list[Any]], user_id: str, hashes: Sequence[str]
+    ) -> dict[tuple[Any, ...], str]:
+        """The user's episodes with one of these content hashes, by (content hash, session, role,
+        name, occurred_at, metadata): the first one's id. ``run`` runs a read query."""
+        found: dict[tuple[Any, ...], str] = {}
+        unique = list(dict.fromkeys(hashes))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            for row in run(
                 "SELECT content_hash, session_id, role, name, occurred_at, metadata, id FROM episodes "
                 f"WHERE user_id = ? AND content_hash IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
                 (user_id, *chunk),
             ):
-                found.setdefault((row[0], row[1], row[2], row[3], row[4], row[5]), row[6])
-        return [found.get(tuple(k)) for k in keys]  # type: ignore[arg-type]
+                found.setdefault(tuple(row[:6]), row[6])
+        return found
 
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
