@@ -20,7 +20,7 @@ import numpy as np
 
 from . import graphview
 from .consolidate import engine as consolidation
-from .consolidate.engine import Report
+from .consolidate.engine import BATCH, Report
 from .consolidate import tree
 from .consolidate.extract import Extractor, RuleExtractor
 from .encode.analysis import LIMIT_CHARS, Analyses
@@ -537,12 +537,12 @@ class Memory:
         user = self._known_user(user_id)
         facts = self._semantic()
         emb = self.embedder
-        pending = facts.pending(user)
+        pending = facts.pending(user, BATCH)
         vecs = self.store.episode_vectors(user, emb.model_id, [r for r, _, _ in pending]) if emb and pending else {}
         # Surprise raises estimated importance, written with the batch's facts.
         surprise = self._surprise(pending, vecs) if vecs and not self.store.read_only else []
         return consolidation.run(facts, user, self.extractor, emb.model_id if emb else None, self._vectors_for, vecs,
-                                 analyses=self.analyses, importance=surprise)
+                                 BATCH, analyses=self.analyses, importance=surprise, pending=pending)
 
     @staticmethod
     def _surprise(pending: Sequence[tuple[int, int, Episode]], vecs: dict[int, np.ndarray]) -> builtins.list[tuple[int, float]]:

@@ -39,6 +39,10 @@ class Report:
     statements: int = 0  # statements added (sentences kept verbatim; not counted in facts_added)
 
 
+#: Episodes consolidated per transaction.
+BATCH = 5000
+
+
 def speaker_of(ep: Episode) -> str:
     return ep.name or ("user" if ep.role in (None, "", "user") else ep.role)
 
@@ -271,21 +275,23 @@ def run(
     model: str | None,
     vectors_for: VectorsFor,
     episode_vectors: dict[int, np.ndarray],
-    batch: int = 5000,
+    batch: int = BATCH,
     analyses: Analyses | None = None,
     importance: Sequence[tuple[int, float]] = (),
+    pending: Sequence[tuple[int, int, Episode]] | None = None,
 ) -> Report:
     """Consolidate a user's pending episodes.
 
     ``vectors_for(model, {hash: text})`` returns the vectors the store lacks (cached or
     computed); ``episode_vectors``: rowid -> first-passage vector, for segmentation;
     ``analyses``: what the texts alone gave, kept from before (the same text in another scope);
-    ``importance``: (episode rowid, estimated importance) to write with the first batch.
+    ``importance``: (episode rowid, estimated importance) to write with the first batch;
+    ``pending``: the first batch, if the caller has read it (``facts.pending(user_id, batch)``).
     """
     totals = dict(episodes=0, added=0, merged=0, superseded=0, retracted=0, segments=0, statements=0)
     changes: list[str] = []
     while True:
-        pending = facts.pending(user_id, batch)
+        pending = list(pending) if pending is not None else facts.pending(user_id, batch)
         if not pending:
             break
         steps, vectors, hashes = _decisions(facts, user_id, extractor, model, vectors_for, pending, analyses)
@@ -305,6 +311,7 @@ def run(
         applied = facts.apply(user_id, steps, pending[-1][1], vectors, model, hashes, segs, first_seq=pending[0][1],
                               mentions=_mentions(facts, user_id, pending, analyses), importance=importance)
         if applied is None:  # consolidated by another thread or process meanwhile: look again
+            pending = None
             continue
         importance = ()
         changes += applied
@@ -320,6 +327,9 @@ def run(
                 totals["merged"] += 1
             elif d.action == "retract":
                 totals["retracted"] += len(d.closes)
+        if len(pending) < batch:  # that was all of them (an add meanwhile consolidates its own)
+            break
+        pending = None
     return Report(
         totals["episodes"], totals["added"], totals["merged"], totals["superseded"], totals["retracted"],
         totals["segments"], tuple(changes), totals["statements"],
