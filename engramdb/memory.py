@@ -293,7 +293,6 @@ class Memory:
                     metadata=d.metadata, importance=0.0, content_hash=content_hash, same_as=same,
                 ))
                 continue
-            speaker = d.name or d.role or ""
             src = d.source or source or source_for_role(d.role)
             via = d.writer or writer
             text = d.content
@@ -307,11 +306,8 @@ class Memory:
                 flag = (verdict.score, verdict.reasons) if verdict.flagged else None
             if flag is None and d.quarantined:  # restored from an export as it was
                 flag = (0.0, ("restored",))
-            units = []
-            for i, (p, embed_text, vhash, terms) in enumerate(self._units_of(text, d.role, d.name)):
-                if model and vhash is not None and embed_text is not None:
-                    to_embed[vhash] = embed_text
-                units.append(NewUnit(i, p.start, p.end, p.text, speaker, vhash if model else None, terms))
+            units, embed = self._units_of(text, d.role, d.name, bool(model))
+            to_embed.update(embed)
             episodes.append(
                 NewEpisode(
                     id=d.id or new_id("ep_"),
@@ -341,20 +337,24 @@ class Memory:
         return [merged.get(e.id, e.id) for e in episodes]
 
     def _units_of(
-        self, text: str, role: str | None, name: str | None
-    ) -> tuple[tuple[Passage, str | None, str | None, bytes], ...]:
-        """How ``add`` indexes a message (see :meth:`passages`): each passage with its embedded
-        text and that text's hash (None past those that get a vector), and its index terms.
-        Worked out once per text, role and speaker."""
-        def make() -> tuple[tuple[Passage, str | None, str | None, bytes], ...]:
-            return tuple(
-                (p, embed_text,
-                 hashlib.sha256(embed_text.encode("utf-8")).hexdigest() if embed_text is not None else None,
-                 encode_terms(p.text))
-                for p, embed_text in self.passages(text, role=role, name=name)
-            )
+        self, text: str, role: str | None, name: str | None, vectors: bool
+    ) -> tuple[tuple[NewUnit, ...], tuple[tuple[str, str], ...]]:
+        """How ``add`` indexes a message (see :meth:`passages`): its units (passages with their
+        index terms and, with ``vectors``, the hash of the text embedded for them), and the
+        (hash, text) of each text to embed. Worked out once per text, role and speaker."""
+        speaker = name or role or ""
 
-        key = ("units", role, name, self.passage_tokens, self.dense_passages, self.dense_passages_assistant)
+        def make() -> tuple[tuple[NewUnit, ...], tuple[tuple[str, str], ...]]:
+            units, embed = [], []
+            for i, (p, embed_text) in enumerate(self.passages(text, role=role, name=name)):
+                vhash = None
+                if vectors and embed_text is not None:
+                    vhash = hashlib.sha256(embed_text.encode("utf-8")).hexdigest()
+                    embed.append((vhash, embed_text))
+                units.append(NewUnit(i, p.start, p.end, p.text, speaker, vhash, encode_terms(p.text)))
+            return tuple(units), tuple(embed)
+
+        key = ("units", role, name, vectors, self.passage_tokens, self.dense_passages, self.dense_passages_assistant)
         return self.analyses.get(text, key, make)
 
     def _check_model(self, model: str | None) -> None:

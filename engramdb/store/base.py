@@ -51,7 +51,7 @@ class NewEpisode:
     metadata: dict[str, Any]
     importance: float
     content_hash: str
-    units: list[NewUnit] = field(default_factory=list)
+    units: Sequence[NewUnit] = ()  # shared, not copied: treated as read-only
     times: list[TimeMention] = field(default_factory=list)
     source: str = "user"  # who wrote it (engramdb.guard.SOURCES)
     writer: str | None = None  # through what: an import, an API key…
