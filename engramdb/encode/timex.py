@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -400,22 +401,34 @@ _RULE_STARTS = [literal_starts(pattern) for pattern, _, _ in _RULES]
 
 
 #: Every match of every rule whose cues the text has, rule by rule: (rule name, match).
-Candidates = tuple[tuple[str, "re.Match[str]"], ...]
+#: (rule, match, the sentence it is in), in the rules' order.
+Candidates = tuple[tuple[str, "re.Match[str]", str], ...]
 
 
 def time_candidates(text: str) -> Candidates:
     """What :func:`find_times` resolves, found from the text alone: every match of every rule
-    whose cues the text has, in the rules' order (which wins where two overlap)."""
+    whose cues the text has, in the rules' order (which wins where two overlap), with the
+    sentence it is in."""
     lower = lowered(text)
     cues = {name for name, cue in _CUES.items() if search(cue, _CUE_STARTS[name], text, lower)}
     if not cues:
         return ()
-    return tuple(
+    found = [
         (name, m)
         for (pattern, name, needs), starts in zip(_RULES, _RULE_STARTS)
         if needs <= cues
         for m in finditer(pattern, starts, text, lower)
-    )
+    ]
+    if not found:
+        return ()
+    sentences = [(s.start(), s.end()) for s in _SENTENCE.finditer(text)] or [(0, len(text))]
+    starts = [a for a, _ in sentences]
+
+    def sentence(at: int) -> str:
+        i = bisect_right(starts, at) - 1
+        return text[sentences[i][0] : sentences[i][1]] if i >= 0 and at < sentences[i][1] else text
+
+    return tuple((name, m, sentence(m.start())) for name, m in found)
 
 
 def find_times(text: str, anchor: datetime | date, found: Candidates | None = None) -> list[TimeMention]:
@@ -426,14 +439,10 @@ def find_times(text: str, anchor: datetime | date, found: Candidates | None = No
     out: list[TimeMention] = []
     if found is None:
         found = time_candidates(text)
-    if not found:
-        return out
-    sentences = [(s.start(), s.end()) for s in _SENTENCE.finditer(text)] or [(0, len(text))]
-    for name, m in found:
+    for name, m, sent in found:
         s, e = m.span()
         if any(s < b and a < e for a, b in taken):
             continue
-        sent = next((text[a:b] for a, b in sentences if a <= s < b), text)
         try:
             res = _resolve(name, m, day, sent)
         except (ValueError, OverflowError):  # "5000 years ago": no calendar date to give
