@@ -50,7 +50,7 @@ from .structured import Rows, object_matches, pattern_words, rows_of
 from .store.base import PERSISTENT_INDEX, SEMANTIC, NewEpisode, NewUnit, SemanticStore, Stale, Store
 from .store.sqlite import SQLiteStore
 from .timeutil import iso, now_utc, parse_timestamp
-from .validate import MAX_ID_CHARS, MAX_QUERY_CHARS, check_count, check_id, check_text, normalise_messages
+from .validate import MAX_ID_CHARS, MAX_QUERY_CHARS, Draft, check_count, check_id, check_text, normalise_messages
 
 #: Most hits one search returns.
 MAX_LIMIT = 1000
@@ -220,10 +220,12 @@ class Memory:
 
         ``messages``: a string, a message dict or a list of them. A message has ``content``
         and optional ``role``, ``name`` (speaker), ``timestamp`` (overrides the call's),
-        ``metadata`` (kept verbatim, merged over the call's), ``place``, ``importance``,
-        ``source``, and, to restore an export, ``id``, ``recorded_at``, ``writer`` and
-        ``status``: a message whose id this user already has is skipped (an import is
-        idempotent); an id of another user's episode is refused.
+        ``metadata`` (kept verbatim, merged over the call's), ``session_id`` and ``agent_id``
+        (override the call's: one add may hold a whole history of sessions, stored in one
+        transaction and consolidated at once), ``place``, ``importance``, ``source``, and, to
+        restore an export, ``id``, ``recorded_at``, ``writer`` and ``status``: a message whose
+        id this user already has is skipped (an import is idempotent); an id of another user's
+        episode is refused.
 
         ``source``: who wrote the messages — ``user``, ``assistant``, ``system``, ``tool``
         (a tool's output) or ``document`` (a page or file); by default what each role implies.
@@ -239,7 +241,7 @@ class Memory:
             raise InputError(f"source must be one of {', '.join(SOURCES)}", field="source")
         writer = check_id(writer, "writer", required=False)
         default_time = self._clock() if timestamp is None else parse_timestamp(timestamp)
-        drafts = normalise_messages(messages, default_time=default_time, metadata=metadata)
+        drafts = normalise_messages(messages, default_time=default_time, metadata=metadata, session_id=session, agent_id=agent)
         if self.store.read_only:  # before any embedding work
             raise StoreError(f"cannot add to this memory: {self.store.read_only}", reason=self.store.read_only)
         # A message with the id of an episode this user has is already here (a re-import, a
@@ -260,14 +262,14 @@ class Memory:
         # retried call): each is one more sighting of its episode, with no analysis or embedding.
         hashes = [hashlib.sha256(d.content.encode("utf-8")).hexdigest() for d in drafts]
         known = self.store.same_episodes(user, [
-            (h, session, d.role, d.name, iso(d.timestamp), json.dumps(d.metadata, ensure_ascii=False))
+            (h, d.session_id, d.role, d.name, iso(d.timestamp), json.dumps(d.metadata, ensure_ascii=False))
             for h, d in zip(hashes, drafts)
         ])
         try:
-            ids = self._add_new(user, session, agent, source, writer, drafts, hashes, known, recorded, model)
+            ids = self._add_new(user, source, writer, drafts, hashes, known, recorded, model)
         except Stale:  # one of them was deleted meanwhile: add them all the ordinary way
             known = [None] * len(drafts)
-            ids = self._add_new(user, session, agent, source, writer, drafts, hashes, known, recorded, model)
+            ids = self._add_new(user, source, writer, drafts, hashes, known, recorded, model)
         made = iter(i for i, d in zip(ids, drafts) if d.id is None)
         if self.consolidate_on_add and self._facts is not None and any(k is None for k in known):
             try:
@@ -277,9 +279,8 @@ class Memory:
         return [d.id if d.id is not None else next(made) for d in asked]  # one per message, in order
 
     def _add_new(
-        self, user: str, session: str | None, agent: str | None, source: str | None, writer: str | None,
-        drafts: Sequence[Any], hashes: Sequence[str], known: Sequence[str | None], recorded: datetime,
-        model: str | None,
+        self, user: str, source: str | None, writer: str | None, drafts: Sequence[Draft], hashes: Sequence[str],
+        known: Sequence[str | None], recorded: datetime, model: str | None,
     ) -> builtins.list[str]:
         """Analyse and store the messages of :meth:`add` (those ``known`` only as sightings);
         returns their episodes' ids in order (an existing one's for a message merged into it)."""
@@ -288,7 +289,7 @@ class Memory:
         for d, content_hash, same in zip(drafts, hashes, known):
             if same is not None:
                 episodes.append(NewEpisode(
-                    id=d.id or new_id("ep_"), agent_id=agent, session_id=session, role=d.role,
+                    id=d.id or new_id("ep_"), agent_id=d.agent_id, session_id=d.session_id, role=d.role,
                     name=d.name, content=d.content, occurred_at=d.timestamp, recorded_at=recorded, place=d.place,
                     metadata=d.metadata, importance=0.0, content_hash=content_hash, same_as=same,
                 ))
@@ -311,8 +312,8 @@ class Memory:
             episodes.append(
                 NewEpisode(
                     id=d.id or new_id("ep_"),
-                    agent_id=agent,
-                    session_id=session,
+                    agent_id=d.agent_id,
+                    session_id=d.session_id,
                     role=d.role,
                     name=d.name,
                     content=text,

@@ -23,7 +23,7 @@ MAX_QUERY_CHARS = 10_000
 
 _MESSAGE_KEYS = {
     "content", "role", "name", "timestamp", "metadata", "place", "importance", "id", "recorded_at", "source", "writer",
-    "status",
+    "status", "session_id", "agent_id",
 }
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -44,6 +44,8 @@ class Draft:
     source: str | None = None  # who wrote it (engramdb.guard.SOURCES); None: what the role implies
     writer: str | None = None  # through what it came (an export keeps it)
     quarantined: bool = False  # an export of a quarantined episode stays quarantined
+    session_id: str | None = None  # the message's, else the add's
+    agent_id: str | None = None  # the message's, else the add's
 
 
 def check_id(value: object, field_name: str, *, required: bool) -> str | None:
@@ -139,6 +141,17 @@ def _optional_str(msg: Mapping[str, Any], key: str, index: int) -> str | None:
     return value.strip() or None
 
 
+def _scope_id(msg: Mapping[str, Any], key: str, index: int, default: str | None) -> str | None:
+    """A message's own session or agent id (checked as the add's are), else the add's."""
+    value = msg.get(key)
+    if value is None:
+        return default
+    try:
+        return check_id(value, key, required=False)
+    except ScopeError as exc:
+        raise ScopeError(f"message {index}: {exc}", field=key, index=index) from exc
+
+
 def _metadata(value: object, index: int | None) -> dict[str, Any]:
     if value is None:
         return {}
@@ -161,8 +174,11 @@ def normalise_messages(
     *,
     default_time: datetime,
     metadata: Mapping[str, Any] | None = None,
+    session_id: str | None = None,
+    agent_id: str | None = None,
 ) -> list[Draft]:
-    """Turn the ``messages`` argument of ``add`` into validated drafts, or raise InputError."""
+    """Turn the ``messages`` argument of ``add`` into validated drafts, or raise InputError.
+    ``session_id``, ``agent_id``: the add's, for messages that do not name their own."""
     if isinstance(messages, (str, bytes, bytearray)):
         items: Sequence[Any] = [{"content": messages}]
     elif isinstance(messages, Mapping):
@@ -232,6 +248,8 @@ def normalise_messages(
                 source=source,
                 writer=_optional_str(item, "writer", i),
                 quarantined=status == "quarantined",
+                session_id=_scope_id(item, "session_id", i, session_id),
+                agent_id=_scope_id(item, "agent_id", i, agent_id),
             )
         )
     ids = [d.id for d in drafts if d.id is not None]

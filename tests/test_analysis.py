@@ -129,3 +129,16 @@ def test_forgetting_drops_the_texts_kept(mem: Memory) -> None:
     assert len(mem.analyses) == 0  # a deleted text is not held in the process either
     mem.add("My sister Deborah lives in Porto.", user_id="v")
     assert len(mem.analyses) == 1
+
+
+def test_a_history_in_one_add_gives_the_memory_of_one_add_per_session(
+    store_at: Callable[[str], str], real_embedder: OnnxEmbedder
+) -> None:
+    sessions = _conversation()
+    with Memory(store_at("bulk"), embedder=real_embedder) as mem:
+        for sid, msgs in sessions:
+            mem.add(msgs, user_id="per-session", session_id=sid)
+        mem.add([{**m, "session_id": sid} for sid, msgs in sessions for m in msgs], user_id="at-once")
+        want = _memory_of(mem, "per-session")
+        assert _memory_of(mem, "at-once") == want
+    assert len({s for s, _, _ in want["segments"]}) == len(sessions) > 1  # type: ignore[union-attr]

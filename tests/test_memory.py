@@ -82,6 +82,19 @@ def test_call_timestamp_and_metadata_are_defaults(mem: Memory) -> None:
     assert mem.get(b).timestamp.year == 2024 and mem.get(b).metadata == {"k": 2, "src": "call"}
 
 
+def test_a_message_may_name_its_own_session_and_agent(mem: Memory) -> None:
+    a, b, c = mem.add(
+        ["in the call's session", {"content": "in its own", "session_id": "s2", "agent_id": "bot"}, "call's again"],
+        user_id="u", session_id="s1", agent_id="main",
+    )
+    assert [(mem.get(i).session_id, mem.get(i).agent_id) for i in (a, b, c)] == [("s1", "main"), ("s2", "bot"), ("s1", "main")]
+    assert [e.id for e in mem.list(user_id="u", session_id="s2")] == [b]
+    assert {s.session_id for s in mem.segments(user_id="u")} == {"s1", "s2"}
+    with pytest.raises(ScopeError) as bad:
+        mem.add(["fine", {"content": "x", "session_id": " "}], user_id="u")
+    assert bad.value.field == "session_id" and bad.value.index == 1
+
+
 def test_search_finds_the_right_turn_with_provenance(demo_mem: Memory) -> None:
     hits = demo_mem.search("When did Nadia go to the support group?", user_id="demo", limit=5, now="2023-08-01")
     assert hits, "expected hits"
@@ -216,6 +229,9 @@ def test_unknown_user_is_typed_error(mem: Memory, call: str) -> None:
         ({"content": "hi", "colour": "red"}, {"user_id": "u"}, InputError),
         ({"content": "hi", "metadata": "nope"}, {"user_id": "u"}, InputError),
         ({"content": "hi", "metadata": {"f": object()}}, {"user_id": "u"}, InputError),
+        ({"content": "hi", "session_id": ""}, {"user_id": "u"}, ScopeError),
+        ({"content": "hi", "session_id": 7}, {"user_id": "u"}, ScopeError),
+        ({"content": "hi", "agent_id": "a\x00b"}, {"user_id": "u"}, ScopeError),
         ([], {"user_id": "u"}, InputError),
         (["x"] * (MAX_MESSAGES_PER_ADD + 1), {"user_id": "u"}, LimitError),
         (42, {"user_id": "u"}, InputError),
