@@ -130,30 +130,34 @@ def demo(db: str) -> None:
         console.print(mem.context("What does Nadia study?", user_id=user, budget_tokens=120), markup=False)
 
 
+#: Messages per add when importing: one transaction and one consolidation for many sessions.
+IMPORT_BATCH = 2000
+
+
 def _ingest_rows(
     mem: Memory, rows: Iterable[tuple[str, str | None, dict[str, Any]]], progress: Progress | None = None,
     writer: str | None = None, source: str | None = None,
 ) -> int:
-    """Add (user, session, message) rows, one add per consecutive (user, session, agent) run."""
+    """Add (user, session, message) rows: one add per run of a user's rows, up to
+    ``IMPORT_BATCH`` messages, each message keeping its session (and agent)."""
     batch: list[dict[str, Any]] = []
-    key: tuple[str, str | None, str | None] | None = None
+    user: str | None = None
     count = 0
 
     def flush() -> None:
         nonlocal count
-        if batch and key is not None:
-            mem.add(batch, user_id=key[0], session_id=key[1], agent_id=key[2], writer=writer, source=source)
+        if batch and user is not None:
+            mem.add(batch, user_id=user, writer=writer, source=source)
             count += len(batch)
+            if progress is not None:
+                progress.advance(progress.task_ids[0], len(batch))
             batch.clear()
 
-    for user, session, msg in rows:
-        agent = msg.pop("agent_id", None)
-        if (user, session, agent) != key or len(batch) >= 500:
+    for who, session, msg in rows:
+        if who != user or len(batch) >= IMPORT_BATCH:
             flush()
-            key = (user, session, agent)
-        batch.append(msg)
-        if progress is not None:
-            progress.advance(progress.task_ids[0])
+            user = who
+        batch.append({**msg, "session_id": session} if session is not None else msg)
     flush()
     return count
 
@@ -816,12 +820,9 @@ def import_cmd(db: str, kind: str, path: str, user_id: str | None, limit: int | 
         convs = convs[:limit] if limit else convs
         total = sum(c.n_messages for c in convs)
         with progress_bar() as prog:
-            task = prog.add_task(f"importing {len(convs)} conversations", total=total)
-            for c in convs:
-                for s in c.sessions:
-                    if s.messages:
-                        mem.add(s.messages, user_id=c.user_id, session_id=s.id, writer=writer, source=source)
-                    prog.advance(task, len(s.messages))
+            prog.add_task(f"importing {len(convs)} conversations", total=total)
+            _ingest_rows(mem, ((c.user_id, s.id, m) for c in convs for s in c.sessions for m in s.messages), prog,
+                         writer=writer, source=source)
         err_console.print(f"imported {total} messages for {len(convs)} users into {db}")
         _report_held(mem.stats().quarantined - held_before)
 
