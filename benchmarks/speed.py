@@ -12,6 +12,8 @@ reused, under new session ids, to reach the larger sizes). Measures:
   the texts alone give from the process: ``Memory.analyses``); and again into a third scope with
   those analyses dropped first (a process that has not seen the texts, as after a restart);
 - the same messages sent again into that scope (a chat API resending its history): sightings;
+- warm ingest of the same sessions into a fourth scope as ``engramdb import`` adds a history:
+  2,000 messages per add, each naming its session;
 - ingest of each larger scope (vectors from the cache), with its rate per 10k turns; or, with
   ``--replicate``, the scope before copied over (1M: the 100k scope ten times, under new ids),
   and the first search of a fresh process, which builds its index;
@@ -89,6 +91,16 @@ def ingest(mem: Memory, user: str, msgs: list[dict], tag: str) -> float:
     t0 = time.perf_counter()
     for i in range(0, len(msgs), SESSION):
         mem.add(msgs[i : i + SESSION], user_id=user, session_id=f"{tag}-{i // SESSION}", timestamp="2024-01-01T00:00:00")
+    return time.perf_counter() - t0
+
+
+def ingest_history(mem: Memory, user: str, msgs: list[dict], tag: str, per_add: int = 2000) -> float:
+    """The same sessions as ``ingest``, in adds of ``per_add`` messages, each message naming its
+    session: how ``engramdb import`` adds a history."""
+    t0 = time.perf_counter()
+    for i in range(0, len(msgs), per_add):
+        batch = [{**m, "session_id": f"{tag}-{(i + j) // SESSION}"} for j, m in enumerate(msgs[i : i + per_add])]
+        mem.add(batch, user_id=user, timestamp="2024-01-01T00:00:00")
     return time.perf_counter() - t0
 
 
@@ -342,11 +354,13 @@ def main() -> None:
             cold = ingest(mem, "cold", first, "c")
             warm = ingest(mem, "warm", first, "w")
             again = ingest(mem, "warm", first, "w")  # the same messages sent again: sightings
+            history = ingest_history(mem, "warm-history", first, "h")  # as an import adds them
             mem.analyses.clear()
             unkept = ingest(mem, "warm-unkept", first, "u")
             report["cold_ingest_turns_per_s"] = round(len(first) / cold, 1)
             report["warm_ingest_turns_per_s"] = round(len(first) / warm, 1)
             report["resent_turns_per_s"] = round(len(first) / again, 1)
+            report["warm_ingest_history_turns_per_s"] = round(len(first) / history, 1)
             report["warm_ingest_analyses_not_kept_turns_per_s"] = round(len(first) / unkept, 1)
             # ingest turns/s against the model's whole-turn throughput; and the stricter share:
             # time to embed the same passages in one call / time to ingest them in 20-turn calls
