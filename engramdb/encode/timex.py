@@ -400,8 +400,8 @@ _CUE_STARTS = {name: literal_starts(cue) for name, cue in _CUES.items()}
 _RULE_STARTS = [literal_starts(pattern) for pattern, _, _ in _RULES]
 
 
-#: Every match of every rule whose cues the text has, rule by rule: (rule name, match).
-#: (rule, match, the sentence it is in), in the rules' order.
+#: Every match of every rule whose cues the text has, rule by rule: (rule name, match, the
+#: sentence it is in).
 Candidates = tuple[tuple[str, "re.Match[str]", str], ...]
 
 
